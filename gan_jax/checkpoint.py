@@ -1,0 +1,79 @@
+"""Checkpoints of the full training state, with Orbax (the only module importing it).
+
+A checkpoint directory holds one sub-directory per saved step with two items:
+`state` (the whole TrainState pytree) and `config` (the run's config as JSON).
+Saves are asynchronous: the arrays are copied off the devices, then written in
+the background while training continues. A step directory becomes visible
+only once completely written (Orbax writes to a temporary name and renames
+it), so a run killed mid-save resumes from the last complete checkpoint;
+leftover temporary directories are removed on the next start.
+"""
+
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import orbax.checkpoint as ocp
+
+PyTree = Any
+
+
+class Checkpointer:
+  """Saves and restores (state, config) under `directory`, keeping the newest `keep`."""
+
+  def __init__(self, directory: str, keep: int = 3, async_save: bool = True):
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep if keep > 0 else None,
+        create=True,
+        cleanup_tmp_directories=True,
+        enable_async_checkpointing=async_save,
+    )
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options, item_names=("state", "config"))
+
+  def latest_step(self) -> Optional[int]:
+    """The newest completely written step, or None."""
+    return self._manager.latest_step()
+
+  def all_steps(self):
+    """Every completely written step, oldest first."""
+    return sorted(self._manager.all_steps())
+
+  def save(self, step: int, state: PyTree, config: Dict[str, Any]) -> bool:
+    """Starts saving `state` and `config` as `step`; returns once the arrays are off the devices."""
+    return self._manager.save(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                config=ocp.args.JsonSave(config)),
+        force=True)
+
+  def restore(self, abstract: PyTree,
+              step: Optional[int] = None) -> Tuple[PyTree, Dict[str, Any], int]:
+    """(state, config, step) of `step` (default: the latest), laid out like `abstract`.
+
+    `abstract` has jax.ShapeDtypeStruct leaves whose `sharding` says where each
+    restored array goes.
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                config=ocp.args.JsonRestore()))
+    return restored["state"], restored["config"], step
+
+  def restore_config(self, step: Optional[int] = None) -> Dict[str, Any]:
+    """The config saved with `step` (default: the latest)."""
+    step = self.latest_step() if step is None else step
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return restored["config"]
+
+  def wait(self) -> None:
+    """Blocks until every started save is completely written."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Finishes pending saves and releases Orbax's resources."""
+    self._manager.close()

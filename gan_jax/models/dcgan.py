@@ -1,0 +1,85 @@
+"""DCGAN (Radford et al., 2016) generator and discriminator for square images.
+
+The generator projects z to a 4x4 feature map and doubles the resolution with
+stride-2 transposed convolutions (BatchNorm + ReLU, tanh output in [-1, 1]); the
+discriminator mirrors it with stride-2 convolutions (BatchNorm + LeakyReLU 0.2,
+none on the first layer) down to 4x4 and one 4x4 valid convolution to a single
+logit. Weights start from N(0, 0.02) and BatchNorm scales from N(1, 0.02), as in
+the paper. At 64x64 and width 64 this is the reference DCGAN-64.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_INIT = nn.initializers.normal(stddev=0.02)
+
+
+def _scale_init(key, shape, dtype=jnp.float32):
+  """BatchNorm scale ~ N(1, 0.02)."""
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def num_doublings(image_size: int) -> int:
+  """How many x2 resolution steps lie between 4x4 and `image_size` (a power of 2 >= 8)."""
+  n = int(round(math.log2(image_size))) - 2 if image_size > 0 else -1
+  if n < 1 or 4 * 2**n != image_size:
+    raise ValueError(
+        f"DCGAN needs an image size that is a power of two >= 8, got {image_size}")
+  return n
+
+
+def _batch_norm(train: bool) -> nn.BatchNorm:
+  # momentum 0.9 == PyTorch's BatchNorm momentum 0.1.
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                      epsilon=1e-5, scale_init=_scale_init)
+
+
+class Generator(nn.Module):
+  """z (batch, latent_dim) -> images (batch, size, size, channels) in [-1, 1]."""
+  image_size: int = 64
+  width: int = 64  # channels at the last hidden layer (ngf)
+  channels: int = 3
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    n = num_doublings(self.image_size)
+    ch = self.width * 2**(n - 1)
+    x = nn.Dense(4 * 4 * ch, use_bias=False, kernel_init=_INIT)(z)
+    x = x.reshape(z.shape[0], 4, 4, ch)
+    x = nn.relu(_batch_norm(train)(x))
+    for _ in range(n - 1):
+      ch //= 2
+      x = nn.ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME",
+                           use_bias=False, kernel_init=_INIT)(x)
+      x = nn.relu(_batch_norm(train)(x))
+    x = nn.ConvTranspose(self.channels, (4, 4), strides=(2, 2), padding="SAME",
+                         use_bias=False, kernel_init=_INIT)(x)
+    return jnp.tanh(x)
+
+
+class Discriminator(nn.Module):
+  """images (batch, size, size, channels) -> logits (batch,)."""
+  image_size: int = 64
+  width: int = 64  # channels at the first layer (ndf)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
+      raise ValueError(
+          f"discriminator built for {self.image_size}x{self.image_size} images, "
+          f"got {x.shape[1]}x{x.shape[2]}")
+    n = num_doublings(self.image_size)
+    ch = self.width
+    x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                use_bias=False, kernel_init=_INIT)(x)
+    x = nn.leaky_relu(x, 0.2)
+    for _ in range(n - 1):
+      ch *= 2
+      x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                  use_bias=False, kernel_init=_INIT)(x)
+      x = nn.leaky_relu(_batch_norm(train)(x), 0.2)
+    x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=_INIT)(x)
+    return x.reshape(x.shape[0])

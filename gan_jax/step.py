@@ -1,0 +1,143 @@
+"""The pure GAN train step: `d_steps` discriminator updates, then one generator update.
+
+`GANStep` is built once from the run's pieces (models, loss, optimizers, latent
+sampler, EMA settings) and is a pure function of (state, images); jit it with
+the state donated. Nothing here reads the config or does I/O, so swapping a
+loss, model or optimizer never touches this file.
+
+Randomness: iteration t uses k = fold_in(state.key, t); D update i draws z from
+fold_in(k, i) and the G update from fold_in(k, d_steps). A resumed run and an
+uninterrupted run therefore perform the same computation.
+
+Data parallelism: under `jax.jit` with the image batch sharded along the mesh's
+`data` axis and the state replicated, XLA runs one copy of this step per device
+on its slice of the batch and all-reduces the gradients (the mean over the
+global batch), which is pmap's data-parallel semantics. BatchNorm statistics are
+likewise computed over the global batch (synchronised BatchNorm), so the result
+does not depend on the number of devices (up to float summation order).
+"""
+
+import dataclasses
+from typing import Any, Dict, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax.latents import LatentSampler
+from gan_jax.losses import LossFn
+from gan_jax.state import TrainState
+
+Metrics = Dict[str, jax.Array]
+
+
+def images_to_float(images: jax.Array) -> jax.Array:
+  """uint8 images in [0, 255] -> float32 in [-1, 1]."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def apply_in_train_mode(module: nn.Module, params: Any, stats: Any,
+                        x: jax.Array) -> Tuple[jax.Array, Any]:
+  """`module` on `x` in train mode, and its BatchNorm statistics updated by this batch."""
+  if not stats:
+    return module.apply({"params": params}, x, train=True), stats
+  out, mutated = module.apply({"params": params, "batch_stats": stats}, x,
+                              train=True, mutable=["batch_stats"])
+  return out, mutated["batch_stats"]
+
+
+def ema_decay_at(step: jax.Array, decay: float, rampup: bool) -> jax.Array:
+  """EMA decay used after iteration `step`: min(decay, (1+t)/(10+t)) with ramp-up."""
+  decay = jnp.asarray(decay, jnp.float32)
+  if not rampup:
+    return decay
+  t = step.astype(jnp.float32)
+  return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+
+
+@dataclasses.dataclass(frozen=True)
+class GANStep:
+  """One training iteration as a pure function; see the module docstring."""
+  generator: nn.Module
+  discriminator: nn.Module
+  loss_fn: LossFn
+  g_tx: optax.GradientTransformation
+  d_tx: optax.GradientTransformation
+  sample_latent: LatentSampler
+  latent_dim: int
+  ema_decay: float = 0.999
+  ema_rampup: bool = True
+
+  def d_update(self, state: TrainState, real: jax.Array,
+               key: jax.Array) -> Tuple[TrainState, Metrics]:
+    """One discriminator update on `real` (float, [-1, 1]) and fresh fakes; G is untouched."""
+    z = self.sample_latent(key, (real.shape[0], self.latent_dim))
+    fake, _ = apply_in_train_mode(self.generator, state.g_params, state.g_stats, z)
+    fake = jax.lax.stop_gradient(fake)
+
+    def loss(d_params):
+      real_logits, stats = apply_in_train_mode(
+          self.discriminator, d_params, state.d_stats, real)
+      fake_logits, stats = apply_in_train_mode(
+          self.discriminator, d_params, stats, fake)
+      pair = self.loss_fn(real_logits, fake_logits)
+      return pair.d_loss, (stats, real_logits, fake_logits)
+
+    (d_loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(
+        loss, has_aux=True)(state.d_params)
+    updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
+    state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                          d_stats=stats, d_opt_state=opt_state)
+    return state, {
+        "d_loss": d_loss,
+        "d_real": jnp.mean(real_logits),
+        "d_fake": jnp.mean(fake_logits),
+        "d_grad_norm": optax.tree.norm(grads),
+    }
+
+  def g_update(self, state: TrainState, real: jax.Array,
+               key: jax.Array) -> Tuple[TrainState, Metrics]:
+    """One generator update (and its EMA) against the current D; D is untouched.
+
+    `real` is passed for losses whose G term looks at D(real) (relativistic
+    ones); for the others XLA removes that forward pass as dead code.
+    """
+    z = self.sample_latent(key, (real.shape[0], self.latent_dim))
+    real_logits, _ = apply_in_train_mode(
+        self.discriminator, state.d_params, state.d_stats, real)
+    real_logits = jax.lax.stop_gradient(real_logits)
+
+    def loss(g_params):
+      fake, g_stats = apply_in_train_mode(self.generator, g_params, state.g_stats, z)
+      fake_logits, _ = apply_in_train_mode(
+          self.discriminator, state.d_params, state.d_stats, fake)
+      return self.loss_fn(real_logits, fake_logits).g_loss, g_stats
+
+    (g_loss, g_stats), grads = jax.value_and_grad(loss, has_aux=True)(state.g_params)
+    updates, opt_state = self.g_tx.update(grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, updates)
+    decay = ema_decay_at(state.step, self.ema_decay, self.ema_rampup)
+    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
+                       state.ema_params, g_params)
+    state = state.replace(g_params=g_params, g_stats=g_stats,
+                          g_opt_state=opt_state, ema_params=ema)
+    return state, {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads)}
+
+  def __call__(self, state: TrainState, images: jax.Array) -> Tuple[TrainState, Metrics]:
+    """One iteration on uint8 `images` of shape (d_steps, batch, H, W, C).
+
+    Discriminator metrics are averaged over the D updates of the iteration.
+    """
+    real = images_to_float(images)
+    d_steps = real.shape[0]
+    key = jax.random.fold_in(state.key, state.step)
+    d_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(d_steps))
+
+    def d_body(s, inputs):
+      return self.d_update(s, *inputs)
+
+    state, d_metrics = jax.lax.scan(d_body, state, (real, d_keys))
+    d_metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
+    state, g_metrics = self.g_update(state, real[-1], jax.random.fold_in(key, d_steps))
+    return state.replace(step=state.step + 1), {**d_metrics, **g_metrics}

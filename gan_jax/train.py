@@ -1,0 +1,208 @@
+"""train_and_evaluate(config, workdir): the whole training run.
+
+Data flows one way: config -> data + models + optimizers -> jitted step ->
+checkpoints / metrics / samples. Re-running with the same workdir resumes from
+the newest complete checkpoint and continues exactly as if never stopped.
+"""
+
+import functools
+import json
+import math
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from absl import logging
+import jax
+import numpy as np
+
+from gan_jax import checkpoint as checkpoint_lib
+from gan_jax import data as data_lib
+from gan_jax import latents, losses, models, optim, parallel, sampling, writers
+from gan_jax.errors import ConfigError, NonFiniteError, UserError
+from gan_jax.state import TrainState, count_params, create_state
+from gan_jax.step import GANStep
+
+
+def validate_config(config) -> None:
+  """Raises ConfigError, naming the field and the valid choices, before anything is built."""
+  choices = [("model.name", config.model.name, models.MODELS),
+             ("model.latent_dist", config.model.latent_dist, latents.LATENTS),
+             ("loss.name", config.loss.name, losses.LOSSES),
+             ("optim.name", config.optim.name, optim.OPTIMIZERS)]
+  for field, name, registry in choices:
+    try:
+      registry.get(name)
+    except ValueError as e:
+      raise ConfigError(f"config.{field}: {e}") from None
+  positive = ["data.image_size", "model.latent_dim", "train.batch_size",
+              "train.d_steps", "log.every", "sample.every", "sample.num",
+              "checkpoint.every"]
+  for field in positive:
+    section, key = field.split(".")
+    if config[section][key] <= 0:
+      raise ConfigError(f"config.{field} must be positive, got {config[section][key]}")
+  if config.train.num_steps < 0:
+    raise ConfigError(f"config.train.num_steps must be >= 0, got {config.train.num_steps}")
+  if not 0.0 <= config.ema.decay < 1.0:
+    raise ConfigError(f"config.ema.decay must be in [0, 1), got {config.ema.decay}")
+  try:
+    models.build_models(config.model, config.data.image_size)
+  except ValueError as e:
+    raise ConfigError(f"config.data.image_size / config.model: {e}") from None
+
+
+def config_to_dict(config) -> Dict[str, Any]:
+  """The config as plain JSON-compatible data (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
+                       prefix: str = "") -> List[str]:
+  """'field: saved -> current' for every leaf that differs between two config dicts."""
+  out = []
+  for key in sorted(set(saved) | set(current)):
+    a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += config_differences(a, b, f"{prefix}{key}.")
+    elif a != b:
+      out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return out
+
+
+def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
+  """The pure train step for this config."""
+  return GANStep(
+      generator=generator, discriminator=discriminator,
+      loss_fn=losses.get_loss(config.loss.name),
+      g_tx=g_tx, d_tx=d_tx,
+      sample_latent=latents.get_latent_sampler(config.model.latent_dist),
+      latent_dim=config.model.latent_dim,
+      ema_decay=config.ema.decay, ema_rampup=config.ema.rampup)
+
+
+def first_non_finite(history: List[Tuple[int, Dict[str, Any]]]) -> Optional[Tuple[int, str, float]]:
+  """(step, metric, value) of the first NaN/Inf in host metrics history, or None."""
+  for step, metrics in history:
+    for name, value in metrics.items():
+      if not math.isfinite(float(value)):
+        return step, name, float(value)
+  return None
+
+
+def _is_due(step: int, every: int, last: int) -> bool:
+  return step % every == 0 or step == last
+
+
+def train_and_evaluate(config, workdir: str) -> TrainState:
+  """Trains the GAN `config` describes, writing everything to `workdir`; returns the final state."""
+  # ---------------------------------------------------------------- config --
+  validate_config(config)
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  config_dict = config_to_dict(config)
+  num_steps = config.train.num_steps
+
+  # --------------------------------------------------------------- devices --
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.train.batch_size, mesh)
+  replicated = parallel.replicated(mesh)
+  logging.info("devices: %d x %s", mesh.size, jax.devices()[0].device_kind)
+
+  # ------------------------------------------------------------------ data --
+  images, report = data_lib.load_images(
+      config.data.path, config.data.image_size, config.data.max_images)
+  logging.info("%s", report.summary())
+  feeder = data_lib.HostFeeder(
+      images, batch_size=config.train.batch_size, d_steps=config.train.d_steps,
+      seed=config.seed, sharding=parallel.batch_sharding(mesh, batch_axis=1))
+
+  # -------------------------------------------- models, optimizers, state --
+  generator, discriminator = models.build_models(config.model, config.data.image_size)
+  g_tx = optim.make_optimizer(config.optim, "g")
+  d_tx = optim.make_optimizer(config.optim, "d")
+  init = functools.partial(
+      create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
+      g_tx, d_tx, config.model.latent_dim, images.shape[1:])
+  abstract = jax.eval_shape(init)
+  shardings = jax.tree.map(lambda _: replicated, abstract)
+
+  # --------------------------------------------------------------- restore --
+  checkpointer = checkpoint_lib.Checkpointer(
+      os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
+  if checkpointer.latest_step() is None:
+    state = jax.jit(init, out_shardings=shardings)()
+    logging.info("new run in %s", workdir)
+  else:
+    saved_config = checkpointer.restore_config()
+    changes = config_differences(saved_config, config_dict)
+    abstract_on_devices = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    try:
+      state, _, restored_step = checkpointer.restore(abstract_on_devices)
+    except (ValueError, KeyError) as e:
+      raise UserError(
+          f"the checkpoint in {checkpointer.directory} does not fit this config "
+          f"(changed: {'; '.join(changes) or 'nothing'}): {e}. Resume with the "
+          "original config or start a new --workdir.") from e
+    logging.info("resumed from step %d in %s", restored_step, checkpointer.directory)
+    if changes:
+      logging.warning("config differs from the checkpoint's: %s", "; ".join(changes))
+  start = int(state.step)
+  logging.info("parameters: G %d, D %d", count_params(state.g_params), count_params(state.d_params))
+  if start >= num_steps:
+    logging.info("checkpoint is at step %d >= train.num_steps=%d: nothing to do", start, num_steps)
+    checkpointer.close()
+    return state
+
+  # --------------------------------------------------------------- compile --
+  step_fn = make_step(config, generator, discriminator, g_tx, d_tx)
+  train_step = jax.jit(step_fn, donate_argnums=0,
+                       out_shardings=(shardings, replicated)).lower(
+                           state, feeder.batch(start)).compile()
+  sample_z = jax.device_put(
+      sampling.fixed_latents(config.seed, config.sample.num, config.model.latent_dim,
+                             config.model.latent_dist), replicated)
+  sample_fn = jax.jit(lambda params, stats, z: sampling.to_uint8(
+      sampling.generate(generator, params, stats, z)))
+
+  # ------------------------------------------------------------------ loop --
+  writer = writers.RunWriter(workdir)
+  writer.jsonl.truncate_after(start)
+  progress = writers.Progress(num_steps, start, config.train.batch_size)
+  pending = []  # (step, metrics on device) not yet checked for NaN/Inf
+  try:
+    for step in range(start, num_steps):
+      state, metrics = train_step(state, feeder.batch(step))
+      done = step + 1
+      pending.append((done, metrics))
+      log_now = _is_due(done, config.log.every, num_steps)
+      save_now = _is_due(done, config.checkpoint.every, num_steps)
+      sample_now = _is_due(done, config.sample.every, num_steps)
+      if not (log_now or save_now or sample_now):
+        continue
+      # NaN guard: nothing is logged, sampled or saved past a non-finite value.
+      history, pending = jax.device_get(pending), []
+      bad = first_non_finite(history)
+      if bad is not None:
+        checkpointer.wait()
+        last_good = checkpointer.latest_step()
+        raise NonFiniteError(
+            f"{bad[1]} became {bad[2]} at step {bad[0]}; training stopped. The last "
+            f"good checkpoint (step {last_good}) is intact in {checkpointer.directory}: "
+            "rerunning resumes from it (lower the learning rates or change the loss first).")
+      if log_now:
+        scalars = {k: float(v) for k, v in history[-1][1].items()}
+        speed = progress.update(done, scalars)
+        writer.write_scalars(done, {**scalars, **speed})
+      if sample_now:
+        grid = np.asarray(sample_fn(state.ema_params, state.g_stats, sample_z))
+        writer.write_samples(done, grid)
+      if save_now:
+        checkpointer.save(done, state, config_dict)
+      writer.flush()
+  finally:
+    progress.close()
+    writer.close()
+    checkpointer.close()
+  logging.info("finished step %d; outputs in %s", num_steps, workdir)
+  return state

@@ -1,0 +1,90 @@
+"""DCGAN models, latent distributions and the model registry."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gan_jax import latents, models
+from gan_jax.models import dcgan
+from gan_jax.state import count_params, init_variables
+
+
+def model_config(g_width=64, d_width=64, name="dcgan"):
+  return ml_collections.ConfigDict(dict(name=name, g_width=g_width, d_width=d_width))
+
+
+def test_dcgan64_matches_the_reference_parameter_counts():
+  """The PyTorch DCGAN-64 (nz=100, ngf=ndf=64) has 3,576,704 G and 2,765,568 D parameters."""
+  g, d = models.build_models(model_config(), image_size=64)
+  g_params, g_stats = jax.eval_shape(
+      lambda: init_variables(g, jax.random.PRNGKey(0), jnp.zeros((1, 100))))
+  d_params, _ = jax.eval_shape(
+      lambda: init_variables(d, jax.random.PRNGKey(1), jnp.zeros((1, 64, 64, 3))))
+  assert count_params(g_params) == 3_576_704
+  assert count_params(d_params) == 2_765_568
+  assert set(g_stats) == {"BatchNorm_0", "BatchNorm_1", "BatchNorm_2", "BatchNorm_3"}
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64, 128])
+def test_shapes_at_every_size(size):
+  g, d = models.build_models(model_config(4, 4), image_size=size)
+
+  def forward():
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, 7))
+    images = g.apply(g.init(jax.random.PRNGKey(1), z, train=False), z, train=False)
+    return images, d.apply(d.init(jax.random.PRNGKey(2), images, train=False), images, train=False)
+
+  images, logits = jax.eval_shape(forward)
+  assert images.shape == (3, size, size, 3)
+  assert logits.shape == (3,)
+
+
+def test_generator_output_is_in_tanh_range():
+  g = dcgan.Generator(image_size=16, width=4)
+  z = 30.0 * jax.random.normal(jax.random.PRNGKey(0), (8, 5))  # large z: saturates tanh
+  images = jax.jit(lambda z: g.apply(g.init(jax.random.PRNGKey(1), z, train=False), z,
+                                     train=False))(z)
+  assert float(jnp.max(jnp.abs(images))) <= 1.0
+  assert float(jnp.std(images)) > 0.0
+
+
+@pytest.mark.parametrize("size", [0, 4, 12, 48, 100])
+def test_bad_image_sizes_are_refused(size):
+  with pytest.raises(ValueError, match="power of two"):
+    models.build_models(model_config(4, 4), image_size=size)
+
+
+def test_discriminator_refuses_the_wrong_image_size():
+  d = dcgan.Discriminator(image_size=16, width=4)
+  with pytest.raises(ValueError, match="built for 16x16"):
+    d.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)), train=False)
+
+
+def test_train_mode_batchnorm_updates_running_statistics():
+  g = dcgan.Generator(image_size=8, width=4)
+  z = jax.random.normal(jax.random.PRNGKey(0), (16, 5))
+  variables = g.init(jax.random.PRNGKey(1), z, train=False)
+  _, mutated = g.apply(variables, z, train=True, mutable=["batch_stats"])
+  before = jax.tree.leaves(variables["batch_stats"])
+  after = jax.tree.leaves(mutated["batch_stats"])
+  assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_unknown_model_lists_valid_names():
+  with pytest.raises(ValueError, match=r"unknown model 'dcgna'; choose from: dcgan"):
+    models.build_models(model_config(name="dcgna"), 64)
+
+
+def test_latent_distributions():
+  key = jax.random.PRNGKey(0)
+  gauss = latents.get_latent_sampler("gaussian")(key, (4096, 8))
+  uni = latents.get_latent_sampler("uniform")(key, (4096, 8))
+  assert gauss.shape == uni.shape == (4096, 8)
+  np.testing.assert_allclose(jnp.mean(gauss), 0.0, atol=0.03)
+  np.testing.assert_allclose(jnp.std(gauss), 1.0, atol=0.03)
+  assert float(uni.min()) >= -1.0 and float(uni.max()) <= 1.0
+  np.testing.assert_allclose(jnp.var(uni), 1.0 / 3.0, atol=0.02)  # Var U(-1, 1) = 1/3
+  with pytest.raises(ValueError, match="choose from: gaussian, uniform"):
+    latents.get_latent_sampler("normal")

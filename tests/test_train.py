@@ -1,0 +1,209 @@
+"""End-to-end runs: outputs, exact resume (also after SIGKILL), NaN guard, the CLI."""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+from PIL import Image
+import pytest
+
+from configs import anime
+from conftest import REPO
+from gan_jax import train
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.errors import NonFiniteError, UserError
+from test_checkpoint import abstract_of
+from test_step import same
+
+SPEED_KEYS = ("steps_per_sec", "images_per_sec")
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  return [{k: v for k, v in row.items() if k not in SPEED_KEYS} for row in rows]
+
+
+def read_events(path):
+  """Every Event in a TensorBoard file, parsed from the raw record format."""
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  events = []
+  with open(path, "rb") as f:
+    while header := f.read(12):
+      (length,) = struct.unpack("<Q", header[:8])
+      event = event_pb2.Event()
+      event.ParseFromString(f.read(length))
+      f.read(4)  # data crc
+      events.append(event)
+  return events
+
+
+def test_smoke_run_writes_checkpoint_samples_metrics_and_events(tmp_path, smoke_config):
+  workdir = str(tmp_path)
+  state = train.train_and_evaluate(smoke_config, workdir)
+  assert int(state.step) == 4
+  assert Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [2, 4]
+
+  rows = read_metrics(workdir)
+  assert [r["step"] for r in rows] == [1, 2, 3, 4]
+  assert {"d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"} <= set(rows[0])
+
+  grid = np.asarray(Image.open(os.path.join(workdir, "samples", "step_0000004.png")))
+  assert grid.shape == (4 * 18 + 2, 4 * 18 + 2, 3)  # 16 samples of 16x16, 2 px padding
+  tile = grid[2:18, 2:18]
+  assert tile.std() > 0  # an image, not the padding colour
+
+  (events_file,) = os.listdir(os.path.join(workdir, "tensorboard"))
+  events = read_events(os.path.join(workdir, "tensorboard", events_file))
+  assert events[0].file_version == "brain.Event:2"
+  tags = {(e.step, v.tag) for e in events for v in e.summary.value}
+  assert (4, "d_loss") in tags and (4, "samples") in tags and (1, "images_per_sec") in tags
+  d_loss_4 = [v.simple_value for e in events for v in e.summary.value
+              if e.step == 4 and v.tag == "d_loss"]
+  np.testing.assert_allclose(d_loss_4, [rows[-1]["d_loss"]], rtol=1e-6)
+  assert "tensorflow" not in sys.modules
+
+
+def test_resume_continues_exactly(tmp_path, smoke_config):
+  """N steps, restart, M more == N + M steps in one go: every array bit-identical."""
+  smoke_config.train.num_steps = 6
+  straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
+  smoke_config.train.num_steps = 3
+  train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  smoke_config.train.num_steps = 6
+  resumed = train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  assert int(resumed.step) == 6
+  assert same(straight, resumed)
+  assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
+
+
+def test_a_finished_run_does_nothing_when_rerun(tmp_path, smoke_config):
+  first = train.train_and_evaluate(smoke_config, str(tmp_path))
+  again = train.train_and_evaluate(smoke_config, str(tmp_path))
+  assert same(first, again)
+  assert len(read_metrics(tmp_path)) == 4
+
+
+def test_resuming_with_an_incompatible_config_says_what_changed(tmp_path, smoke_config):
+  smoke_config.train.num_steps = 2
+  train.train_and_evaluate(smoke_config, str(tmp_path))
+  smoke_config.model.g_width = 16
+  with pytest.raises(UserError, match=r"model.g_width: 8 -> 16.*new --workdir"):
+    train.train_and_evaluate(smoke_config, str(tmp_path))
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, smoke_config):
+  smoke_config.train.num_steps = 2
+  train.train_and_evaluate(smoke_config, str(tmp_path))
+  smoke_config.train.num_steps = 8
+  smoke_config.optim.d_lr = 1e30  # Adam moves every weight by ~1e30: outputs overflow
+  with pytest.raises(NonFiniteError) as e:
+    train.train_and_evaluate(smoke_config, str(tmp_path))
+  message = str(e.value)
+  assert "became" in message and "at step" in message and "step 2" in message
+  bad_step = int(message.split("at step ")[1].split(";")[0])
+  assert bad_step > 2
+  checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
+  last = checkpointer.latest_step()
+  assert last < bad_step
+  abstract = abstract_of(train_state_like(smoke_config))
+  state, _, _ = checkpointer.restore(abstract)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state))
+  assert all(r["step"] < bad_step for r in read_metrics(tmp_path))
+
+
+def train_state_like(config):
+  """A state with this config's structure (for restoring)."""
+  from test_step import tiny  # pylint: disable=g-import-not-at-top
+  del config
+  return tiny()[1]
+
+
+# ------------------------------------------------------------------ the CLI --
+
+def launch(*flags, env_devices=None, wait=True):
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  if env_devices:
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={env_devices}"
+  command = [sys.executable, os.path.join(REPO, "launch.py"), *flags]
+  if not wait:
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+  return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_override_changes_the_loss_and_nothing_else(tmp_path, face_data):
+  workdir = str(tmp_path)
+  result = launch("--config=configs/anime.py:smoke", f"--workdir={workdir}",
+                  f"--config.data.path={face_data}", "--config.train.num_steps=2",
+                  "--config.loss.name=hinge")
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = Checkpointer(os.path.join(workdir, "checkpoints")).restore_config()
+  reference = anime.get_config("smoke")
+  reference.data.path = face_data
+  reference.train.num_steps = 2
+  assert train.config_differences(train.config_to_dict(reference), saved) == [
+      "loss.name: 'non_saturating' -> 'hinge'"]
+
+
+def test_cli_rejects_an_unknown_loss_before_compiling(tmp_path, face_data):
+  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
+                  f"--config.data.path={face_data}", "--config.loss.name=hinj")
+  assert result.returncode == 1
+  assert ("error: config.loss.name: unknown loss 'hinj'; choose from: hinge, "
+          "least_squares, minimax, non_saturating, wasserstein") in result.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_cli_rejects_a_mistyped_field(tmp_path):
+  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
+                  "--config.loss.nmae=hinge")
+  assert result.returncode != 0
+  assert "nmae" in result.stderr and "Traceback" not in result.stderr[-500:]
+
+
+def test_cli_missing_data_says_where_it_looked(tmp_path):
+  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
+                  f"--config.data.path={tmp_path}/nowhere/*.zip")
+  assert result.returncode == 1
+  assert f"no training images found at '{tmp_path}/nowhere/*.zip'" in result.stderr
+  assert "--config.data.path" in result.stderr
+
+
+def test_sigkilled_run_resumes_exactly(tmp_path, face_data, smoke_config):
+  """Kill -9 a training process (preferably mid-save), resume: same as never killed."""
+  workdir = tmp_path / "killed"
+  ckpt_dir = workdir / "checkpoints"
+  flags = ["--config=configs/anime.py:smoke", f"--config.data.path={face_data}",
+           "--config.checkpoint.every=3", "--config.log.every=1000",
+           "--config.sample.every=1000"]
+  process = launch(*flags, f"--workdir={workdir}", "--config.train.num_steps=100000",
+                   env_devices=len(jax.devices()), wait=False)
+  deadline = time.time() + 240
+  try:
+    while time.time() < deadline and process.poll() is None:
+      names = os.listdir(ckpt_dir) if ckpt_dir.exists() else []
+      if "3" in names and any("tmp" in n for n in names):
+        break  # a later checkpoint is being written right now
+      time.sleep(0.002)
+  finally:
+    process.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate()
+  assert process.returncode == -signal.SIGKILL, stderr[-3000:]
+  last = Checkpointer(str(ckpt_dir)).latest_step()
+  assert last is not None and last >= 3, stderr[-3000:]
+
+  for name in ("checkpoint", "log", "sample"):
+    smoke_config[name].every = 3 if name == "checkpoint" else 1000
+  smoke_config.train.num_steps = last + 4
+  resumed = train.train_and_evaluate(smoke_config, str(workdir))
+  straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
+  assert int(resumed.step) == last + 4
+  assert same(straight, resumed)
