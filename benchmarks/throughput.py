@@ -12,6 +12,8 @@ ms per iteration and the compiled FLOPs per iteration from XLA's cost analysis.
 
 import functools
 import json
+import os
+import sys
 import time
 
 from absl import app
@@ -20,8 +22,9 @@ import jax
 import numpy as np
 from ml_collections import config_flags
 
-from gan_jax import models, optim, parallel, train
-from gan_jax.state import create_state
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_jax import models, optim, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax.state import create_state  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/anime.py", "Config to time.",
                                           lock_config=True)

@@ -1,5 +1,6 @@
 """DCGAN models, latent distributions and the model registry."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -88,3 +89,20 @@ def test_latent_distributions():
   np.testing.assert_allclose(jnp.var(uni), 1.0 / 3.0, atol=0.02)  # Var U(-1, 1) = 1/3
   with pytest.raises(ValueError, match="choose from: gaussian, uniform"):
     latents.get_latent_sampler("normal")
+
+
+def test_upconv_is_the_4x4_stride_2_transposed_convolution():
+  """Same kernel, same outputs and kernel gradients as nn.ConvTranspose(SAME)."""
+  from gan_jax.models.layers import UpConv  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 6))  # non-square, odd sizes
+  reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME", use_bias=False)
+  variables = reference.init(jax.random.PRNGKey(1), x)
+  ours = UpConv(4)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+  np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda module: lambda v: jnp.sum(jnp.sin(module.apply(v, x)))
+  np.testing.assert_allclose(jax.grad(loss(ours))(variables)["params"]["kernel"],
+                             jax.grad(loss(reference))(variables)["params"]["kernel"],
+                             rtol=1e-4, atol=1e-4)

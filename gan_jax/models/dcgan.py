@@ -1,7 +1,8 @@
 """DCGAN (Radford et al., 2016) generator and discriminator for square images.
 
 The generator projects z to a 4x4 feature map and doubles the resolution with
-stride-2 transposed convolutions (BatchNorm + ReLU, tanh output in [-1, 1]); the
+4x4 stride-2 transposed convolutions (layers.UpConv; BatchNorm + ReLU, tanh
+output in [-1, 1]); the
 discriminator mirrors it with stride-2 convolutions (BatchNorm + LeakyReLU 0.2,
 none on the first layer) down to 4x4 and one 4x4 valid convolution to a single
 logit. Weights start from N(0, 0.02) and BatchNorm scales from N(1, 0.02), as in
@@ -13,6 +14,8 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.models.layers import UpConv
 
 _INIT = nn.initializers.normal(stddev=0.02)
 
@@ -52,11 +55,9 @@ class Generator(nn.Module):
     x = nn.relu(_batch_norm(train)(x))
     for _ in range(n - 1):
       ch //= 2
-      x = nn.ConvTranspose(ch, (4, 4), strides=(2, 2), padding="SAME",
-                           use_bias=False, kernel_init=_INIT)(x)
+      x = UpConv(ch, kernel_init=_INIT)(x)
       x = nn.relu(_batch_norm(train)(x))
-    x = nn.ConvTranspose(self.channels, (4, 4), strides=(2, 2), padding="SAME",
-                         use_bias=False, kernel_init=_INIT)(x)
+    x = UpConv(self.channels, kernel_init=_INIT)(x)
     return jnp.tanh(x)
 
 
