@@ -18,14 +18,28 @@ the workdir: samples/step_*.png (a fixed-z grid from the EMA generator),
 metrics.jsonl, tensorboard/ and checkpoints/.
 """
 
+import glob
 import os
 
 import ml_collections
 
 # The project's copy of the faces, beside the repository (read in place).
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ANIME_FACES = os.path.normpath(
-    os.path.join(_REPO, "..", "shared", "data", "anime-faces", "*.zip"))
+ANIME_FACES_DIR = os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "anime-faces"))
+ANIME_FACES = os.path.join(ANIME_FACES_DIR, "*.zip")
+
+
+def default_source(tfds_dir: str = "") -> str:
+  """tfds:anime_faces once prepared (see gan_jax/data/anime_faces.py), else the zips.
+
+  Prepare it with:
+    python -m gan_jax.data.anime_faces --manual_dir=../shared/data/anime-faces
+  """
+  tfds_dir = tfds_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser(
+      "~/tensorflow_datasets")
+  if glob.glob(os.path.join(tfds_dir, "anime_faces", "64", "*", "dataset_info.json")):
+    return "tfds:anime_faces"
+  return "zip:" + ANIME_FACES
 
 
 def get_config(preset: str = "") -> ml_collections.ConfigDict:
@@ -34,9 +48,16 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.seed = 0  # everything random derives from this: init, batches, z
 
   config.data = ml_collections.ConfigDict()
-  config.data.path = ANIME_FACES  # a folder, a .zip, or a glob of them
-  config.data.image_size = 64     # images are centre-cropped and resized to this
-  config.data.max_images = 0      # use only the first N readable images (0: all)
+  config.data.source = default_source()  # tfds:NAME[:SPLIT] | folder:/path | zip:/glob | a path
+  config.data.tfds_dir = ""       # TFDS data dir ('': $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  config.data.image_size = 64     # images are cropped and resized to this
+  config.data.crop = "center"     # center: centre square crop | stretch: resize the whole image
+  config.data.max_upscale = 2.0   # skip (and count) images needing more enlargement than this
+  config.data.hflip = False       # random horizontal flips, drawn from (seed, step)
+  config.data.max_images = 0      # use only the first N usable images (0: all)
+  config.data.feed = "auto"       # device: dataset in device memory | host | auto: device if it fits
+  config.data.cache = True        # decode once; reuse the uint8 array on later runs
+  config.data.cache_dir = ""      # where ('': $XDG_CACHE_HOME/gan_jax or ~/.cache/gan_jax)
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "dcgan"           # architecture family (gan_jax.models.MODELS)

@@ -49,6 +49,14 @@ def validate_config(config) -> None:
     models.build_models(config.model, config.data.image_size)
   except ValueError as e:
     raise ConfigError(f"config.data.image_size / config.model: {e}") from None
+  try:
+    data_lib.sources.parse(config.data.source)
+    data_lib.ImagePolicy(config.data.image_size, config.data.crop, config.data.max_upscale)
+  except ValueError as e:
+    raise ConfigError(f"config.data: {e}") from None
+  if config.data.feed not in data_lib.feeding.FEEDS:
+    raise ConfigError(f"config.data.feed: unknown feed {config.data.feed!r}; choose from: "
+                      f"{', '.join(data_lib.feeding.FEEDS)}")
 
 
 def config_to_dict(config) -> Dict[str, Any]:
@@ -109,12 +117,16 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   logging.info("devices: %d x %s", mesh.size, jax.devices()[0].device_kind)
 
   # ------------------------------------------------------------------ data --
-  images, report = data_lib.load_images(
-      config.data.path, config.data.image_size, config.data.max_images)
+  policy = data_lib.ImagePolicy(size=config.data.image_size, crop=config.data.crop,
+                                max_upscale=config.data.max_upscale)
+  images, report = data_lib.load_source(
+      config.data.source, policy, config.data.max_images, use_cache=config.data.cache,
+      cache_dir=config.data.cache_dir or None, tfds_dir=config.data.tfds_dir)
   logging.info("%s", report.summary())
-  feeder = data_lib.HostFeeder(
-      images, batch_size=config.train.batch_size, d_steps=config.train.d_steps,
-      seed=config.seed, sharding=parallel.batch_sharding(mesh, batch_axis=1))
+  feeder = data_lib.make_feeder(
+      images, feed=config.data.feed, batch_size=config.train.batch_size,
+      d_steps=config.train.d_steps, seed=config.seed, mesh=mesh, hflip=config.data.hflip)
+  logging.info("feeding batches from %s memory", feeder.mode)
 
   # -------------------------------------------- models, optimizers, state --
   generator, discriminator = models.build_models(config.model, config.data.image_size)

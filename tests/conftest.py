@@ -47,9 +47,43 @@ def face_data(tmp_path_factory) -> str:
   return write_synthetic_faces(str(tmp_path_factory.mktemp("faces")))
 
 
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> str:
+  """A decode cache shared by the tests (never the user's ~/.cache)."""
+  return str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
-def smoke_config(face_data):
+def smoke_config(face_data, cache_dir):
   """configs/anime.py:smoke pointed at the test data."""
   config = anime.get_config("smoke")
-  config.data.path = face_data
+  config.data.source = face_data
+  config.data.cache_dir = cache_dir
   return config
+
+
+def write_anime_manual_dir(folder: str, count: int = 40) -> str:
+  """A miniature manual_dir for the anime_faces builder: one zip of <id>.jpg and tags.csv."""
+  import zipfile  # pylint: disable=g-import-not-at-top
+  images = write_synthetic_faces(os.path.join(folder, "png"), count=count, size=64)
+  os.makedirs(folder, exist_ok=True)
+  with zipfile.ZipFile(os.path.join(folder, "faces64-000.zip"), "w") as archive:
+    for i, name in enumerate(sorted(os.listdir(images))):
+      jpeg = os.path.join(folder, f"{i}.jpg")
+      Image.open(os.path.join(images, name)).convert("RGB").save(jpeg, quality=95)
+      archive.write(jpeg, f"{i}.jpg")
+      os.remove(jpeg)
+  with open(os.path.join(folder, "tags.csv"), "w") as f:
+    f.write("id,tags\n0,blonde long hair and purple eyes\n1,bicolored eyes\n"
+            "3,black brown short hair and blue red eyes\n20,long hair\n")
+  return folder
+
+
+@pytest.fixture(scope="session")
+def anime_tfds_dir(tmp_path_factory) -> str:
+  """A TFDS data dir holding anime_faces (config 64) prepared from a miniature manual_dir."""
+  from gan_jax.data import anime_faces  # pylint: disable=g-import-not-at-top
+  manual = write_anime_manual_dir(str(tmp_path_factory.mktemp("anime_manual")))
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  anime_faces.prepare(manual, data_dir)
+  return data_dir

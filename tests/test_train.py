@@ -70,8 +70,11 @@ def test_smoke_run_writes_checkpoint_samples_metrics_and_events(tmp_path, smoke_
   assert "tensorflow" not in sys.modules
 
 
-def test_resume_continues_exactly(tmp_path, smoke_config):
+@pytest.mark.parametrize("feed", ["host", "device"])
+def test_resume_continues_exactly(tmp_path, smoke_config, feed):
   """N steps, restart, M more == N + M steps in one go: every array bit-identical."""
+  smoke_config.data.feed = feed
+  smoke_config.data.hflip = True
   smoke_config.train.num_steps = 6
   straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
   smoke_config.train.num_steps = 3
@@ -81,6 +84,16 @@ def test_resume_continues_exactly(tmp_path, smoke_config):
   assert int(resumed.step) == 6
   assert same(straight, resumed)
   assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
+
+
+def test_trains_from_the_tfds_anime_faces(tmp_path, smoke_config, anime_tfds_dir):
+  smoke_config.data.source = "tfds:anime_faces"
+  smoke_config.data.tfds_dir = anime_tfds_dir
+  smoke_config.train.num_steps = 2
+  state = train.train_and_evaluate(smoke_config, str(tmp_path))
+  assert int(state.step) == 2
+  assert all(np.isfinite(r["d_loss"]) for r in read_metrics(tmp_path))
+  assert "tensorflow" not in sys.modules
 
 
 def test_a_finished_run_does_nothing_when_rerun(tmp_path, smoke_config):
@@ -130,6 +143,7 @@ def train_state_like(config):
 def launch(*flags, env_devices=None, wait=True):
   env = dict(os.environ)
   env.pop("XLA_FLAGS", None)
+  env["XDG_CACHE_HOME"] = os.path.join(REPO, ".pytest_cache", "xdg")  # not the user's cache
   if env_devices:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={env_devices}"
   command = [sys.executable, os.path.join(REPO, "launch.py"), *flags]
@@ -142,12 +156,12 @@ def launch(*flags, env_devices=None, wait=True):
 def test_cli_override_changes_the_loss_and_nothing_else(tmp_path, face_data):
   workdir = str(tmp_path)
   result = launch("--config=configs/anime.py:smoke", f"--workdir={workdir}",
-                  f"--config.data.path={face_data}", "--config.train.num_steps=2",
+                  f"--config.data.source={face_data}", "--config.train.num_steps=2",
                   "--config.loss.name=hinge")
   assert result.returncode == 0, result.stderr[-3000:]
   saved = Checkpointer(os.path.join(workdir, "checkpoints")).restore_config()
   reference = anime.get_config("smoke")
-  reference.data.path = face_data
+  reference.data.source = face_data
   reference.train.num_steps = 2
   assert train.config_differences(train.config_to_dict(reference), saved) == [
       "loss.name: 'non_saturating' -> 'hinge'"]
@@ -155,7 +169,7 @@ def test_cli_override_changes_the_loss_and_nothing_else(tmp_path, face_data):
 
 def test_cli_rejects_an_unknown_loss_before_compiling(tmp_path, face_data):
   result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
-                  f"--config.data.path={face_data}", "--config.loss.name=hinj")
+                  f"--config.data.source={face_data}", "--config.loss.name=hinj")
   assert result.returncode == 1
   assert ("error: config.loss.name: unknown loss 'hinj'; choose from: hinge, "
           "least_squares, minimax, non_saturating, wasserstein") in result.stderr
@@ -171,17 +185,17 @@ def test_cli_rejects_a_mistyped_field(tmp_path):
 
 def test_cli_missing_data_says_where_it_looked(tmp_path):
   result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
-                  f"--config.data.path={tmp_path}/nowhere/*.zip")
+                  f"--config.data.source={tmp_path}/nowhere/*.zip")
   assert result.returncode == 1
   assert f"no training images found at '{tmp_path}/nowhere/*.zip'" in result.stderr
-  assert "--config.data.path" in result.stderr
+  assert "--config.data.source" in result.stderr
 
 
 def test_sigkilled_run_resumes_exactly(tmp_path, face_data, smoke_config):
   """Kill -9 a training process (preferably mid-save), resume: same as never killed."""
   workdir = tmp_path / "killed"
   ckpt_dir = workdir / "checkpoints"
-  flags = ["--config=configs/anime.py:smoke", f"--config.data.path={face_data}",
+  flags = ["--config=configs/anime.py:smoke", f"--config.data.source={face_data}",
            "--config.checkpoint.every=3", "--config.log.every=1000",
            "--config.sample.every=1000"]
   process = launch(*flags, f"--workdir={workdir}", "--config.train.num_steps=100000",

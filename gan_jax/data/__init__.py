@@ -1,5 +1,6 @@
-"""Training data: image sources, batch selection and feeding."""
+"""Training data: sources (tfds, folder, zip), decoding, batch selection, feeding."""
 
-from gan_jax.data.feeding import HostFeeder
-from gan_jax.data.images import LoadReport, decode_image, list_images, load_images
+from gan_jax.data.feeding import DeviceFeeder, HostFeeder, make_feeder
+from gan_jax.data.images import ImagePolicy, LoadReport, decode_image, list_images, load_images
 from gan_jax.data.sampler import EpochSampler
+from gan_jax.data.sources import load_source, make_source

@@ -1,38 +1,116 @@
-"""Puts each iteration's image batch on the devices."""
+"""Puts each iteration's image batch on the devices: from host memory or from device memory.
+
+Both feeders give `batch(step)`: uint8 (d_steps, batch_size, H, W, C) split
+along the mesh's `data` axis, a pure function of (seed, step), so a resumed
+run sees exactly the batches an uninterrupted run would.
+
+  HostFeeder    the uint8 array stays on the host; each batch is gathered
+                there (EpochSampler) and transferred.
+  DeviceFeeder  the whole array lives on the devices, split along `data`;
+                each device draws its part of every batch from its own shard
+                (an on-device permutation per epoch, from (seed, device,
+                epoch)) and gathers it itself: no host work per step.
+`make_feeder` chooses by size unless told.
+"""
+
+from typing import Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from gan_jax import parallel
 from gan_jax.data.sampler import EpochSampler
+from gan_jax.errors import ConfigError
+
+FEEDS = ("auto", "device", "host")
+_FLIP_STREAM = 0x666C6970  # separates flip randomness from batch selection
 
 
 class HostFeeder:
-  """Batches gathered on the host from a uint8 array and sent to the devices.
+  """Batches gathered on the host from a uint8 array and sent to the devices."""
 
-  `batch(t)` is the (d_steps, batch_size, H, W, C) uint8 array of iteration t,
-  split over the mesh's `data` axis. Transfers are asynchronous, so the next
-  batch is gathered and sent while the devices run the current step.
-  """
+  mode = "host"
 
-  def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int,
-               seed: int, sharding: NamedSharding):
+  def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int, seed: int,
+               mesh: Mesh, hflip: bool = False):
     self.images = images
-    self.batch_size = batch_size
-    self.d_steps = d_steps
-    self.sharding = sharding
+    self.batch_size, self.d_steps, self.seed, self.hflip = batch_size, d_steps, seed, hflip
+    self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
     self.sampler = EpochSampler(len(images), seed)
-
-  @property
-  def examples_per_step(self) -> int:
-    return self.d_steps * self.batch_size
 
   def host_batch(self, step: int) -> np.ndarray:
     """Iteration `step`'s images on the host."""
-    n = self.examples_per_step
-    idx = self.sampler.indices(step * n, n)
-    return self.images[idx].reshape(self.d_steps, self.batch_size, *self.images.shape[1:])
+    n = self.d_steps * self.batch_size
+    batch = self.images[self.sampler.indices(step * n, n)]
+    if self.hflip:
+      flip = np.random.default_rng([self.seed, _FLIP_STREAM, step]).random(n) < 0.5
+      batch[flip] = batch[flip, :, ::-1]
+    return batch.reshape(self.d_steps, self.batch_size, *self.images.shape[1:])
 
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s images on the devices, split along `data`."""
     return jax.device_put(self.host_batch(step), self.sharding)
+
+
+class DeviceFeeder:
+  """The dataset in device memory, split along `data`; batches gathered on device."""
+
+  mode = "device"
+
+  def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int, seed: int,
+               mesh: Mesh, hflip: bool = False):
+    devices = mesh.shape[parallel.DATA_AXIS]
+    per_device = d_steps * batch_size // devices
+    self.num_local = len(images) // devices
+    self.num_dropped = len(images) - self.num_local * devices
+    if self.num_local < per_device:
+      raise ConfigError(
+          f"device feeding needs at least d_steps * batch_size = {d_steps * batch_size} "
+          f"images ({per_device} per device), got {len(images)}; use data.feed='host'")
+    if self.num_local * per_device >= 2**31:
+      raise ConfigError("dataset x batch too large for int32 stream positions; "
+                        "use data.feed='host'")
+    self.images = jax.device_put(np.asarray(images[:self.num_local * devices]),
+                                 NamedSharding(mesh, P(parallel.DATA_AXIS)))
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x64657669)
+    num_local, shape = self.num_local, images.shape[1:]
+
+    def local_batch(local_images, step):
+      device_key = jax.random.fold_in(key, jax.lax.axis_index(parallel.DATA_AXIS))
+      # Stream position step * per_device, split to stay inside int32.
+      laps, rest = jnp.divmod(step, num_local)
+      epoch = laps * per_device + (rest * per_device) // num_local
+      offsets = (rest * per_device) % num_local + jnp.arange(per_device)
+      wrapped = offsets >= num_local
+      permute = lambda e: jax.random.permutation(jax.random.fold_in(device_key, e), num_local)
+      index = jnp.where(wrapped, permute(epoch + 1)[offsets - wrapped * num_local],
+                        permute(epoch)[jnp.minimum(offsets, num_local - 1)])
+      batch = local_images[index]
+      if hflip:
+        flip_key = jax.random.fold_in(jax.random.fold_in(device_key, _FLIP_STREAM), step)
+        flip = jax.random.bernoulli(flip_key, 0.5, (per_device,))
+        batch = jnp.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
+      return batch.reshape(d_steps, per_device // d_steps, *shape)
+
+    self._gather = jax.jit(jax.shard_map(
+        local_batch, mesh=mesh, in_specs=(P(parallel.DATA_AXIS), P()),
+        out_specs=P(None, parallel.DATA_AXIS)))
+
+  def batch(self, step: int) -> jax.Array:
+    """Iteration `step`'s images, gathered on the devices."""
+    return self._gather(self.images, jnp.int32(step))
+
+
+def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int, seed: int,
+                mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0):
+  """A DeviceFeeder if `feed` is 'device' (or 'auto' and each device's shard fits in
+  `device_budget_gb`), else a HostFeeder."""
+  if feed not in FEEDS:
+    raise ConfigError(f"unknown data.feed {feed!r}; choose from: {', '.join(FEEDS)}")
+  if feed == "auto":
+    per_device_gb = images.nbytes / mesh.shape[parallel.DATA_AXIS] / 2**30
+    feed = "device" if per_device_gb <= device_budget_gb else "host"
+  cls = DeviceFeeder if feed == "device" else HostFeeder
+  return cls(images, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh, hflip=hflip)

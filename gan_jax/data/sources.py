@@ -1,0 +1,198 @@
+"""Training images by name: `tfds:NAME`, `folder:/path`, `zip:/path/*.zip`, or a bare path.
+
+  tfds:anime_faces            the project's TFDS dataset (gan_jax.data.anime_faces)
+  tfds:NAME[/CONFIG][:SPLIT]  any TFDS dataset already prepared in the data dir
+                              (split 'train' by default), read with tfds.data_source
+  folder:/path                every image below a folder
+  zip:/path/a.zip, zip:'/p/*.zip'   images in one zip or a glob of zips
+  /path or a glob             any of the above file forms, detected
+
+`load_source` decodes a source once under an ImagePolicy and caches the uint8
+array (and its load report) in a cache directory keyed by the source's
+contents and the policy, so later runs start without decoding.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import zipfile
+from typing import Callable, List, Optional, Tuple
+
+from absl import logging
+import numpy as np
+
+from gan_jax.data import images as images_lib
+from gan_jax.data.images import Entry, ImagePolicy, LoadReport
+from gan_jax.errors import DataError
+from gan_jax.registry import Registry
+
+_CACHE_FORMAT = 1  # bump when decoding changes, to invalidate old caches
+
+
+@dataclasses.dataclass
+class Source:
+  """Where images come from: (entries, ignored non-image names), and a content fingerprint."""
+  spec: str
+  entries: Callable[[], Tuple[List[Entry], List[str]]]
+  fingerprint: Callable[[], str]
+
+
+SOURCES: Registry[Callable[[str, dict], Source]] = Registry("data source scheme")
+
+
+def _stat_fingerprint(paths: List[str]) -> str:
+  """Names, sizes and modification times of files (and of everything below folders)."""
+  items = []
+  for path in paths:
+    if os.path.isdir(path):
+      for root, dirs, files in os.walk(path):
+        dirs.sort()
+        items += [os.path.join(root, f) for f in sorted(files)]
+    else:
+      items.append(path)
+  stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in items]
+  return hashlib.sha256(repr(stats).encode()).hexdigest()
+
+
+def _file_source(spec: str, location: str, check: Optional[Callable[[List[str]], None]] = None) -> Source:
+  paths = images_lib.expand(location)
+  if check is not None:
+    check(paths)
+  return Source(spec=spec, entries=lambda: images_lib.list_images(location),
+                fingerprint=lambda: _stat_fingerprint(paths))
+
+
+@SOURCES.register("folder")
+def folder_source(location: str, options: dict) -> Source:
+  """Every image file below a folder."""
+  del options
+
+  def check(paths):
+    if paths and not os.path.isdir(paths[0]):
+      raise DataError(f"folder:{location} is not a folder; use zip:{location} for a zip file")
+  return _file_source(f"folder:{location}", location, check)
+
+
+@SOURCES.register("zip")
+def zip_source(location: str, options: dict) -> Source:
+  """Images in a zip file or a glob of zip files."""
+  del options
+
+  def check(paths):
+    not_zips = [p for p in paths if not zipfile.is_zipfile(p)]
+    if not_zips:
+      raise DataError(f"zip:{location} matches files that are not zip archives: {not_zips[:3]}")
+  return _file_source(f"zip:{location}", location, check)
+
+
+@SOURCES.register("path")
+def path_source(location: str, options: dict) -> Source:
+  """A folder, a zip, an image file, or a glob of them (detected)."""
+  del options
+  return _file_source(location, location)
+
+
+@SOURCES.register("tfds")
+def tfds_source(location: str, options: dict) -> Source:
+  """The image feature of a prepared TFDS dataset, read without TensorFlow."""
+  match = re.fullmatch(r"([\w/.]+?)(?::(\w+))?", location)
+  if not match:
+    raise DataError(f"cannot parse tfds:{location}; expected tfds:NAME[/CONFIG][:SPLIT]")
+  name, split = match.group(1), match.group(2) or "train"
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  if name.split("/")[0] == "anime_faces":
+    from gan_jax.data import anime_faces  # pylint: disable=g-import-not-at-top,unused-import
+  data_dir = options.get("tfds_dir") or None
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise DataError(f"tfds:{name} is not a TFDS dataset name (see the TFDS catalog)") from None
+  if not builder.is_prepared():
+    how = ("python -m gan_jax.data.anime_faces --manual_dir=DIR_WITH_ZIPS_AND_TAGS"
+           + (f" --data_dir={data_dir}" if data_dir else "")
+           if name.split("/")[0] == "anime_faces" else
+           f"tfds build {name}" + (f" --data_dir={data_dir}" if data_dir else "")
+           + " (on a machine that can download it), then copy the data dir here")
+    raise DataError(f"tfds:{name} is not prepared in {builder.data_dir}. Prepare it with: {how}")
+  if split not in builder.info.splits:
+    raise DataError(f"tfds:{name} has no split {split!r}; choose from: "
+                    f"{', '.join(sorted(builder.info.splits))}")
+  image_keys = [k for k, f in builder.info.features.items()
+                if isinstance(f, tfds.features.Image)]
+  if not image_keys:
+    raise DataError(f"tfds:{name} has no image feature (features: "
+                    f"{', '.join(builder.info.features)})")
+  key = "image" if "image" in image_keys else image_keys[0]
+
+  def entries():
+    source = builder.as_data_source(split=split, decoders={key: tfds.decode.SkipDecoding()})
+    return [(f"{name}:{split}[{i}]", (lambda i=i: source[i][key]))
+            for i in range(len(source))], []
+
+  def fingerprint():
+    info = os.path.join(builder.data_dir, "dataset_info.json")
+    with open(info, "rb") as f:
+      return hashlib.sha256(f.read() + split.encode()).hexdigest()
+
+  return Source(spec=f"tfds:{location}", entries=entries, fingerprint=fingerprint)
+
+
+def parse(spec: str) -> Tuple[str, str]:
+  """'scheme:location' -> (scheme, location); a bare path -> ('path', spec)."""
+  scheme, sep, location = spec.partition(":")
+  if sep and re.fullmatch(r"[a-z]+", scheme):
+    SOURCES.get(scheme)  # unknown scheme: ValueError listing the valid ones
+    return scheme, location
+  return "path", spec
+
+
+def make_source(spec: str, **options) -> Source:
+  """The Source that `spec` names (see the module docstring)."""
+  scheme, location = parse(spec)
+  if not location:
+    raise DataError(f"data source {spec!r} names no location")
+  return SOURCES.get(scheme)(location, options)
+
+
+def default_cache_dir() -> str:
+  """$XDG_CACHE_HOME/gan_jax, or ~/.cache/gan_jax."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "gan_jax")
+
+
+def _cache_paths(cache_dir: str, source: Source, policy: ImagePolicy, max_images: int):
+  key = json.dumps([_CACHE_FORMAT, source.spec, source.fingerprint(),
+                    dataclasses.asdict(policy), max_images], sort_keys=True)
+  digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+  slug = re.sub(r"[^A-Za-z0-9]+", "_", source.spec).strip("_")[-48:]
+  stem = os.path.join(cache_dir, f"{slug}-{policy.size}px-{digest}")
+  return stem + ".npy", stem + ".json"
+
+
+def load_source(spec: str, policy: ImagePolicy, max_images: int = 0, *,
+                cache_dir: Optional[str] = None, use_cache: bool = True,
+                tfds_dir: str = "") -> Tuple[np.ndarray, LoadReport]:
+  """The usable images of `spec` as uint8 (N, size, size, 3), decoded once and cached."""
+  source = make_source(spec, tfds_dir=tfds_dir)
+  if not use_cache:
+    entries, ignored = source.entries()
+    return images_lib.decode_all(entries, policy, source.spec, max_images, ignored)
+  array_path, report_path = _cache_paths(cache_dir or default_cache_dir(), source, policy,
+                                         max_images)
+  if os.path.exists(array_path) and os.path.exists(report_path):
+    with open(report_path) as f:
+      report = LoadReport(**json.load(f))
+    report.skipped = [tuple(s) for s in report.skipped]
+    logging.info("using decoded images cached in %s", array_path)
+    return np.load(array_path, mmap_mode="r"), report
+  entries, ignored = source.entries()
+  array, report = images_lib.decode_all(entries, policy, source.spec, max_images, ignored)
+  os.makedirs(os.path.dirname(array_path), exist_ok=True)
+  for path, write in ((array_path, lambda f: np.save(f, array)),
+                      (report_path, lambda f: f.write(json.dumps(report.to_dict()).encode()))):
+    with open(path + ".tmp", "wb") as f:
+      write(f)
+    os.replace(path + ".tmp", path)
+  return array, report

@@ -1,0 +1,99 @@
+"""Batch selection from (seed, position) and the host / device feeders."""
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import parallel
+from gan_jax.data import DeviceFeeder, EpochSampler, HostFeeder, make_feeder
+from gan_jax.errors import ConfigError
+
+
+def numbered_images(n, size=2):
+  """Image i is filled with the value i (so a batch says which images it holds)."""
+  return np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, size, size, 3), np.uint8)
+
+
+def test_sampler_epochs_are_permutations():
+  sampler = EpochSampler(10, seed=3)
+  first, second = sampler.indices(0, 10), sampler.indices(10, 10)
+  assert sorted(first) == list(range(10)) and sorted(second) == list(range(10))
+  assert not np.array_equal(first, second)
+
+
+def test_sampler_is_a_pure_function_of_seed_and_position():
+  """Any slicing of the stream gives the same indices: what makes resume exact."""
+  whole = EpochSampler(7, seed=1).indices(0, 40)
+  pieces = np.concatenate([EpochSampler(7, seed=1).indices(s, 8) for s in range(0, 40, 8)])
+  np.testing.assert_array_equal(whole, pieces)
+  np.testing.assert_array_equal(EpochSampler(7, seed=1).indices(33, 5), whole[33:38])
+  assert not np.array_equal(EpochSampler(7, seed=2).indices(0, 40), whole)
+
+
+def test_host_feeder_batches():
+  images = numbered_images(20)
+  feeder = HostFeeder(images, batch_size=8, d_steps=2, seed=0, mesh=parallel.make_mesh())
+  batch = feeder.batch(3)
+  assert batch.shape == (2, 8, 2, 2, 3) and len(batch.sharding.device_set) == len(jax.devices())
+  expected = images[feeder.sampler.indices(3 * 16, 16)].reshape(2, 8, 2, 2, 3)
+  np.testing.assert_array_equal(np.asarray(batch), expected)
+
+
+def test_device_feeder_gives_each_device_its_own_shard_once_per_epoch():
+  """8 devices x 8 images each; batch 16 = 2 per device: an epoch is 4 steps."""
+  mesh = parallel.make_mesh()
+  assert mesh.size == 8
+  feeder = DeviceFeeder(numbered_images(64), batch_size=16, d_steps=1, seed=0, mesh=mesh)
+  assert len(feeder.images.sharding.device_set) == 8
+  epoch = np.stack([np.asarray(feeder.batch(s))[0, :, 0, 0, 0] for s in range(4)])  # (step, 16)
+  for device in range(8):
+    seen = epoch[:, 2 * device:2 * device + 2].ravel()
+    assert sorted(seen) == list(range(8 * device, 8 * device + 8))
+  next_epoch = np.stack([np.asarray(feeder.batch(s))[0, :, 0, 0, 0] for s in range(4, 8)])
+  assert sorted(next_epoch.ravel()) == list(range(64)) and not np.array_equal(epoch, next_epoch)
+
+
+def test_device_feeder_is_a_pure_function_of_step_and_crosses_epochs():
+  mesh = parallel.make_mesh()
+  a = DeviceFeeder(numbered_images(24 * 8), batch_size=64, d_steps=2, seed=5, mesh=mesh)
+  b = DeviceFeeder(numbered_images(24 * 8), batch_size=64, d_steps=2, seed=5, mesh=mesh)
+  assert a.batch(7).shape == (2, 64, 2, 2, 3)
+  for step in (0, 1, 7, 1000, 123456):  # 16 per device per step, 24 per shard: epochs wrap
+    np.testing.assert_array_equal(np.asarray(a.batch(step)), np.asarray(b.batch(step)))
+  # Steps 0, 1, 2 read stream positions 0..47 of device 0: exactly two epochs of its shard.
+  device0 = np.concatenate([np.asarray(a.batch(s))[:, :8, 0, 0, 0].ravel() for s in range(3)])
+  assert sorted(device0[:24]) == list(range(24)) and sorted(device0[24:]) == list(range(24))
+  assert not np.array_equal(np.asarray(a.batch(1)), np.asarray(a.batch(2)))
+
+
+def test_device_feeder_drops_the_remainder_and_refuses_tiny_sets():
+  mesh = parallel.make_mesh()
+  feeder = DeviceFeeder(numbered_images(67), batch_size=16, d_steps=1, seed=0, mesh=mesh)
+  assert feeder.num_dropped == 3 and feeder.num_local == 8
+  with pytest.raises(ConfigError, match="data.feed='host'"):
+    DeviceFeeder(numbered_images(40), batch_size=64, d_steps=1, seed=0, mesh=mesh)
+
+
+@pytest.mark.parametrize("cls", [HostFeeder, DeviceFeeder])
+def test_horizontal_flips(cls):
+  images = np.zeros((64, 2, 2, 3), np.uint8)
+  images[:, :, 0] = 255  # left column white
+  mesh = parallel.make_mesh()
+  plain = cls(images, batch_size=64, d_steps=1, seed=0, mesh=mesh, hflip=False)
+  assert (np.asarray(plain.batch(0))[..., 0, 0] == 255).all()
+  flipping = cls(images, batch_size=64, d_steps=1, seed=0, mesh=mesh, hflip=True)
+  batches = [np.asarray(flipping.batch(s)) for s in range(4)]
+  flipped = np.mean([(b[0, :, 0, 0, 0] == 0).mean() for b in batches])
+  assert 0.3 < flipped < 0.7  # about half
+  np.testing.assert_array_equal(batches[1], np.asarray(flipping.batch(1)))  # same step, same flips
+
+
+def test_auto_chooses_by_size():
+  mesh = parallel.make_mesh()
+  images = numbered_images(64)
+  kwargs = dict(batch_size=16, d_steps=1, seed=0, mesh=mesh)
+  assert make_feeder(images, feed="auto", **kwargs).mode == "device"
+  assert make_feeder(images, feed="auto", device_budget_gb=1e-9, **kwargs).mode == "host"
+  assert make_feeder(images, feed="host", **kwargs).mode == "host"
+  with pytest.raises(ConfigError, match="choose from: auto, device, host"):
+    make_feeder(images, feed="gpu", **kwargs)
