@@ -10,7 +10,6 @@ same jitted, state-donating step that training uses, after compilation and
 ms per iteration and the compiled FLOPs per iteration from XLA's cost analysis.
 """
 
-import functools
 import json
 import os
 import sys
@@ -23,8 +22,8 @@ import numpy as np
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import models, optim, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax.state import create_state  # pylint: disable=g-import-not-at-top,wrong-import-position
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/anime.py", "Config to time.",
                                           lock_config=True)
@@ -34,28 +33,9 @@ _WARMUP = flags.DEFINE_integer("warmup", 5, "Untimed iterations after compilatio
 
 def measure(config, iters: int, warmup: int) -> dict:
   """Throughput figures of `config`'s train step (see module docstring)."""
-  train.validate_config(config)
   mesh = parallel.make_mesh()
-  parallel.check_batch_size(config.train.batch_size, mesh)
-  replicated = parallel.replicated(mesh)
-  size = config.data.image_size
-  generator, discriminator = models.build_models(config.model, size)
-  g_tx, d_tx = optim.make_optimizer(config.optim, "g"), optim.make_optimizer(config.optim, "d")
-  init = functools.partial(create_state, jax.random.PRNGKey(config.seed), generator,
-                           discriminator, g_tx, d_tx, config.model.latent_dim, (size, size, 3))
-  shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init))
-  state = jax.jit(init, out_shardings=shardings)()
-  shape = (config.train.d_steps, config.train.batch_size, size, size, 3)
-  images = jax.device_put(np.random.default_rng(0).integers(0, 256, shape, np.uint8),
-                          parallel.batch_sharding(mesh, batch_axis=1))
-  step = train.make_step(config, generator, discriminator, g_tx, d_tx)
-  start = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=0, out_shardings=(shardings, replicated)).lower(
-      state, images).compile()
-  compile_s = time.perf_counter() - start
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  compiled, state, compile_s, flops = common.build(config, mesh)
+  images = common.random_batch(config, mesh)
   for _ in range(warmup):
     state, metrics = compiled(state, images)
   jax.block_until_ready(metrics)

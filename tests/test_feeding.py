@@ -97,3 +97,23 @@ def test_auto_chooses_by_size():
   assert make_feeder(images, feed="host", **kwargs).mode == "host"
   with pytest.raises(ConfigError, match="choose from: auto, device, host"):
     make_feeder(images, feed="gpu", **kwargs)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 1000, 4097])
+def test_permute_index_is_a_permutation(n):
+  from gan_jax.data.permutation import permute_index  # pylint: disable=g-import-not-at-top
+  image = np.asarray(permute_index(np.arange(n), jax.random.PRNGKey(n), n))
+  assert sorted(image.tolist()) == list(range(n))
+
+
+def test_permute_index_depends_on_the_key_and_looks_uniform():
+  from gan_jax.data.permutation import permute_index  # pylint: disable=g-import-not-at-top
+  n, trials = 10, 4000
+  first = jax.jit(jax.vmap(lambda k: permute_index(np.arange(n), k, n)[0]))(
+      jax.random.split(jax.random.PRNGKey(0), trials))
+  counts = np.bincount(np.asarray(first), minlength=n)
+  # Where index 0 lands, over 4000 keys: ~400 per slot. Chi-square with 9 dof: < 27.9 at p=0.001.
+  chi2 = ((counts - trials / n) ** 2 / (trials / n)).sum()
+  assert chi2 < 27.9, counts
+  with pytest.raises(ValueError):
+    permute_index(np.arange(1), jax.random.PRNGKey(0), 0)

@@ -8,8 +8,9 @@ run sees exactly the batches an uninterrupted run would.
                 there (EpochSampler) and transferred.
   DeviceFeeder  the whole array lives on the devices, split along `data`;
                 each device draws its part of every batch from its own shard
-                (an on-device permutation per epoch, from (seed, device,
-                epoch)) and gathers it itself: no host work per step.
+                (a keyed permutation per epoch from (seed, device, epoch),
+                evaluated per index: data/permutation.py) and gathers it
+                itself: no host work per step.
 `make_feeder` chooses by size unless told.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_jax import parallel
+from gan_jax.data.permutation import permute_index
 from gan_jax.data.sampler import EpochSampler
 from gan_jax.errors import ConfigError
 
@@ -84,9 +86,10 @@ class DeviceFeeder:
       epoch = laps * per_device + (rest * per_device) // num_local
       offsets = (rest * per_device) % num_local + jnp.arange(per_device)
       wrapped = offsets >= num_local
-      permute = lambda e: jax.random.permutation(jax.random.fold_in(device_key, e), num_local)
-      index = jnp.where(wrapped, permute(epoch + 1)[offsets - wrapped * num_local],
-                        permute(epoch)[jnp.minimum(offsets, num_local - 1)])
+      epochs = epoch + wrapped
+      index = jax.vmap(lambda offset, e: permute_index(
+          offset, jax.random.fold_in(device_key, e), num_local))(
+              offsets - wrapped * num_local, epochs)
       batch = local_images[index]
       if hflip:
         flip_key = jax.random.fold_in(jax.random.fold_in(device_key, _FLIP_STREAM), step)
