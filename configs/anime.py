@@ -55,7 +55,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data.max_upscale = 2.0   # skip (and count) images needing more enlargement than this
   config.data.hflip = False       # random horizontal flips, drawn from (seed, step)
   config.data.max_images = 0      # use only the first N usable images (0: all)
-  config.data.feed = "auto"       # device: dataset in device memory | host | auto: device if it fits
+  config.data.feed = "auto"       # device: decoded set in device memory | host: in host memory |
+                                  # stream: decode batches on the fly | auto: by size
+  config.data.prefetch = 4        # stream: batches decoded ahead (one thread each)
   config.data.cache = True        # decode once; reuse the uint8 array on later runs
   config.data.cache_dir = ""      # where ('': $XDG_CACHE_HOME/gan_jax or ~/.cache/gan_jax)
 

@@ -51,12 +51,12 @@ def validate_config(config) -> None:
     raise ConfigError(f"config.data.image_size / config.model: {e}") from None
   try:
     data_lib.sources.parse(config.data.source)
-    data_lib.ImagePolicy(config.data.image_size, config.data.crop, config.data.max_upscale)
+    data_lib.policy_of(config.data)
   except ValueError as e:
     raise ConfigError(f"config.data: {e}") from None
-  if config.data.feed not in data_lib.feeding.FEEDS:
+  if config.data.feed not in data_lib.FEEDS:
     raise ConfigError(f"config.data.feed: unknown feed {config.data.feed!r}; choose from: "
-                      f"{', '.join(data_lib.feeding.FEEDS)}")
+                      f"{', '.join(data_lib.FEEDS)}")
 
 
 def config_to_dict(config) -> Dict[str, Any]:
@@ -117,16 +117,11 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   logging.info("devices: %d x %s", mesh.size, jax.devices()[0].device_kind)
 
   # ------------------------------------------------------------------ data --
-  policy = data_lib.ImagePolicy(size=config.data.image_size, crop=config.data.crop,
-                                max_upscale=config.data.max_upscale)
-  images, report = data_lib.load_source(
-      config.data.source, policy, config.data.max_images, use_cache=config.data.cache,
-      cache_dir=config.data.cache_dir or None, tfds_dir=config.data.tfds_dir)
-  logging.info("%s", report.summary())
-  feeder = data_lib.make_feeder(
-      images, feed=config.data.feed, batch_size=config.train.batch_size,
-      d_steps=config.train.d_steps, seed=config.seed, mesh=mesh, hflip=config.data.hflip)
-  logging.info("feeding batches from %s memory", feeder.mode)
+  feeder, data_summary = data_lib.make_pipeline(
+      config.data, batch_size=config.train.batch_size, d_steps=config.train.d_steps,
+      seed=config.seed, mesh=mesh)
+  logging.info("%s", data_summary)
+  image_shape = (config.data.image_size, config.data.image_size, 3)
 
   # -------------------------------------------- models, optimizers, state --
   generator, discriminator = models.build_models(config.model, config.data.image_size)
@@ -134,7 +129,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   d_tx = optim.make_optimizer(config.optim, "d")
   init = functools.partial(
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
-      g_tx, d_tx, config.model.latent_dim, images.shape[1:])
+      g_tx, d_tx, config.model.latent_dim, image_shape)
   abstract = jax.eval_shape(init)
   shardings = jax.tree.map(lambda _: replicated, abstract)
 
@@ -164,13 +159,16 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   if start >= num_steps:
     logging.info("checkpoint is at step %d >= train.num_steps=%d: nothing to do", start, num_steps)
     checkpointer.close()
+    feeder.close()
     return state
 
   # --------------------------------------------------------------- compile --
   step_fn = make_step(config, generator, discriminator, g_tx, d_tx)
+  batch_spec = jax.ShapeDtypeStruct(
+      (config.train.d_steps, config.train.batch_size, *image_shape), np.uint8,
+      sharding=parallel.batch_sharding(mesh, batch_axis=1))
   train_step = jax.jit(step_fn, donate_argnums=0,
-                       out_shardings=(shardings, replicated)).lower(
-                           state, feeder.batch(start)).compile()
+                       out_shardings=(shardings, replicated)).lower(state, batch_spec).compile()
   sample_z = jax.device_put(
       sampling.fixed_latents(config.seed, config.sample.num, config.model.latent_dim,
                              config.model.latent_dist), replicated)
@@ -216,5 +214,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     progress.close()
     writer.close()
     checkpointer.close()
+    feeder.close()
+  if getattr(feeder, "skipped_counts", None) and feeder.skipped_counts():
+    logging.warning("streaming replaced unusable images: %s (e.g. %s)",
+                    feeder.skipped_counts(), feeder.skipped()[0])
   logging.info("finished step %d; outputs in %s", num_steps, workdir)
   return state

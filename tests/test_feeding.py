@@ -99,6 +99,29 @@ def test_auto_chooses_by_size():
     make_feeder(images, feed="gpu", **kwargs)
 
 
+def test_pipeline_feed_modes(tmp_path, monkeypatch):
+  from conftest import write_synthetic_faces  # pylint: disable=g-import-not-at-top
+  from configs import anime  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import pipeline  # pylint: disable=g-import-not-at-top
+  config = anime.get_config("smoke")
+  config.data.source = write_synthetic_faces(str(tmp_path / "faces"), count=32, size=16)
+  config.data.cache_dir = str(tmp_path / "cache")
+  kwargs = dict(batch_size=16, d_steps=1, seed=0, mesh=parallel.make_mesh())
+  for feed, mode in (("auto", "device"), ("device", "device"), ("host", "host"),
+                     ("stream", "stream")):
+    config.data.feed = feed
+    feeder, summary = pipeline.make_pipeline(config.data, **kwargs)
+    assert feeder.mode == mode, feed
+    assert ("streaming 32 images" in summary) == (mode == "stream")
+    feeder.close()
+  monkeypatch.setattr(pipeline, "HOST_BUDGET_GB", 1e-9)  # "too large to decode"
+  config.data.feed = "auto"
+  assert pipeline.make_pipeline(config.data, **kwargs)[0].mode == "stream"
+  config.data.feed = "tape"
+  with pytest.raises(ConfigError, match="choose from: auto, device, host, stream"):
+    pipeline.make_pipeline(config.data, **kwargs)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 1000, 4097])
 def test_permute_index_is_a_permutation(n):
   from gan_jax.data.permutation import permute_index  # pylint: disable=g-import-not-at-top
@@ -117,3 +140,41 @@ def test_permute_index_depends_on_the_key_and_looks_uniform():
   assert chi2 < 27.9, counts
   with pytest.raises(ValueError):
     permute_index(np.arange(1), jax.random.PRNGKey(0), 0)
+
+
+def test_stream_feeder_gives_the_host_feeders_batches(tmp_path):
+  """On clean data streaming and host feeding read the same (seed, step) stream."""
+  from conftest import write_synthetic_faces  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import ImagePolicy, StreamFeeder, list_images, load_images  # pylint: disable=g-import-not-at-top
+  folder = write_synthetic_faces(str(tmp_path), count=24, size=8)
+  policy = ImagePolicy(8)
+  images, _ = load_images(folder, policy)
+  entries, _ = list_images(folder)
+  kwargs = dict(batch_size=16, d_steps=2, seed=3, mesh=parallel.make_mesh(), hflip=True)
+  host = HostFeeder(images, **kwargs)
+  stream = StreamFeeder(entries, policy, prefetch=3, **kwargs)
+  for step in (0, 1, 2, 7, 3):  # out of order too: a resume starts anywhere
+    np.testing.assert_array_equal(np.asarray(stream.batch(step)), np.asarray(host.batch(step)))
+  stream.close()
+
+
+def test_stream_feeder_replaces_unusable_images_deterministically(tmp_path):
+  from conftest import write_synthetic_faces  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import ImagePolicy, StreamFeeder, list_images  # pylint: disable=g-import-not-at-top
+  folder = write_synthetic_faces(str(tmp_path), count=8, size=8)
+  (tmp_path / "0003.png").write_bytes(b"broken")
+  entries, _ = list_images(folder)
+  kwargs = dict(batch_size=8, d_steps=1, seed=0, mesh=parallel.make_mesh())
+  a = StreamFeeder(entries, ImagePolicy(8), **kwargs)
+  b = StreamFeeder(entries, ImagePolicy(8), prefetch=1, **kwargs)
+  batches = [np.asarray(a.batch(s)) for s in range(3)]
+  for s in (2, 0, 1):
+    np.testing.assert_array_equal(np.asarray(b.batch(s)), batches[s])
+  assert a.skipped_counts() == {"unreadable": 1}
+  assert a.skipped()[0][0].endswith("0003.png")
+  # The broken image's slot holds its successor, 0004.png: it appears twice per epoch.
+  epoch = batches[0][0]
+  counts = [sum((img == ref).all() for img in epoch) for ref in epoch]
+  assert sorted(counts) == [1] * 6 + [2, 2]
+  a.close()
+  b.close()

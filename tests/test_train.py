@@ -70,7 +70,7 @@ def test_smoke_run_writes_checkpoint_samples_metrics_and_events(tmp_path, smoke_
   assert "tensorflow" not in sys.modules
 
 
-@pytest.mark.parametrize("feed", ["host", "device"])
+@pytest.mark.parametrize("feed", ["host", "device", "stream"])
 def test_resume_continues_exactly(tmp_path, smoke_config, feed):
   """N steps, restart, M more == N + M steps in one go: every array bit-identical."""
   smoke_config.data.feed = feed
@@ -221,3 +221,13 @@ def test_sigkilled_run_resumes_exactly(tmp_path, face_data, smoke_config):
   straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
   assert int(resumed.step) == last + 4
   assert same(straight, resumed)
+
+
+def test_a_folder_of_your_own_pngs_trains_with_one_flag(tmp_path, cache_dir):
+  from conftest import write_synthetic_faces  # pylint: disable=g-import-not-at-top
+  folder = write_synthetic_faces(str(tmp_path / "my pngs"), count=20, size=40)
+  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path / 'run'}",
+                  f"--config.data.source=folder:{folder}", "--config.train.num_steps=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"loaded 20 images from folder:{folder}" in result.stderr
+  assert os.path.exists(tmp_path / "run" / "samples" / "step_0000002.png")

@@ -2,5 +2,7 @@
 
 from gan_jax.data.feeding import DeviceFeeder, HostFeeder, make_feeder
 from gan_jax.data.images import ImagePolicy, LoadReport, decode_image, list_images, load_images
+from gan_jax.data.pipeline import FEEDS, make_pipeline, policy_of
 from gan_jax.data.sampler import EpochSampler
-from gan_jax.data.sources import load_source, make_source
+from gan_jax.data.sources import decode_source, load_source, make_source
+from gan_jax.data.streaming import StreamFeeder

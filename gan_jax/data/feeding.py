@@ -11,7 +11,8 @@ run sees exactly the batches an uninterrupted run would.
                 (a keyed permutation per epoch from (seed, device, epoch),
                 evaluated per index: data/permutation.py) and gathers it
                 itself: no host work per step.
-`make_feeder` chooses by size unless told.
+`make_feeder` chooses by size unless told. For datasets too large to decode
+into memory, see streaming.StreamFeeder.
 """
 
 from typing import Optional
@@ -26,8 +27,12 @@ from gan_jax.data.permutation import permute_index
 from gan_jax.data.sampler import EpochSampler
 from gan_jax.errors import ConfigError
 
-FEEDS = ("auto", "device", "host")
 _FLIP_STREAM = 0x666C6970  # separates flip randomness from batch selection
+
+
+def host_flips(seed: int, step: int, count: int) -> np.ndarray:
+  """Which of iteration `step`'s `count` images are mirrored (hflip on the host)."""
+  return np.random.default_rng([seed, _FLIP_STREAM, step]).random(count) < 0.5
 
 
 class HostFeeder:
@@ -47,13 +52,16 @@ class HostFeeder:
     n = self.d_steps * self.batch_size
     batch = self.images[self.sampler.indices(step * n, n)]
     if self.hflip:
-      flip = np.random.default_rng([self.seed, _FLIP_STREAM, step]).random(n) < 0.5
+      flip = host_flips(self.seed, step, n)
       batch[flip] = batch[flip, :, ::-1]
     return batch.reshape(self.d_steps, self.batch_size, *self.images.shape[1:])
 
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s images on the devices, split along `data`."""
     return jax.device_put(self.host_batch(step), self.sharding)
+
+  def close(self) -> None:
+    """Nothing to release."""
 
 
 class DeviceFeeder:
@@ -105,13 +113,17 @@ class DeviceFeeder:
     """Iteration `step`'s images, gathered on the devices."""
     return self._gather(self.images, jnp.int32(step))
 
+  def close(self) -> None:
+    """Nothing to release (the arrays go with the feeder)."""
+
 
 def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int, seed: int,
                 mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0):
   """A DeviceFeeder if `feed` is 'device' (or 'auto' and each device's shard fits in
-  `device_budget_gb`), else a HostFeeder."""
-  if feed not in FEEDS:
-    raise ConfigError(f"unknown data.feed {feed!r}; choose from: {', '.join(FEEDS)}")
+  `device_budget_gb`), else a HostFeeder ('host')."""
+  if feed not in ("auto", "device", "host"):
+    raise ConfigError(f"unknown feed {feed!r} for an in-memory array; choose from: "
+                      "auto, device, host")
   if feed == "auto":
     per_device_gb = images.nbytes / mesh.shape[parallel.DATA_AXIS] / 2**30
     feed = "device" if per_device_gb <= device_budget_gb else "host"

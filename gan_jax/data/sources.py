@@ -33,10 +33,17 @@ _CACHE_FORMAT = 1  # bump when decoding changes, to invalidate old caches
 
 @dataclasses.dataclass
 class Source:
-  """Where images come from: (entries, ignored non-image names), and a content fingerprint."""
+  """Where images come from: their listing and a fingerprint of their contents."""
   spec: str
-  entries: Callable[[], Tuple[List[Entry], List[str]]]
+  list_entries: Callable[[], Tuple[List[Entry], List[str]]]
   fingerprint: Callable[[], str]
+  _listing: Optional[Tuple[List[Entry], List[str]]] = None
+
+  def entries(self) -> Tuple[List[Entry], List[str]]:
+    """(image entries, names of non-image files passed over); listed once."""
+    if self._listing is None:
+      self._listing = self.list_entries()
+    return self._listing
 
 
 SOURCES: Registry[Callable[[str, dict], Source]] = Registry("data source scheme")
@@ -60,7 +67,7 @@ def _file_source(spec: str, location: str, check: Optional[Callable[[List[str]],
   paths = images_lib.expand(location)
   if check is not None:
     check(paths)
-  return Source(spec=spec, entries=lambda: images_lib.list_images(location),
+  return Source(spec=spec, list_entries=lambda: images_lib.list_images(location),
                 fingerprint=lambda: _stat_fingerprint(paths))
 
 
@@ -136,7 +143,7 @@ def tfds_source(location: str, options: dict) -> Source:
     with open(info, "rb") as f:
       return hashlib.sha256(f.read() + split.encode()).hexdigest()
 
-  return Source(spec=f"tfds:{location}", entries=entries, fingerprint=fingerprint)
+  return Source(spec=f"tfds:{location}", list_entries=entries, fingerprint=fingerprint)
 
 
 def parse(spec: str) -> Tuple[str, str]:
@@ -171,11 +178,10 @@ def _cache_paths(cache_dir: str, source: Source, policy: ImagePolicy, max_images
   return stem + ".npy", stem + ".json"
 
 
-def load_source(spec: str, policy: ImagePolicy, max_images: int = 0, *,
-                cache_dir: Optional[str] = None, use_cache: bool = True,
-                tfds_dir: str = "") -> Tuple[np.ndarray, LoadReport]:
-  """The usable images of `spec` as uint8 (N, size, size, 3), decoded once and cached."""
-  source = make_source(spec, tfds_dir=tfds_dir)
+def decode_source(source: Source, policy: ImagePolicy, max_images: int = 0, *,
+                  cache_dir: Optional[str] = None,
+                  use_cache: bool = True) -> Tuple[np.ndarray, LoadReport]:
+  """The usable images of `source` as uint8 (N, size, size, 3), decoded once and cached."""
   if not use_cache:
     entries, ignored = source.entries()
     return images_lib.decode_all(entries, policy, source.spec, max_images, ignored)
@@ -196,3 +202,11 @@ def load_source(spec: str, policy: ImagePolicy, max_images: int = 0, *,
       write(f)
     os.replace(path + ".tmp", path)
   return array, report
+
+
+def load_source(spec: str, policy: ImagePolicy, max_images: int = 0, *,
+                cache_dir: Optional[str] = None, use_cache: bool = True,
+                tfds_dir: str = "") -> Tuple[np.ndarray, LoadReport]:
+  """The usable images of the source `spec` names (see decode_source)."""
+  return decode_source(make_source(spec, tfds_dir=tfds_dir), policy, max_images,
+                       cache_dir=cache_dir, use_cache=use_cache)
