@@ -6,7 +6,7 @@ Prints one JSON line per measurement:
   prepare       anime_faces TFDS preparation from the manual dir (images/s)
   decode        load_source of the zips and of tfds:anime_faces, uncached
                 (images/s), and the cached reload (s)
-  feed          for each feeding mode: ms per `batch(step)` alone, ms per
+  feed          for each feeding mode (host, device, stream): ms per `batch(step)` alone, ms per
                 train step on a fixed batch, ms per step fed by the feeder,
                 and the overhead feeding adds to the step (%)
 """
@@ -34,6 +34,7 @@ _MANUAL_DIR = flags.DEFINE_string("manual_dir", "../shared/data/anime-faces",
                                   "anime_faces zips + tags.csv.")
 _ITERS = flags.DEFINE_integer("iters", 20, "Timed train steps per feeding mode.")
 _FEED_ITERS = flags.DEFINE_integer("feed_iters", 200, "Timed batch(step) calls per mode.")
+_SKIP_PREPARE = flags.DEFINE_bool("skip_prepare", False, "Only measure feeding.")
 
 
 def _timed(fn):
@@ -61,15 +62,16 @@ def measure_prepare_and_decode(manual_dir: str, policy, workdir: str) -> list:
   return rows
 
 
-def measure_feeding(config, images, iters: int, feed_iters: int) -> list:
+def measure_feeding(config, iters: int, feed_iters: int) -> list:
+  """Feed cost of each mode, through the same pipeline training uses."""
   mesh = parallel.make_mesh()
   compiled, state, _, _ = common.build(config, mesh)
   fixed = common.random_batch(config, mesh)
   rows = []
-  for mode in ("host", "device"):
-    feeder = data_lib.make_feeder(images, feed=mode, batch_size=config.train.batch_size,
-                                  d_steps=config.train.d_steps, seed=0, mesh=mesh,
-                                  hflip=config.data.hflip)
+  for mode in ("host", "device", "stream"):
+    config.data.feed = mode
+    feeder, _ = data_lib.make_pipeline(config.data, batch_size=config.train.batch_size,
+                                       d_steps=config.train.d_steps, seed=0, mesh=mesh)
     jax.block_until_ready(feeder.batch(0))
     _, feed_s = _timed(lambda: jax.block_until_ready([feeder.batch(s) for s in range(feed_iters)]))
     for _ in range(2):  # warm up
@@ -92,6 +94,7 @@ def measure_feeding(config, images, iters: int, feed_iters: int) -> list:
         "feed_overhead_pct": round(100 * (fed_s - fixed_s) / fixed_s, 2),
         "device": f"{mesh.size} x {jax.devices()[0].device_kind}",
     })
+    feeder.close()
   return rows
 
 
@@ -100,12 +103,13 @@ def main(argv):
   config = _CONFIG.value
   policy = data_lib.ImagePolicy(config.data.image_size, config.data.crop, config.data.max_upscale)
   with tempfile.TemporaryDirectory() as workdir:
-    rows = measure_prepare_and_decode(os.path.expanduser(_MANUAL_DIR.value), policy, workdir)
+    rows = [] if _SKIP_PREPARE.value else measure_prepare_and_decode(
+        os.path.expanduser(_MANUAL_DIR.value), policy, workdir)
     for row in rows:
       print(json.dumps(row), flush=True)
-    images, _ = data_lib.load_source(f"zip:{_MANUAL_DIR.value}/*.zip", policy,
-                                     cache_dir=os.path.join(workdir, "cache"))
-    for row in measure_feeding(config, images, _ITERS.value, _FEED_ITERS.value):
+    config.data.source = f"zip:{_MANUAL_DIR.value}/*.zip"
+    config.data.cache_dir = os.path.join(workdir, "cache")
+    for row in measure_feeding(config, _ITERS.value, _FEED_ITERS.value):
       print(json.dumps(row), flush=True)
 
 
