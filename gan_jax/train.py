@@ -215,8 +215,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     writer.close()
     checkpointer.close()
     feeder.close()
-  if getattr(feeder, "skipped_counts", None) and feeder.skipped_counts():
-    logging.warning("streaming replaced unusable images: %s (e.g. %s)",
-                    feeder.skipped_counts(), feeder.skipped()[0])
+  if feeder.skipped_counts():
+    logging.warning("unusable images replaced while feeding: %s", feeder.skipped_counts())
   logging.info("finished step %d; outputs in %s", num_steps, workdir)
   return state

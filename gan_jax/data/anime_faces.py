@@ -28,8 +28,7 @@ from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 
-# Imported lazily by users of this module's constants; the builder needs tfds.
-import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+import tensorflow_datasets as tfds  # imported only where this module is (lazily) used
 
 HAIR_COLORS = ("aqua", "black", "blonde", "blue", "brown", "gray", "green", "orange",
                "pink", "purple", "red", "white", "yellow")
@@ -173,6 +172,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Flags are defined here, not at import, so that importing the builder from a
+  # training run (which has its own --config flag) defines nothing.
   from absl import app, flags  # pylint: disable=g-import-not-at-top,g-multiple-import
   _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Directory with faces64-*.zip and tags.csv.")
   _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: ~/tensorflow_datasets).")

@@ -15,7 +15,7 @@ run sees exactly the batches an uninterrupted run would.
 into memory, see streaming.StreamFeeder.
 """
 
-from typing import Optional
+from typing import Dict
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,24 @@ def host_flips(seed: int, step: int, count: int) -> np.ndarray:
   return np.random.default_rng([seed, _FLIP_STREAM, step]).random(count) < 0.5
 
 
-class HostFeeder:
+class Feeder:
+  """What training asks of a feeder: `batch(step)`, `skipped_counts()`, `close()`."""
+
+  mode = "abstract"
+
+  def batch(self, step: int) -> jax.Array:
+    """Iteration `step`'s uint8 images (d_steps, batch, H, W, C), split along `data`."""
+    raise NotImplementedError
+
+  def skipped_counts(self) -> Dict[str, int]:
+    """Inputs found unusable while feeding, by reason (none for decoded arrays)."""
+    return {}
+
+  def close(self) -> None:
+    """Releases what the feeder holds (threads, buffers); nothing by default."""
+
+
+class HostFeeder(Feeder):
   """Batches gathered on the host from a uint8 array and sent to the devices."""
 
   mode = "host"
@@ -60,11 +77,8 @@ class HostFeeder:
     """Iteration `step`'s images on the devices, split along `data`."""
     return jax.device_put(self.host_batch(step), self.sharding)
 
-  def close(self) -> None:
-    """Nothing to release."""
 
-
-class DeviceFeeder:
+class DeviceFeeder(Feeder):
   """The dataset in device memory, split along `data`; batches gathered on device."""
 
   mode = "device"
@@ -112,9 +126,6 @@ class DeviceFeeder:
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s images, gathered on the devices."""
     return self._gather(self.images, jnp.int32(step))
-
-  def close(self) -> None:
-    """Nothing to release (the arrays go with the feeder)."""
 
 
 def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int, seed: int,

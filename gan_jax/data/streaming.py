@@ -22,13 +22,13 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gan_jax import parallel
-from gan_jax.data.feeding import host_flips
+from gan_jax.data.feeding import Feeder, host_flips
 from gan_jax.data.images import Entry, ImagePolicy, SkipImage, decode_image
 from gan_jax.data.sampler import EpochSampler
 from gan_jax.errors import ConfigError, DataError
 
 
-class StreamFeeder:
+class StreamFeeder(Feeder):
   """Batches decoded on the fly with prefetching (see the module docstring)."""
 
   mode = "stream"
