@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import models, optim, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import models, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax.state import create_state  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -20,7 +20,7 @@ def build(config, mesh):
   replicated = parallel.replicated(mesh)
   size = config.data.image_size
   generator, discriminator = models.build_models(config.model, size)
-  g_tx, d_tx = optim.make_optimizer(config.optim, "g"), optim.make_optimizer(config.optim, "d")
+  g_tx, d_tx = train.make_optimizers(config)
   init = functools.partial(create_state, jax.random.PRNGKey(config.seed), generator,
                            discriminator, g_tx, d_tx, config.model.latent_dim, (size, size, 3))
   shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init))

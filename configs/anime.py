@@ -65,11 +65,35 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.name = "dcgan"           # architecture family (gan_jax.models.MODELS)
   config.model.g_width = 64             # generator channels at its last hidden layer (ngf)
   config.model.d_width = 64             # discriminator channels at its first layer (ndf)
+  config.model.d_norm = "batch"         # discriminator normalisation: batch | layer | none
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.name = "non_saturating"  # minimax | non_saturating | least_squares | wasserstein | hinge
+  # minimax | non_saturating | least_squares | wasserstein | hinge | relativistic |
+  # relativistic_average | f_kl | f_reverse_kl | f_jensen_shannon | f_pearson | f_squared_hellinger
+  config.loss.name = "non_saturating"
+  # Options of the losses that take any (used when that loss is chosen).
+  config.loss.least_squares = ml_collections.ConfigDict(
+      dict(real_target=1.0, fake_target=0.0, g_target=1.0))  # LSGAN's b, a, c
+
+  # Lipschitz constraints: optax projections applied after each update of that network.
+  config.constraint = ml_collections.ConfigDict()
+  config.constraint.g = ""  # '' | weight_clip | spectral_norm_projection
+  config.constraint.d = ""  # '' | weight_clip | spectral_norm_projection
+  config.constraint.pattern = r"(^|/)kernel$"  # which parameters (regex on the path)
+  config.constraint.weight_clip = ml_collections.ConfigDict(dict(clip=0.01))
+  config.constraint.spectral_norm_projection = ml_collections.ConfigDict(
+      dict(target=1.0, steps=1))  # largest singular value bound; power iterations per update
+
+  # Discriminator penalties (need grad_x D), added to D's loss; any combination.
+  config.penalty = ml_collections.ConfigDict()
+  config.penalty.use = ""  # comma-separated: wgan_gp, dragan, r1, r2 ('' for none)
+  # weight multiplies the penalty; every > 1 applies it every N iterations, scaled by N.
+  config.penalty.wgan_gp = ml_collections.ConfigDict(dict(weight=10.0, every=1, one_sided=False))
+  config.penalty.dragan = ml_collections.ConfigDict(dict(weight=10.0, every=1, c=0.5))
+  config.penalty.r1 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
+  config.penalty.r2 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"           # adam | rmsprop | sgd, for both networks

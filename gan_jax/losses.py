@@ -10,6 +10,8 @@ Probabilities are never formed: log D(x) = log sigmoid(l) = -softplus(-l) and
 log(1 - D(x)) = -softplus(l), exact and stable for any logit.
 """
 
+import functools
+import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -51,12 +53,17 @@ def non_saturating(real_logits, fake_logits) -> LossPair:
 
 
 @LOSSES.register("least_squares")
-def least_squares(real_logits, fake_logits) -> LossPair:
-  """LSGAN (a=0, b=c=1): D regresses real to 1 and fake to 0; G pushes fake to 1."""
+def least_squares(real_logits, fake_logits, *, real_target: float = 1.0,
+                  fake_target: float = 0.0, g_target: float = 1.0) -> LossPair:
+  """LSGAN: D regresses real to b=real_target and fake to a=fake_target; G pushes fake to c=g_target.
+
+  The defaults (a, b, c) = (0, 1, 1) are the paper's "0-1 binary coding";
+  (-1, 1, 0) minimises the Pearson chi2 divergence.
+  """
   return LossPair(
-      d_loss=0.5 * jnp.mean(jnp.square(real_logits - 1.0))
-      + 0.5 * jnp.mean(jnp.square(fake_logits)),
-      g_loss=0.5 * jnp.mean(jnp.square(fake_logits - 1.0)))
+      d_loss=0.5 * jnp.mean(jnp.square(real_logits - real_target))
+      + 0.5 * jnp.mean(jnp.square(fake_logits - fake_target)),
+      g_loss=0.5 * jnp.mean(jnp.square(fake_logits - g_target)))
 
 
 @LOSSES.register("wasserstein")
@@ -76,6 +83,52 @@ def hinge(real_logits, fake_logits) -> LossPair:
       g_loss=-jnp.mean(fake_logits))
 
 
-def get_loss(name: str) -> LossFn:
-  """The loss registered under `name` (ValueError listing the valid names)."""
-  return LOSSES.get(name)
+# f-GAN (Nowozin et al., 2016): D maximises E_data[g(v)] - E_G[f*(g(v))], a
+# variational lower bound on the f-divergence D_f(P_data || P_G), where g is
+# the output activation and f* the convex conjugate of f. Each entry is
+# (g(v), f*(g(v))) in a form stable for any logit v. G uses the paper's
+# recommended alternative: maximise E_G[g(v)].
+_F_DIVERGENCES = {
+    "kl": (lambda v: v, lambda v: jnp.exp(v - 1.0)),
+    "reverse_kl": (lambda v: -jnp.exp(-v), lambda v: v - 1.0),
+    "pearson": (lambda v: v, lambda v: 0.25 * jnp.square(v) + v),
+    "squared_hellinger": (lambda v: 1.0 - jnp.exp(-v), lambda v: jnp.expm1(v)),
+    "jensen_shannon": (lambda v: math.log(2.0) - jax.nn.softplus(-v),
+                       lambda v: jax.nn.softplus(v) - math.log(2.0)),
+}
+
+
+def f_gan(real_logits, fake_logits, *, divergence: str) -> LossPair:
+  """f-GAN loss for `divergence`; -d_loss estimates D_f(P_data || P_G) at the optimal D."""
+  activation, conjugate = _F_DIVERGENCES[divergence]
+  return LossPair(
+      d_loss=jnp.mean(conjugate(fake_logits)) - jnp.mean(activation(real_logits)),
+      g_loss=-jnp.mean(activation(fake_logits)))
+
+
+for _name in _F_DIVERGENCES:
+  LOSSES.register(f"f_{_name}")(functools.partial(f_gan, divergence=_name))
+
+
+@LOSSES.register("relativistic")
+def relativistic(real_logits, fake_logits) -> LossPair:
+  """RpGAN (Jolicoeur-Martineau, 2019): D judges whether a real sample is more real than its paired fake."""
+  diff = real_logits - fake_logits
+  return LossPair(d_loss=jnp.mean(jax.nn.softplus(-diff)),
+                  g_loss=jnp.mean(jax.nn.softplus(diff)))
+
+
+@LOSSES.register("relativistic_average")
+def relativistic_average(real_logits, fake_logits) -> LossPair:
+  """RaGAN: each sample is compared with the average logit of the other kind."""
+  real_vs = real_logits - jnp.mean(fake_logits)
+  fake_vs = fake_logits - jnp.mean(real_logits)
+  return LossPair(
+      d_loss=jnp.mean(jax.nn.softplus(-real_vs)) + jnp.mean(jax.nn.softplus(fake_vs)),
+      g_loss=jnp.mean(jax.nn.softplus(-fake_vs)) + jnp.mean(jax.nn.softplus(real_vs)))
+
+
+def get_loss(name: str, **options) -> LossFn:
+  """The loss registered under `name` with `options` bound (ValueError listing the valid names)."""
+  loss = LOSSES.get(name)
+  return functools.partial(loss, **options) if options else loss

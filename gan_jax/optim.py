@@ -1,15 +1,16 @@
 """Each network's optax chain, built from `config.optim`.
 
 `config.optim.name` picks the optimizer for both networks; learning rate and
-betas are per network (`g_lr`, `d_lr`, `g_betas`, `d_betas`). Later links of
-the chain (Lipschitz projections such as weight clipping) go after the
-optimizer, so they see the updated parameters.
+betas are per network (`g_lr`, `d_lr`, `g_betas`, `d_betas`). A Lipschitz
+projection from `config.constraint.{g,d}` (weight clipping, spectral norm
+projection) goes last in the chain, so it sees the updated parameters.
 """
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import optax
 
+from gan_jax import constraints
 from gan_jax.registry import Registry
 
 OptimizerFactory = Callable[[float, Sequence[float]], optax.GradientTransformation]
@@ -37,8 +38,19 @@ def sgd(lr: float, betas: Sequence[float]) -> optax.GradientTransformation:
   return optax.sgd(lr)
 
 
-def make_optimizer(optim_config, network: str) -> optax.GradientTransformation:
-  """The optax transformation for `network` ('g' or 'd')."""
+def make_constraint(constraint_config, network: str) -> Optional[optax.GradientTransformation]:
+  """The Lipschitz projection `constraint_config.<network>` names, or None for ''."""
+  name = constraint_config[network]
+  if not name:
+    return None
+  factory = constraints.CONSTRAINTS.get(name)
+  options = dict(constraint_config.get(name, {}))
+  return factory(pattern=constraint_config.pattern, **options)
+
+
+def make_optimizer(optim_config, network: str,
+                   constraint_config=None) -> optax.GradientTransformation:
+  """The optax chain for `network` ('g' or 'd'): the optimizer, then its constraint if any."""
   if network not in ("g", "d"):
     raise ValueError(f"network must be 'g' or 'd', got {network!r}")
   factory = OPTIMIZERS.get(optim_config.name)
@@ -46,4 +58,6 @@ def make_optimizer(optim_config, network: str) -> optax.GradientTransformation:
   betas = tuple(optim_config[f"{network}_betas"])
   if len(betas) != 2:
     raise ValueError(f"optim.{network}_betas must be two numbers, got {betas}")
-  return factory(lr, betas)
+  optimizer = factory(lr, betas)
+  constraint = None if constraint_config is None else make_constraint(constraint_config, network)
+  return optimizer if constraint is None else optax.chain(optimizer, constraint)

@@ -18,7 +18,7 @@ does not depend on the number of devices (up to float summation order).
 """
 
 import dataclasses
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Tuple
 
 import flax.linen as nn
 import jax
@@ -56,6 +56,14 @@ def ema_decay_at(step: jax.Array, decay: float, rampup: bool) -> jax.Array:
   return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
 
 
+class Penalty(NamedTuple):
+  """A discriminator penalty as the step applies it: weight * fn every `every` iterations."""
+  name: str
+  fn: Callable[..., jax.Array]  # (d_fn, real, fake, key) -> scalar, options bound
+  weight: float
+  every: int = 1  # lazy regularisation: apply every N iterations, scaled by N
+
+
 @dataclasses.dataclass(frozen=True)
 class GANStep:
   """One training iteration as a pure function; see the module docstring."""
@@ -68,11 +76,33 @@ class GANStep:
   latent_dim: int
   ema_decay: float = 0.999
   ema_rampup: bool = True
+  penalties: Tuple[Penalty, ...] = ()
+
+  def _penalty_terms(self, state: TrainState, d_params: Any, real: jax.Array,
+                     fake: jax.Array, key: jax.Array) -> Dict[str, jax.Array]:
+    """{name_penalty: value} of every configured penalty (0 on its off-iterations)."""
+    def d_fn(x):
+      return apply_in_train_mode(self.discriminator, d_params, state.d_stats, x)[0]
+
+    values = {}
+    for i, penalty in enumerate(self.penalties):
+      penalty_key = jax.random.fold_in(key, 1 + i)
+      compute = lambda p=penalty, k=penalty_key: p.fn(d_fn, real, fake, k) * p.every
+      if penalty.every > 1:
+        value = jax.lax.cond(state.step % penalty.every == 0, compute,
+                             lambda: jnp.zeros((), jnp.float32))
+      else:
+        value = compute()
+      values[f"{penalty.name}_penalty"] = value
+    return values
 
   def d_update(self, state: TrainState, real: jax.Array,
                key: jax.Array) -> Tuple[TrainState, Metrics]:
-    """One discriminator update on `real` (float, [-1, 1]) and fresh fakes; G is untouched."""
-    z = self.sample_latent(key, (real.shape[0], self.latent_dim))
+    """One discriminator update on `real` (float, [-1, 1]) and fresh fakes; G is untouched.
+
+    z comes from fold_in(key, 0), penalty i's randomness from fold_in(key, 1 + i).
+    """
+    z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
     fake, _ = apply_in_train_mode(self.generator, state.g_params, state.g_stats, z)
     fake = jax.lax.stop_gradient(fake)
 
@@ -81,10 +111,12 @@ class GANStep:
           self.discriminator, d_params, state.d_stats, real)
       fake_logits, stats = apply_in_train_mode(
           self.discriminator, d_params, stats, fake)
-      pair = self.loss_fn(real_logits, fake_logits)
-      return pair.d_loss, (stats, real_logits, fake_logits)
+      d_loss = self.loss_fn(real_logits, fake_logits).d_loss
+      penalties = self._penalty_terms(state, d_params, real, fake, key)
+      total = d_loss + sum(p.weight * penalties[f"{p.name}_penalty"] for p in self.penalties)
+      return total, (stats, real_logits, fake_logits, d_loss, penalties)
 
-    (d_loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(
+    (_, (stats, real_logits, fake_logits, d_loss, penalties)), grads = jax.value_and_grad(
         loss, has_aux=True)(state.d_params)
     updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
     state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
@@ -94,6 +126,7 @@ class GANStep:
         "d_real": jnp.mean(real_logits),
         "d_fake": jnp.mean(fake_logits),
         "d_grad_norm": optax.tree.norm(grads),
+        **penalties,
     }
 
   def g_update(self, state: TrainState, real: jax.Array,

@@ -17,10 +17,11 @@ import numpy as np
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
-from gan_jax import latents, losses, models, optim, parallel, sampling, writers
+from gan_jax import constraints, latents, losses, models, optim, parallel, sampling, writers
+from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import GANStep
+from gan_jax.step import GANStep, Penalty
 
 
 def validate_config(config) -> None:
@@ -34,6 +35,17 @@ def validate_config(config) -> None:
       registry.get(name)
     except ValueError as e:
       raise ConfigError(f"config.{field}: {e}") from None
+  for network in ("g", "d"):
+    name = config.constraint[network]
+    if name and name not in constraints.CONSTRAINTS:
+      raise ConfigError(f"config.constraint.{network}: unknown constraint {name!r}; choose "
+                        f"from: '' (none), {', '.join(constraints.CONSTRAINTS.names())}")
+  try:
+    for name in penalties_lib.parse_names(config.penalty.use):
+      if config.penalty.get(name, {}).get("every", 1) < 1:
+        raise ValueError(f"penalty.{name}.every must be >= 1")
+  except ValueError as e:
+    raise ConfigError(f"config.penalty: {e}") from None
   positive = ["data.image_size", "model.latent_dim", "train.batch_size",
               "train.d_steps", "log.every", "sample.every", "sample.num",
               "checkpoint.every"]
@@ -77,15 +89,33 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
   return out
 
 
+def make_penalties(penalty_config) -> Tuple[Penalty, ...]:
+  """The penalties `config.penalty.use` lists, with their options bound."""
+  out = []
+  for name in penalties_lib.parse_names(penalty_config.use):
+    options = dict(penalty_config.get(name, {}))
+    weight, every = options.pop("weight", 1.0), options.pop("every", 1)
+    out.append(Penalty(name, functools.partial(penalties_lib.PENALTIES.get(name), **options),
+                       weight, every))
+  return tuple(out)
+
+
+def make_optimizers(config):
+  """(g_tx, d_tx): each network's optimizer chain with its constraint."""
+  return (optim.make_optimizer(config.optim, "g", config.constraint),
+          optim.make_optimizer(config.optim, "d", config.constraint))
+
+
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
   return GANStep(
       generator=generator, discriminator=discriminator,
-      loss_fn=losses.get_loss(config.loss.name),
+      loss_fn=losses.get_loss(config.loss.name, **dict(config.loss.get(config.loss.name, {}))),
       g_tx=g_tx, d_tx=d_tx,
       sample_latent=latents.get_latent_sampler(config.model.latent_dist),
       latent_dim=config.model.latent_dim,
-      ema_decay=config.ema.decay, ema_rampup=config.ema.rampup)
+      ema_decay=config.ema.decay, ema_rampup=config.ema.rampup,
+      penalties=make_penalties(config.penalty))
 
 
 def first_non_finite(history: List[Tuple[int, Dict[str, Any]]]) -> Optional[Tuple[int, str, float]]:
@@ -125,8 +155,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # -------------------------------------------- models, optimizers, state --
   generator, discriminator = models.build_models(config.model, config.data.image_size)
-  g_tx = optim.make_optimizer(config.optim, "g")
-  d_tx = optim.make_optimizer(config.optim, "d")
+  g_tx, d_tx = make_optimizers(config)
   init = functools.partial(
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
       g_tx, d_tx, config.model.latent_dim, image_shape)

@@ -34,6 +34,24 @@ EXPECTED = {
     "wasserstein": (-1.25 - 0.5, 1.25),
     # mean(relu(1-2), relu(1+1)) + mean(relu(1+0.5), relu(1-3)); -mean(fake)
     "hinge": (1.0 + 0.75, 1.25),
+    # f-GAN: d = E_fake[f*(g(v))] - E_real[g(v)], g = -E_fake[g(v)] (Nowozin et al., Table 2).
+    "f_kl": (mean(math.exp(-0.5), math.exp(-4.0)) - 0.5, 1.25),
+    "f_reverse_kl": (mean(-0.5, -4.0) + mean(math.exp(-2.0), math.exp(1.0)),
+                     mean(math.exp(-0.5), math.exp(3.0))),
+    "f_pearson": (mean(0.0625 + 0.5, 2.25 - 3.0) - 0.5, 1.25),
+    "f_squared_hellinger": (
+        mean(math.exp(0.5) - 1, math.exp(-3.0) - 1) - mean(1 - math.exp(-2.0), 1 - math.exp(1.0)),
+        -mean(1 - math.exp(-0.5), 1 - math.exp(3.0))),
+    "f_jensen_shannon": (
+        mean(softplus(0.5), softplus(-3.0)) - math.log(2) - mean(math.log(2) - softplus(-2.0),
+                                                                 math.log(2) - softplus(1.0)),
+        -mean(math.log(2) - softplus(-0.5), math.log(2) - softplus(3.0))),
+    # RpGAN: real - fake = [1.5, 2.0]
+    "relativistic": (mean(softplus(-1.5), softplus(-2.0)), mean(softplus(1.5), softplus(2.0))),
+    # RaGAN: mean(fake) = -1.25, mean(real) = 0.5: real + 1.25 = [3.25, 0.25], fake - 0.5 = [0, -3.5]
+    "relativistic_average": (
+        mean(softplus(-3.25), softplus(-0.25)) + mean(softplus(0.0), softplus(-3.5)),
+        mean(softplus(0.0), softplus(3.5)) + mean(softplus(3.25), softplus(0.25))),
 }
 
 
@@ -59,11 +77,17 @@ def test_d_objective_is_binary_cross_entropy(name):
   np.testing.assert_allclose(losses.get_loss(name)(real, fake).d_loss, bce, rtol=1e-6)
 
 
+# Their conjugates grow exponentially by definition (exp(v - 1), e^v - 1, e^-v):
+# finite for |logit| up to ~80 in float32, tested below at 40.
+EXPONENTIAL = ("f_kl", "f_reverse_kl", "f_squared_hellinger")
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_losses_stay_finite_at_extreme_logits(name):
   """Computed from logits: no log(0) where D is certain (log of a sigmoid would give inf)."""
   loss = losses.get_loss(name)
-  real, fake = jnp.array([200.0, -200.0]), jnp.array([-200.0, 200.0])
+  big = 40.0 if name in EXPONENTIAL else 200.0
+  real, fake = jnp.array([big, -big]), jnp.array([-big, big])
   for phase in (0, 1):
     value, grads = jax.value_and_grad(lambda r, f: loss(r, f)[phase], argnums=(0, 1))(real, fake)
     assert np.isfinite(value)
@@ -95,5 +119,38 @@ def test_unknown_loss_lists_valid_names():
   with pytest.raises(ValueError) as e:
     losses.get_loss("hinj")
   assert str(e.value) == (
-      "unknown loss 'hinj'; choose from: hinge, least_squares, minimax, "
-      "non_saturating, wasserstein")
+      "unknown loss 'hinj'; choose from: f_jensen_shannon, f_kl, f_pearson, f_reverse_kl, "
+      "f_squared_hellinger, hinge, least_squares, minimax, non_saturating, relativistic, "
+      "relativistic_average, wasserstein")
+
+
+def test_least_squares_targets():
+  loss = losses.get_loss("least_squares", real_target=1.0, fake_target=-1.0, g_target=0.0)
+  pair = loss(jnp.array([1.0, 3.0]), jnp.array([-1.0, 1.0]))
+  np.testing.assert_allclose(pair.d_loss, 0.5 * mean(0.0, 4.0) + 0.5 * mean(0.0, 4.0))
+  np.testing.assert_allclose(pair.g_loss, 0.5 * mean(1.0, 1.0))
+
+
+# P = (3/4, 1/4), Q = (1/4, 3/4) on two points {a, b}, as 4 equally weighted samples each.
+def _two_point_logits(critic_a, critic_b):
+  real = jnp.array([critic_a] * 3 + [critic_b])
+  fake = jnp.array([critic_a] + [critic_b] * 3)
+  return real, fake
+
+
+@pytest.mark.parametrize("name, critic, divergence", [
+    # KL: T* = f'(p/q) = 1 + log(p/q); KL(P||Q) = 3/4 log 3 + 1/4 log(1/3) = log(3) / 2.
+    ("f_kl", lambda r: 1.0 + math.log(r), math.log(3.0) / 2),
+    # Pearson chi2: T* = 2 (p/q - 1); chi2 = sum q (p/q - 1)^2 = 1/4 * 4 + 3/4 * 4/9 = 4/3.
+    ("f_pearson", lambda r: 2.0 * (r - 1.0), 4.0 / 3.0),
+])
+def test_f_gan_d_objective_at_the_optimal_critic_is_the_divergence(name, critic, divergence):
+  real, fake = _two_point_logits(critic(3.0), critic(1.0 / 3.0))
+  np.testing.assert_allclose(-losses.get_loss(name)(real, fake).d_loss, divergence, rtol=1e-6)
+
+
+def test_f_jensen_shannon_is_the_gan_objective_shifted_by_2_log_2():
+  real, fake = jax.random.normal(jax.random.PRNGKey(1), (2, 16)) * 2
+  np.testing.assert_allclose(losses.get_loss("f_jensen_shannon")(real, fake).d_loss,
+                             losses.get_loss("minimax")(real, fake).d_loss - 2 * math.log(2),
+                             rtol=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import anime
-from gan_jax import models, optim, parallel, train
+from gan_jax import models, parallel, train
 from gan_jax.state import create_state
 from gan_jax.step import ema_decay_at, images_to_float
 
@@ -18,10 +18,13 @@ def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
   config.train.batch_size = batch
   config.optim.name = optimizer
   for field, value in overrides.items():
-    section, key = field.split("__")
-    config[section][key] = value
+    *sections, key = field.split("__")
+    node = config
+    for section in sections:
+      node = node[section]
+    node[key] = value
   g, d = models.build_models(config.model, config.data.image_size)
-  g_tx, d_tx = optim.make_optimizer(config.optim, "g"), optim.make_optimizer(config.optim, "d")
+  g_tx, d_tx = train.make_optimizers(config)
   size = config.data.image_size
   state = jax.jit(lambda key: create_state(key, g, d, g_tx, d_tx, config.model.latent_dim,
                                            (size, size, 3)))(jax.random.PRNGKey(config.seed))

@@ -21,9 +21,12 @@ MODELS: Registry[Callable[..., ModelPair]] = Registry("model")
 def build_dcgan(model_config, image_size: int, channels: int = 3) -> ModelPair:
   """DCGAN generator and discriminator at `image_size` (a power of two >= 8)."""
   dcgan.num_doublings(image_size)  # fail early on an unsupported size
+  d_norm = model_config.get("d_norm", "batch")
+  if d_norm not in dcgan.NORMS:
+    raise ValueError(f"unknown model.d_norm {d_norm!r}; choose from: {', '.join(dcgan.NORMS)}")
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
                           channels=channels),
-          dcgan.Discriminator(image_size=image_size, width=model_config.d_width))
+          dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm))
 
 
 def build_models(model_config, image_size: int, channels: int = 3) -> ModelPair:

@@ -61,10 +61,24 @@ class Generator(nn.Module):
     return jnp.tanh(x)
 
 
+NORMS = ("batch", "layer", "none")
+
+
+def _discriminator_norm(kind: str, train: bool):
+  """The normalisation after each hidden conv of D: BatchNorm (DCGAN), LayerNorm (what
+  WGAN-GP recommends: per-sample, so gradient penalties stay per-sample) or none."""
+  if kind == "batch":
+    return _batch_norm(train)
+  if kind == "layer":
+    return nn.LayerNorm(epsilon=1e-5)
+  return lambda x: x
+
+
 class Discriminator(nn.Module):
   """images (batch, size, size, channels) -> logits (batch,)."""
   image_size: int = 64
   width: int = 64  # channels at the first layer (ndf)
+  norm: str = "batch"  # batch | layer | none
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -81,6 +95,6 @@ class Discriminator(nn.Module):
       ch *= 2
       x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                   use_bias=False, kernel_init=_INIT)(x)
-      x = nn.leaky_relu(_batch_norm(train)(x), 0.2)
+      x = nn.leaky_relu(_discriminator_norm(self.norm, train)(x), 0.2)
     x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=_INIT)(x)
     return x.reshape(x.shape[0])

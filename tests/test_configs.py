@@ -1,0 +1,65 @@
+"""Every config file: it builds, its smoke variant trains, and its recipe holds after training."""
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import constraints, train
+from test_train import read_metrics
+
+RECIPES = ["anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_full_config_validates(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  train.validate_config(config)
+  assert config.train.num_steps > 0
+
+
+@pytest.mark.parametrize("name", RECIPES[1:])
+def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
+  config = importlib.import_module(f"configs.{name}").get_config("smoke")
+  config.data.source, config.data.cache_dir = face_data, cache_dir
+  config.train.num_steps = 2
+  state = train.train_and_evaluate(config, str(tmp_path))
+  rows = read_metrics(tmp_path)
+  assert len(rows) == 2 and all(np.isfinite(r["d_loss"]) for r in rows)
+  d_leaves = jax.tree_util.tree_leaves_with_path(state.d_params)
+  if name == "wgan":
+    assert max(float(jnp.max(jnp.abs(x))) for _, x in d_leaves) <= 0.01
+  if name == "wgan_gp":
+    assert rows[-1]["wgan_gp_penalty"] > 0
+  if name == "sngan":
+    kernels = [x for path, x in d_leaves if "kernel" in jax.tree_util.keystr(path)]
+    sigmas = [float(jnp.linalg.svd(constraints.as_matrix(k), compute_uv=False)[0]) for k in kernels]
+    assert max(sigmas) <= 1 + 1e-3
+
+
+def test_unknown_preset_is_refused():
+  from configs import anime  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="choose from: smoke"):
+    anime.get_config("tiny")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("constraint.d", "clip", "config.constraint.d: unknown constraint 'clip'; choose from: '' "
+     "(none), spectral_norm_projection, weight_clip"),
+    ("penalty.use", "gp", "config.penalty: unknown penalty 'gp'; choose from: dragan, r1, r2, "
+     "wgan_gp"),
+    ("model.d_norm", "group", "unknown model.d_norm 'group'; choose from: batch, layer, none"),
+    ("data.feed", "tape", "choose from: auto, device, host, stream"),
+    ("data.source", "tfsd:x", "unknown data source scheme 'tfsd'"),
+])
+def test_bad_names_fail_validation_with_the_choices(field, value, message):
+  from configs import anime  # pylint: disable=g-import-not-at-top
+  from gan_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  config = anime.get_config("smoke")
+  section, key = field.split(".")
+  config[section][key] = value
+  with pytest.raises(ConfigError) as e:
+    train.validate_config(config)
+  assert message in str(e.value)

@@ -1,0 +1,86 @@
+"""Gradient penalties: hand-checked values, options, and their place in the D update."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import penalties
+from test_step import tiny
+
+W = jnp.array([0.6, 0.0, 0.0])  # ||w|| = 0.6
+X = jnp.array([[1.0, 2.0, 2.0], [0.0, 0.0, 0.5]])  # norms 3 and 0.5
+KEY = jax.random.PRNGKey(0)
+
+
+def linear(x):
+  return x @ W  # grad_x = w everywhere
+
+
+def quadratic(x):
+  return 0.5 * jnp.sum(jnp.square(x), axis=1)  # grad_x = x
+
+
+def test_values_on_a_linear_critic():
+  p = penalties.PENALTIES.get
+  np.testing.assert_allclose(p("wgan_gp")(linear, X, -X, KEY), (0.6 - 1) ** 2, rtol=1e-5)
+  np.testing.assert_allclose(p("wgan_gp")(linear, X, -X, KEY, one_sided=True), 0.0, atol=1e-7)
+  np.testing.assert_allclose(p("dragan")(linear, X, -X, KEY), (0.6 - 1) ** 2, rtol=1e-5)
+  np.testing.assert_allclose(p("r1")(linear, X, -X, KEY), 0.5 * 0.36, rtol=1e-5)
+  np.testing.assert_allclose(p("r2")(linear, X, -X, KEY), 0.5 * 0.36, rtol=1e-5)
+
+
+def test_values_on_a_quadratic_critic():
+  p = penalties.PENALTIES.get
+  # real == fake: every interpolate is the sample itself; norms 3 and 0.5.
+  np.testing.assert_allclose(p("wgan_gp")(quadratic, X, X, KEY), ((3 - 1) ** 2 + 0.5**2) / 2,
+                             rtol=1e-5)
+  np.testing.assert_allclose(p("wgan_gp")(quadratic, X, X, KEY, one_sided=True), 4 / 2, rtol=1e-5)
+  np.testing.assert_allclose(p("r1")(quadratic, X, 2 * X, KEY), 0.5 * (9 + 0.25) / 2, rtol=1e-5)
+  np.testing.assert_allclose(p("r2")(quadratic, X, 2 * X, KEY), 0.5 * (36 + 1) / 2, rtol=1e-5)
+
+
+def test_wgan_gp_interpolates_between_real_and_fake():
+  """On D(x) = 0.5||x||^2 the gradient at eps*r + (1-eps)*f has norm |eps*r + (1-eps)*f|."""
+  real, fake = jnp.full((4096, 1), 1.0), jnp.full((4096, 1), 3.0)
+  # norms = 3 - 2 eps, eps ~ U(0, 1): E[(2 - 2 eps)^2] = 4/3.
+  np.testing.assert_allclose(penalties.wgan_gp(quadratic, real, fake, KEY), 4 / 3, rtol=0.05)
+
+
+def test_parse_names():
+  assert penalties.parse_names("") == []
+  assert penalties.parse_names("wgan_gp, r1") == ["wgan_gp", "r1"]
+  with pytest.raises(ValueError, match="unknown penalty 'gp'; choose from: dragan, r1, r2, wgan_gp"):
+    penalties.parse_names("gp")
+  with pytest.raises(ValueError, match="twice"):
+    penalties.parse_names("r1,r1")
+
+
+def test_penalties_enter_the_d_update():
+  images_key = jax.random.PRNGKey(3)
+  step, state, images = tiny(penalty__use="r1,wgan_gp", penalty__r1__weight=5.0)
+  plain_step, _, _ = tiny()
+  real = images[0].astype(jnp.float32) / 127.5 - 1.0
+  new, metrics = jax.jit(step.d_update)(state, real, images_key)
+  plain, plain_metrics = jax.jit(plain_step.d_update)(state, real, images_key)
+  assert {"r1_penalty", "wgan_gp_penalty"} <= set(metrics)
+  np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-5)  # adversarial part
+  from gan_jax.step import apply_in_train_mode  # pylint: disable=g-import-not-at-top
+  d_fn = lambda x: apply_in_train_mode(step.discriminator, state.d_params, state.d_stats, x)[0]
+  np.testing.assert_allclose(metrics["r1_penalty"], penalties.r1(d_fn, real, None, None), rtol=1e-4)
+  # The penalties' gradients reach D's parameters (Adam's first step is ~lr * sign(g), so
+  # compare the gradients, not the parameters).
+  assert not np.isclose(metrics["d_grad_norm"], plain_metrics["d_grad_norm"], rtol=1e-3)
+  del new, plain
+
+
+def test_lazy_penalty_runs_every_n_iterations_scaled_by_n():
+  step, state, images = tiny(penalty__use="r1", penalty__r1__every=4)
+  real = images[0].astype(jnp.float32) / 127.5 - 1.0
+  update = jax.jit(step.d_update)
+  on = update(state, real, KEY)[1]["r1_penalty"]
+  off = update(state.replace(step=jnp.int32(1)), real, KEY)[1]["r1_penalty"]
+  every_step, _, _ = tiny(penalty__use="r1")
+  plain = jax.jit(every_step.d_update)(state, real, KEY)[1]["r1_penalty"]
+  assert float(off) == 0.0
+  np.testing.assert_allclose(on, 4 * plain, rtol=1e-5)
