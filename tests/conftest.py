@@ -8,6 +8,16 @@ import jax
 
 # Must happen before any JAX computation initialises the CPU backend.
 jax.config.update("jax_num_cpu_devices", 8)
+# The tests build the same tiny programs many times (every run compiles its
+# step anew): a persistent compilation cache for this session compiles each once.
+import atexit  # pylint: disable=g-import-not-at-top,wrong-import-position
+import shutil  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tempfile  # pylint: disable=g-import-not-at-top,wrong-import-position
+_XLA_CACHE = tempfile.mkdtemp(prefix="gan_jax_xla_cache_")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 from PIL import Image  # pylint: disable=g-import-not-at-top
