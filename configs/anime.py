@@ -113,6 +113,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
 
   config.log = ml_collections.ConfigDict()
   config.log.every = 100  # metrics, progress line and NaN check every N iterations
+  config.log.diagnostics = True  # also D's Lipschitz/gradient/accuracy diagnostics (gan_jax/diagnostics.py)
 
   config.sample = ml_collections.ConfigDict()
   config.sample.every = 1000  # write a PNG grid from fixed z every N iterations
@@ -131,6 +132,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.train.batch_size = 16
     config.train.num_steps = 4
     config.log.every = 1
+    config.log.diagnostics = False  # each costs a compile; tests/test_diagnostics.py covers them
     config.sample.every = 2
     config.sample.num = 16
     config.checkpoint.every = 2

@@ -17,11 +17,12 @@ import numpy as np
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
-from gan_jax import constraints, latents, losses, models, optim, parallel, sampling, writers
+from gan_jax import constraints, diagnostics, latents, losses, models, optim, parallel
+from gan_jax import sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import GANStep, Penalty
+from gan_jax.step import GANStep, Penalty, images_to_float
 
 
 def validate_config(config) -> None:
@@ -203,6 +204,10 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
                              config.model.latent_dist), replicated)
   sample_fn = jax.jit(lambda params, stats, z: sampling.to_uint8(
       sampling.generate(generator, params, stats, z)))
+  diagnostics_fn = jax.jit(lambda state, images, key: diagnostics.discriminator_diagnostics(
+      generator, discriminator, step_fn.sample_latent, step_fn.latent_dim, state,
+      images_to_float(images[-1]), key))
+  diagnostics_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x64696167)
 
   # ------------------------------------------------------------------ loop --
   writer = writers.RunWriter(workdir)
@@ -211,7 +216,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   pending = []  # (step, metrics on device) not yet checked for NaN/Inf
   try:
     for step in range(start, num_steps):
-      state, metrics = train_step(state, feeder.batch(step))
+      batch = feeder.batch(step)
+      state, metrics = train_step(state, batch)
       done = step + 1
       pending.append((done, metrics))
       log_now = _is_due(done, config.log.every, num_steps)
@@ -231,6 +237,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             "rerunning resumes from it (lower the learning rates or change the loss first).")
       if log_now:
         scalars = {k: float(v) for k, v in history[-1][1].items()}
+        if config.log.diagnostics:
+          scalars.update({k: float(v) for k, v in jax.device_get(diagnostics_fn(
+              state, batch, jax.random.fold_in(diagnostics_key, done))).items()})
         speed = progress.update(done, scalars)
         writer.write_scalars(done, {**scalars, **speed})
       if sample_now:
