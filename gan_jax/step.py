@@ -5,9 +5,10 @@ sampler, EMA settings) and is a pure function of (state, images); jit it with
 the state donated. Nothing here reads the config or does I/O, so swapping a
 loss, model or optimizer never touches this file.
 
-Randomness: iteration t uses k = fold_in(state.key, t); D update i draws z from
-fold_in(k, i) and the G update from fold_in(k, d_steps). A resumed run and an
-uninterrupted run therefore perform the same computation.
+Randomness: iteration t uses k = fold_in(state.key, t); D update i uses
+k_i = fold_in(k, i) (z from fold_in(k_i, 0), penalty j from fold_in(k_i, 1 + j))
+and the G update fold_in(k, d_steps). A resumed run and an uninterrupted run
+therefore perform the same computation.
 
 Data parallelism: under `jax.jit` with the image batch sharded along the mesh's
 `data` axis and the state replicated, XLA runs one copy of this step per device
