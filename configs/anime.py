@@ -66,6 +66,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.g_width = 64             # generator channels at its last hidden layer (ngf)
   config.model.d_width = 64             # discriminator channels at its first layer (ndf)
   config.model.d_norm = "batch"         # discriminator normalisation: batch | layer | none
+  config.model.d_spectral_norm = False  # reparameterise D's convs as W / sigma(W) (SNGAN layer)
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
 

@@ -95,6 +95,8 @@ def test_auto_chooses_by_size():
   assert make_feeder(images, feed="auto", **kwargs).mode == "device"
   assert make_feeder(images, feed="auto", device_budget_gb=1e-9, **kwargs).mode == "host"
   assert make_feeder(images, feed="host", **kwargs).mode == "host"
+  few = dict(kwargs, d_steps=5)  # 80 images an iteration, 64 in the set: too few to shard
+  assert make_feeder(images, feed="auto", **few).mode == "host"
   with pytest.raises(ConfigError, match="choose from: auto, device, host"):
     make_feeder(images, feed="gpu", **kwargs)
 

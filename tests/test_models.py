@@ -106,3 +106,26 @@ def test_upconv_is_the_4x4_stride_2_transposed_convolution():
   np.testing.assert_allclose(jax.grad(loss(ours))(variables)["params"]["kernel"],
                              jax.grad(loss(reference))(variables)["params"]["kernel"],
                              rtol=1e-4, atol=1e-4)
+
+
+def test_spectral_norm_layers_normalise_every_conv():
+  d = dcgan.Discriminator(image_size=16, width=4, norm="none", spectral_norm=True)
+  x = jax.random.normal(jax.random.PRNGKey(0), (8, 16, 16, 3))
+  variables = d.init(jax.random.PRNGKey(1), x, train=False)
+  for _ in range(30):  # power iteration advances in train mode
+    _, mutated = d.apply(variables, x, train=True, mutable=["batch_stats"])
+    variables = {"params": variables["params"], "batch_stats": mutated["batch_stats"]}
+  stats = variables["batch_stats"]
+  assert len(stats) == 3  # 16x16: three convs, each wrapped
+  for name, conv in variables["params"].items():
+    wrapper = stats[f"SpectralNorm_{name.split('_')[1]}"]
+    sigma = wrapper[f"{name}/kernel/sigma"]
+    exact = np.linalg.svd(np.asarray(conv["kernel"]).reshape(-1, conv["kernel"].shape[-1]),
+                          compute_uv=False)[0]
+    np.testing.assert_allclose(sigma, exact, rtol=1e-3)
+  # W / sigma(W) is scale-free: tripling every kernel leaves D unchanged (unnormalised
+  # it would multiply the logits by 3**3).
+  scaled = {"params": jax.tree.map(lambda k: 3.0 * k, variables["params"]),
+            "batch_stats": variables["batch_stats"]}
+  np.testing.assert_allclose(d.apply(scaled, x, train=False), d.apply(variables, x, train=False),
+                             rtol=1e-4, atol=1e-6)

@@ -129,14 +129,16 @@ class DeviceFeeder(Feeder):
 
 
 def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int, seed: int,
-                mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0):
-  """A DeviceFeeder if `feed` is 'device' (or 'auto' and each device's shard fits in
-  `device_budget_gb`), else a HostFeeder ('host')."""
+                mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0) -> Feeder:
+  """A DeviceFeeder for feed='device', a HostFeeder for 'host'; 'auto' picks device when
+  each device's shard fits in `device_budget_gb` and holds at least one iteration's share."""
   if feed not in ("auto", "device", "host"):
     raise ConfigError(f"unknown feed {feed!r} for an in-memory array; choose from: "
                       "auto, device, host")
   if feed == "auto":
-    per_device_gb = images.nbytes / mesh.shape[parallel.DATA_AXIS] / 2**30
-    feed = "device" if per_device_gb <= device_budget_gb else "host"
+    devices = mesh.shape[parallel.DATA_AXIS]
+    fits = images.nbytes / devices / 2**30 <= device_budget_gb
+    enough = len(images) // devices >= d_steps * batch_size // devices
+    feed = "device" if fits and enough else "host"
   cls = DeviceFeeder if feed == "device" else HostFeeder
   return cls(images, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh, hflip=hflip)

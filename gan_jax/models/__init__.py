@@ -26,7 +26,8 @@ def build_dcgan(model_config, image_size: int, channels: int = 3) -> ModelPair:
     raise ValueError(f"unknown model.d_norm {d_norm!r}; choose from: {', '.join(dcgan.NORMS)}")
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
                           channels=channels),
-          dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm))
+          dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm,
+                              spectral_norm=model_config.get("d_spectral_norm", False)))
 
 
 def build_models(model_config, image_size: int, channels: int = 3) -> ModelPair:

@@ -75,10 +75,23 @@ def _discriminator_norm(kind: str, train: bool):
 
 
 class Discriminator(nn.Module):
-  """images (batch, size, size, channels) -> logits (batch,)."""
+  """images (batch, size, size, channels) -> logits (batch,).
+
+  With `spectral_norm`, every convolution is reparameterised as W / sigma(W)
+  (SNGAN: the gradient flows through sigma; the power-iteration vector is
+  kept in the `batch_stats` collection and advanced in train mode). The
+  optimizer-side alternative is constraints.spectral_norm_projection.
+  """
   image_size: int = 64
   width: int = 64  # channels at the first layer (ndf)
   norm: str = "batch"  # batch | layer | none
+  spectral_norm: bool = False
+
+  def _conv(self, x, features, train, **kwargs):
+    conv = nn.Conv(features, (4, 4), use_bias=False, kernel_init=_INIT, **kwargs)
+    if self.spectral_norm:
+      return nn.SpectralNorm(conv)(x, update_stats=train)
+    return conv(x)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -88,13 +101,11 @@ class Discriminator(nn.Module):
           f"got {x.shape[1]}x{x.shape[2]}")
     n = num_doublings(self.image_size)
     ch = self.width
-    x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                use_bias=False, kernel_init=_INIT)(x)
-    x = nn.leaky_relu(x, 0.2)
+    stride2 = dict(strides=(2, 2), padding=((1, 1), (1, 1)))
+    x = nn.leaky_relu(self._conv(x, ch, train, **stride2), 0.2)
     for _ in range(n - 1):
       ch *= 2
-      x = nn.Conv(ch, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  use_bias=False, kernel_init=_INIT)(x)
+      x = self._conv(x, ch, train, **stride2)
       x = nn.leaky_relu(_discriminator_norm(self.norm, train)(x), 0.2)
-    x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=_INIT)(x)
+    x = self._conv(x, 1, train, padding="VALID")
     return x.reshape(x.shape[0])
