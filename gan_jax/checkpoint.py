@@ -10,11 +10,20 @@ leftover temporary directories are removed on the next start.
 """
 
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
+import jax
 import orbax.checkpoint as ocp
 
 PyTree = Any
+
+
+def _shapes(tree: PyTree) -> Dict[str, Tuple[Tuple[int, ...], str]]:
+  """{'a/b/c': (shape, dtype)} of every array-like leaf, whatever the container types."""
+  def name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+  return {name(path): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 class Checkpointer:
@@ -29,7 +38,9 @@ class Checkpointer:
         enable_async_checkpointing=async_save,
     )
     self._manager = ocp.CheckpointManager(
-        self.directory, options=options, item_names=("state", "config"))
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "config": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> Optional[int]:
     """The newest completely written step, or None."""
@@ -46,6 +57,17 @@ class Checkpointer:
         args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                 config=ocp.args.JsonSave(config)),
         force=True)
+
+  def mismatches(self, abstract: PyTree, step: Optional[int] = None) -> List[str]:
+    """How the arrays saved at `step` (default: latest) differ from `abstract`'s, one line each."""
+    step = self.latest_step() if step is None else step
+    saved = _shapes(self._manager.item_metadata(step)["state"])
+    wanted = _shapes(abstract)
+    lines = [f"{k}: checkpoint {saved[k]} vs now {wanted[k]}"
+             for k in sorted(saved.keys() & wanted.keys()) if saved[k] != wanted[k]]
+    lines += [f"{k}: only in the checkpoint" for k in sorted(saved.keys() - wanted.keys())]
+    lines += [f"{k}: not in the checkpoint" for k in sorted(wanted.keys() - saved.keys())]
+    return lines
 
   def restore(self, abstract: PyTree,
               step: Optional[int] = None) -> Tuple[PyTree, Dict[str, Any], int]:

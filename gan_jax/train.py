@@ -174,13 +174,14 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     changes = config_differences(saved_config, config_dict)
     abstract_on_devices = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    try:
-      state, _, restored_step = checkpointer.restore(abstract_on_devices)
-    except (ValueError, KeyError) as e:
+    misfits = checkpointer.mismatches(abstract)
+    if misfits:
       raise UserError(
           f"the checkpoint in {checkpointer.directory} does not fit this config "
-          f"(changed: {'; '.join(changes) or 'nothing'}): {e}. Resume with the "
-          "original config or start a new --workdir.") from e
+          f"(changed: {'; '.join(changes) or 'nothing'}); arrays: {'; '.join(misfits[:5])}"
+          f"{f' and {len(misfits) - 5} more' if len(misfits) > 5 else ''}. Resume with the "
+          "original config or start a new --workdir.")
+    state, _, restored_step = checkpointer.restore(abstract_on_devices)
     logging.info("resumed from step %d in %s", restored_step, checkpointer.directory)
     if changes:
       logging.warning("config differs from the checkpoint's: %s", "; ".join(changes))

@@ -55,3 +55,18 @@ def test_a_half_written_checkpoint_is_ignored_and_cleaned_up(tmp_path):
   reopened.close()
   assert not partial.exists()  # removed on start, as orbax's cleanup_tmp_directories promises
   assert sorted(os.listdir(tmp_path)) == ["5"]
+
+
+def test_mismatches_name_the_arrays_that_differ(tmp_path):
+  _, state, _ = tiny()
+  checkpointer = Checkpointer(str(tmp_path))
+  checkpointer.save(1, state, {})
+  checkpointer.wait()
+  assert checkpointer.mismatches(abstract_of(state)) == []
+  _, wider, _ = tiny(model__d_width=16)
+  lines = checkpointer.mismatches(abstract_of(wider))
+  assert "d_params/Conv_0/kernel: checkpoint ((4, 4, 3, 8), 'float32') vs now ((4, 4, 3, 16), 'float32')" in lines
+  _, plain, _ = tiny(model__d_norm="none")  # no BatchNorm statistics in D
+  assert any(line.endswith("only in the checkpoint") for line in
+             checkpointer.mismatches(abstract_of(plain)))
+  checkpointer.close()

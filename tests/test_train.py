@@ -107,8 +107,10 @@ def test_resuming_with_an_incompatible_config_says_what_changed(tmp_path, smoke_
   smoke_config.train.num_steps = 2
   train.train_and_evaluate(smoke_config, str(tmp_path))
   smoke_config.model.g_width = 16
-  with pytest.raises(UserError, match=r"model.g_width: 8 -> 16.*new --workdir"):
+  with pytest.raises(UserError, match=r"model.g_width: 8 -> 16.*new --workdir") as e:
     train.train_and_evaluate(smoke_config, str(tmp_path))
+  assert "Dense_0/kernel: checkpoint ((16, 256), 'float32') vs now ((16, 512), 'float32')" in str(
+      e.value)
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, smoke_config):
