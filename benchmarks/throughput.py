@@ -18,7 +18,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -4,7 +4,6 @@ import os
 import shutil
 
 import jax
-import numpy as np
 
 from gan_jax.checkpoint import Checkpointer
 from test_step import same, tiny

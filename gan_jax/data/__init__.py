@@ -6,3 +6,7 @@ from gan_jax.data.pipeline import FEEDS, make_pipeline, policy_of
 from gan_jax.data.sampler import EpochSampler
 from gan_jax.data.sources import decode_source, load_source, make_source
 from gan_jax.data.streaming import StreamFeeder
+
+__all__ = ["DeviceFeeder", "EpochSampler", "FEEDS", "HostFeeder", "ImagePolicy", "LoadReport",
+           "StreamFeeder", "decode_image", "decode_source", "list_images", "load_images",
+           "load_source", "make_feeder", "make_pipeline", "make_source", "policy_of"]
