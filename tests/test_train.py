@@ -226,3 +226,14 @@ def test_a_folder_of_your_own_pngs_trains_with_one_flag(tmp_path, cache_dir):
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"loaded 20 images from folder:{folder}" in result.stderr
   assert os.path.exists(tmp_path / "run" / "samples" / "step_0000002.png")
+
+
+def test_a_recipe_config_runs_from_the_command_line(tmp_path, face_data):
+  """configs/<recipe>.py imports configs/anime.py: that must work through --config too."""
+  result = launch("--config=configs/wgan_gp.py:smoke", f"--workdir={tmp_path}",
+                  f"--config.data.source={face_data}", "--config.train.num_steps=1",
+                  "--config.penalty.wgan_gp.weight=5")
+  assert result.returncode == 0, result.stderr[-3000:]
+  saved = Checkpointer(os.path.join(tmp_path, "checkpoints")).restore_config()
+  assert saved["loss"]["name"] == "wasserstein" and saved["penalty"]["use"] == "wgan_gp"
+  assert saved["penalty"]["wgan_gp"]["weight"] == 5 and saved["train"]["d_steps"] == 5
