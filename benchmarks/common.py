@@ -1,6 +1,5 @@
 """What the benchmark scripts share: building a config's compiled train step."""
 
-import functools
 import os
 import sys
 import time
@@ -10,7 +9,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import models, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax.state import create_state  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def build(config, mesh):
@@ -21,8 +19,7 @@ def build(config, mesh):
   size = config.data.image_size
   generator, discriminator = models.build_models(config.model, size)
   g_tx, d_tx = train.make_optimizers(config)
-  init = functools.partial(create_state, jax.random.PRNGKey(config.seed), generator,
-                           discriminator, g_tx, d_tx, config.model.latent_dim, (size, size, 3))
+  init = train.make_init(config, generator, discriminator, g_tx, d_tx)
   shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init))
   state = jax.jit(init, out_shardings=shardings)()
   example = jax.ShapeDtypeStruct(

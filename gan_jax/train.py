@@ -107,6 +107,14 @@ def make_optimizers(config):
           optim.make_optimizer(config.optim, "d", config.constraint))
 
 
+def make_init(config, generator, discriminator, g_tx, d_tx):
+  """A zero-argument function creating this config's fresh TrainState (jit it, eval_shape it)."""
+  size = config.data.image_size
+  return functools.partial(
+      create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
+      g_tx, d_tx, config.model.latent_dim, (size, size, 3))
+
+
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
   return GANStep(
@@ -157,9 +165,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   # -------------------------------------------- models, optimizers, state --
   generator, discriminator = models.build_models(config.model, config.data.image_size)
   g_tx, d_tx = make_optimizers(config)
-  init = functools.partial(
-      create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
-      g_tx, d_tx, config.model.latent_dim, image_shape)
+  init = make_init(config, generator, discriminator, g_tx, d_tx)
   abstract = jax.eval_shape(init)
   shardings = jax.tree.map(lambda _: replicated, abstract)
 

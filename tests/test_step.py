@@ -7,7 +7,6 @@ import pytest
 
 from configs import anime
 from gan_jax import models, parallel, train
-from gan_jax.state import create_state
 from gan_jax.step import ema_decay_at, images_to_float
 
 
@@ -26,8 +25,7 @@ def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
   g, d = models.build_models(config.model, config.data.image_size)
   g_tx, d_tx = train.make_optimizers(config)
   size = config.data.image_size
-  state = jax.jit(lambda key: create_state(key, g, d, g_tx, d_tx, config.model.latent_dim,
-                                           (size, size, 3)))(jax.random.PRNGKey(config.seed))
+  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
   images = np.random.default_rng(0).integers(0, 256, (d_steps, batch, size, size, 3), np.uint8)
   return train.make_step(config, g, d, g_tx, d_tx), state, jnp.asarray(images)
 
