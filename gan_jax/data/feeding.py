@@ -83,19 +83,28 @@ class DeviceFeeder(Feeder):
 
   mode = "device"
 
+  @staticmethod
+  def unsuitable(num_images: int, *, batch_size: int, d_steps: int, devices: int) -> str:
+    """Why `num_images` cannot be fed this way ('' if they can)."""
+    per_device = d_steps * batch_size // devices
+    num_local = num_images // devices
+    if num_local < per_device:
+      return (f"device feeding needs at least d_steps * batch_size = {d_steps * batch_size} "
+              f"images ({per_device} per device), got {num_images}")
+    if num_local * per_device >= 2**31:
+      return "dataset x batch too large for int32 stream positions"
+    return ""
+
   def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int, seed: int,
                mesh: Mesh, hflip: bool = False):
     devices = mesh.shape[parallel.DATA_AXIS]
     per_device = d_steps * batch_size // devices
     self.num_local = len(images) // devices
     self.num_dropped = len(images) - self.num_local * devices
-    if self.num_local < per_device:
-      raise ConfigError(
-          f"device feeding needs at least d_steps * batch_size = {d_steps * batch_size} "
-          f"images ({per_device} per device), got {len(images)}; use data.feed='host'")
-    if self.num_local * per_device >= 2**31:
-      raise ConfigError("dataset x batch too large for int32 stream positions; "
-                        "use data.feed='host'")
+    problem = self.unsuitable(len(images), batch_size=batch_size, d_steps=d_steps,
+                              devices=devices)
+    if problem:
+      raise ConfigError(f"{problem}; use data.feed='host'")
     self.images = jax.device_put(np.asarray(images[:self.num_local * devices]),
                                  NamedSharding(mesh, P(parallel.DATA_AXIS)))
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x64657669)
@@ -131,14 +140,15 @@ class DeviceFeeder(Feeder):
 def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int, seed: int,
                 mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0) -> Feeder:
   """A DeviceFeeder for feed='device', a HostFeeder for 'host'; 'auto' picks device when
-  each device's shard fits in `device_budget_gb` and holds at least one iteration's share."""
+  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it."""
   if feed not in ("auto", "device", "host"):
     raise ConfigError(f"unknown feed {feed!r} for an in-memory array; choose from: "
                       "auto, device, host")
   if feed == "auto":
     devices = mesh.shape[parallel.DATA_AXIS]
     fits = images.nbytes / devices / 2**30 <= device_budget_gb
-    enough = len(images) // devices >= d_steps * batch_size // devices
-    feed = "device" if fits and enough else "host"
+    usable = not DeviceFeeder.unsuitable(len(images), batch_size=batch_size, d_steps=d_steps,
+                                         devices=devices)
+    feed = "device" if fits and usable else "host"
   cls = DeviceFeeder if feed == "device" else HostFeeder
   return cls(images, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh, hflip=hflip)
