@@ -23,6 +23,8 @@ import os
 
 import ml_collections
 
+from configs import common
+
 # The project's copy of the faces, beside the repository (read in place).
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANIME_FACES_DIR = os.path.normpath(os.path.join(_REPO, "..", "shared", "data", "anime-faces"))
@@ -70,59 +72,24 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
 
-  config.loss = ml_collections.ConfigDict()
-  # minimax | non_saturating | least_squares | wasserstein | hinge | relativistic |
-  # relativistic_average | f_kl | f_reverse_kl | f_jensen_shannon | f_pearson | f_squared_hellinger
-  config.loss.name = "non_saturating"
-  # Options of the losses that take any (used when that loss is chosen).
-  config.loss.least_squares = ml_collections.ConfigDict(
-      dict(real_target=1.0, fake_target=0.0, g_target=1.0))  # LSGAN's b, a, c
-
-  # Lipschitz constraints: optax projections applied after each update of that network.
-  config.constraint = ml_collections.ConfigDict()
-  config.constraint.g = ""  # '' | weight_clip | spectral_norm_projection
-  config.constraint.d = ""  # '' | weight_clip | spectral_norm_projection
-  config.constraint.pattern = r"(^|/)kernel$"  # which parameters (regex on the path)
-  config.constraint.weight_clip = ml_collections.ConfigDict(dict(clip=0.01))
-  config.constraint.spectral_norm_projection = ml_collections.ConfigDict(
-      dict(target=1.0, steps=1))  # largest singular value bound; power iterations per update
-
-  # Discriminator penalties (need grad_x D), added to D's loss; any combination.
-  config.penalty = ml_collections.ConfigDict()
-  config.penalty.use = ""  # comma-separated: wgan_gp, dragan, r1, r2 ('' for none)
-  # weight multiplies the penalty; every > 1 applies it every N iterations, scaled by N.
-  config.penalty.wgan_gp = ml_collections.ConfigDict(dict(weight=10.0, every=1, one_sided=False))
-  config.penalty.dragan = ml_collections.ConfigDict(dict(weight=10.0, every=1, c=0.5))
-  config.penalty.r1 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
-  config.penalty.r2 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
-
-  config.optim = ml_collections.ConfigDict()
-  config.optim.name = "adam"           # adam | rmsprop | sgd, for both networks
-  config.optim.g_lr = 2e-4             # generator learning rate
-  config.optim.d_lr = 2e-4             # discriminator learning rate
-  config.optim.g_betas = (0.5, 0.999)  # generator Adam (b1, b2)
-  config.optim.d_betas = (0.5, 0.999)  # discriminator Adam (b1, b2)
+  config.loss = common.loss("non_saturating")  # any loss: configs/common.py lists them
+  config.constraint = common.constraint()  # none by default; see configs/wgan.py, sngan.py
+  config.penalty = common.penalty()  # none by default; see configs/wgan_gp.py
+  config.optim = common.optim(lr=2e-4, betas=(0.5, 0.999))  # DCGAN's Adam
 
   config.train = ml_collections.ConfigDict()
   config.train.batch_size = 128  # global batch (split over all devices)
   config.train.num_steps = 50_000  # iterations; each = d_steps D updates + 1 G update
   config.train.d_steps = 1       # discriminator updates per generator update
 
-  config.ema = ml_collections.ConfigDict()
-  config.ema.decay = 0.999  # generator weight EMA used for samples (0: no averaging)
-  config.ema.rampup = True  # use min(decay, (1+t)/(10+t)) so early EMA tracks G
-
-  config.log = ml_collections.ConfigDict()
-  config.log.every = 100  # metrics, progress line and NaN check every N iterations
-  config.log.diagnostics = True  # also D's Lipschitz/gradient/accuracy diagnostics (gan_jax/diagnostics.py)
+  config.ema = common.ema(decay=0.999)
+  config.log = common.log(every=100)
 
   config.sample = ml_collections.ConfigDict()
   config.sample.every = 1000  # write a PNG grid from fixed z every N iterations
   config.sample.num = 64      # images in the grid
 
-  config.checkpoint = ml_collections.ConfigDict()
-  config.checkpoint.every = 2000  # save the full training state every N iterations
-  config.checkpoint.keep = 3      # keep the newest K checkpoints (0: keep all)
+  config.checkpoint = common.checkpoint(every=2000)
 
   if preset == "smoke":
     config.data.image_size = 16

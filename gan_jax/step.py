@@ -1,7 +1,7 @@
 """The pure GAN train step: `d_steps` discriminator updates, then one generator update.
 
 `GANStep` is built once from the run's pieces (models, loss, optimizers, latent
-sampler, EMA settings) and is a pure function of (state, images); jit it with
+sampler, EMA settings) and is a pure function of (state, batch); jit it with
 the state donated. Nothing here reads the config or does I/O, so swapping a
 loss, model or optimizer never touches this file.
 
@@ -33,9 +33,14 @@ from gan_jax.state import TrainState
 Metrics = Dict[str, jax.Array]
 
 
-def images_to_float(images: jax.Array) -> jax.Array:
-  """uint8 images in [0, 255] -> float32 in [-1, 1]."""
-  return images.astype(jnp.float32) / 127.5 - 1.0
+def batch_to_float(batch: jax.Array) -> jax.Array:
+  """The model's view of a data batch: uint8 images in [0, 255] -> float32 in [-1, 1];
+  float data (the toy lab's points) as it is."""
+  if jnp.issubdtype(batch.dtype, jnp.floating):
+    return batch
+  if batch.dtype != jnp.uint8:
+    raise TypeError(f"data batches are uint8 images or floats, got {batch.dtype}")
+  return batch.astype(jnp.float32) / 127.5 - 1.0
 
 
 def apply_in_train_mode(module: nn.Module, params: Any, stats: Any,
@@ -99,7 +104,7 @@ class GANStep:
 
   def d_update(self, state: TrainState, real: jax.Array,
                key: jax.Array) -> Tuple[TrainState, Metrics]:
-    """One discriminator update on `real` (float, [-1, 1]) and fresh fakes; G is untouched.
+    """One discriminator update on float `real` (images in [-1, 1]) and fresh fakes; G is untouched.
 
     z comes from fold_in(key, 0), penalty i's randomness from fold_in(key, 1 + i).
     """
@@ -158,12 +163,13 @@ class GANStep:
                           g_opt_state=opt_state, ema_params=ema)
     return state, {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads)}
 
-  def __call__(self, state: TrainState, images: jax.Array) -> Tuple[TrainState, Metrics]:
-    """One iteration on uint8 `images` of shape (d_steps, batch, H, W, C).
+  def __call__(self, state: TrainState, batch: jax.Array) -> Tuple[TrainState, Metrics]:
+    """One iteration on a data batch (d_steps, batch_size, *example_shape): uint8 images
+    or float points (see batch_to_float).
 
     Discriminator metrics are averaged over the D updates of the iteration.
     """
-    real = images_to_float(images)
+    real = batch_to_float(batch)
     d_steps = real.shape[0]
     key = jax.random.fold_in(state.key, state.step)
     # A Python loop (unrolled at trace time), not lax.scan: XLA's CPU backend

@@ -22,7 +22,7 @@ from gan_jax import sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import GANStep, Penalty, images_to_float
+from gan_jax.step import GANStep, Penalty, batch_to_float
 
 
 def validate_config(config) -> None:
@@ -47,9 +47,8 @@ def validate_config(config) -> None:
         raise ValueError(f"penalty.{name}.every must be >= 1")
   except ValueError as e:
     raise ConfigError(f"config.penalty: {e}") from None
-  positive = ["data.image_size", "model.latent_dim", "train.batch_size",
-              "train.d_steps", "log.every", "sample.every", "sample.num",
-              "checkpoint.every"]
+  positive = ["model.latent_dim", "train.batch_size", "train.d_steps", "log.every",
+              "sample.every", "sample.num", "checkpoint.every"]
   for field in positive:
     section, key = field.split(".")
     if config[section][key] <= 0:
@@ -59,17 +58,13 @@ def validate_config(config) -> None:
   if not 0.0 <= config.ema.decay < 1.0:
     raise ConfigError(f"config.ema.decay must be in [0, 1), got {config.ema.decay}")
   try:
-    models.build_models(config.model, config.data.image_size)
-  except ValueError as e:
-    raise ConfigError(f"config.data.image_size / config.model: {e}") from None
-  try:
-    data_lib.sources.parse(config.data.source)
-    data_lib.policy_of(config.data)
+    data_lib.validate(config.data)
   except ValueError as e:
     raise ConfigError(f"config.data: {e}") from None
-  if config.data.feed not in data_lib.FEEDS:
-    raise ConfigError(f"config.data.feed: unknown feed {config.data.feed!r}; choose from: "
-                      f"{', '.join(data_lib.FEEDS)}")
+  try:
+    models.build_models(config.model, data_lib.example_spec(config.data)[0])
+  except ValueError as e:
+    raise ConfigError(f"config.model (for data {config.data.source!r}): {e}") from None
 
 
 def config_to_dict(config) -> Dict[str, Any]:
@@ -107,12 +102,16 @@ def make_optimizers(config):
           optim.make_optimizer(config.optim, "d", config.constraint))
 
 
+def make_models(config):
+  """(generator, discriminator) of `config.model` for `config.data`'s examples."""
+  return models.build_models(config.model, data_lib.example_spec(config.data)[0])
+
+
 def make_init(config, generator, discriminator, g_tx, d_tx):
   """A zero-argument function creating this config's fresh TrainState (jit it, eval_shape it)."""
-  size = config.data.image_size
   return functools.partial(
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
-      g_tx, d_tx, config.model.latent_dim, (size, size, 3))
+      g_tx, d_tx, config.model.latent_dim, data_lib.example_spec(config.data)[0])
 
 
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
@@ -160,10 +159,11 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       config.data, batch_size=config.train.batch_size, d_steps=config.train.d_steps,
       seed=config.seed, mesh=mesh)
   logging.info("%s", data_summary)
-  image_shape = (config.data.image_size, config.data.image_size, 3)
+  example_shape, example_dtype = data_lib.example_spec(config.data)
+  sample_report = data_lib.make_sample_report(config.data)
 
   # -------------------------------------------- models, optimizers, state --
-  generator, discriminator = models.build_models(config.model, config.data.image_size)
+  generator, discriminator = make_models(config)
   g_tx, d_tx = make_optimizers(config)
   init = make_init(config, generator, discriminator, g_tx, d_tx)
   abstract = jax.eval_shape(init)
@@ -202,18 +202,17 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   # --------------------------------------------------------------- compile --
   step_fn = make_step(config, generator, discriminator, g_tx, d_tx)
   batch_spec = jax.ShapeDtypeStruct(
-      (config.train.d_steps, config.train.batch_size, *image_shape), np.uint8,
+      (config.train.d_steps, config.train.batch_size, *example_shape), example_dtype,
       sharding=parallel.batch_sharding(mesh, batch_axis=1))
   train_step = jax.jit(step_fn, donate_argnums=0,
                        out_shardings=(shardings, replicated)).lower(state, batch_spec).compile()
   sample_z = jax.device_put(
       sampling.fixed_latents(config.seed, config.sample.num, config.model.latent_dim,
                              config.model.latent_dist), replicated)
-  sample_fn = jax.jit(lambda params, stats, z: sampling.to_uint8(
-      sampling.generate(generator, params, stats, z)))
-  diagnostics_fn = jax.jit(lambda state, images, key: diagnostics.discriminator_diagnostics(
+  sample_fn = jax.jit(functools.partial(sampling.generate, generator))
+  diagnostics_fn = jax.jit(lambda state, batch, key: diagnostics.discriminator_diagnostics(
       generator, discriminator, step_fn.sample_latent, step_fn.latent_dim, state,
-      images_to_float(images[-1]), key))
+      batch_to_float(batch[-1]), key))
   diagnostics_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x64696167)
 
   # ------------------------------------------------------------------ loop --
@@ -242,16 +241,22 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
             f"{bad[1]} became {bad[2]} at step {bad[0]}; training stopped. The last "
             f"good checkpoint (step {last_good}) is intact in {checkpointer.directory}: "
             "rerunning resumes from it (lower the learning rates or change the loss first).")
+      scalars = {}
       if log_now:
         scalars = {k: float(v) for k, v in history[-1][1].items()}
         if config.log.diagnostics:
           scalars.update({k: float(v) for k, v in jax.device_get(diagnostics_fn(
               state, batch, jax.random.fold_in(diagnostics_key, done))).items()})
-        speed = progress.update(done, scalars)
-        writer.write_scalars(done, {**scalars, **speed})
+        scalars.update(progress.update(done, scalars))
       if sample_now:
-        grid = np.asarray(sample_fn(state.ema_params, state.g_stats, sample_z))
-        writer.write_samples(done, grid)
+        picture, scores = sample_report(
+            np.asarray(sample_fn(state.ema_params, state.g_stats, sample_z)))
+        writer.write_samples(done, picture)
+        if scores:
+          progress.write(f"step {done} samples: {writers.format_scalars(scores)}")
+          scalars.update(scores)
+      if scalars:
+        writer.write_scalars(done, scalars)
       if save_now:
         checkpointer.save(done, state, config_dict)
       writer.flush()

@@ -130,12 +130,12 @@ class RunWriter:
     self.jsonl.write(step, scalars)
     self.tensorboard.write_scalars(step, scalars)
 
-  def write_samples(self, step: int, images_uint8: np.ndarray) -> str:
-    """Writes the grid of `images_uint8` as samples/step_XXXXXXX.png and to TensorBoard."""
-    grid = make_grid(images_uint8)
+  def write_samples(self, step: int, picture: np.ndarray) -> str:
+    """Writes a uint8 picture of samples (a grid, a scatter plot) as
+    samples/step_XXXXXXX.png and to TensorBoard."""
     path = os.path.join(self.sample_dir, f"step_{step:07d}.png")
-    save_png(path, grid)
-    self.tensorboard.write_image(step, "samples", grid)
+    save_png(path, picture)
+    self.tensorboard.write_image(step, "samples", picture)
     return path
 
   def flush(self) -> None:

@@ -13,7 +13,7 @@ from test_train import read_metrics
 RECIPES = ["anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan"]
 
 
-@pytest.mark.parametrize("name", RECIPES)
+@pytest.mark.parametrize("name", RECIPES + ["toy_ring", "toy_grid"])
 def test_full_config_validates(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   train.validate_config(config)

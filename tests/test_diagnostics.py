@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from gan_jax import constraints, diagnostics
-from gan_jax.step import images_to_float
+from gan_jax.step import batch_to_float
 from test_step import tiny
 from test_train import read_metrics
 
@@ -13,7 +13,7 @@ def test_diagnostics_of_a_tiny_dcgan():
   step, state, images = tiny()
   out = jax.jit(lambda s, r, k: diagnostics.discriminator_diagnostics(
       step.generator, step.discriminator, step.sample_latent, step.latent_dim, s, r, k))(
-          state, images_to_float(images[0]), jax.random.PRNGKey(0))
+          state, batch_to_float(images[0]), jax.random.PRNGKey(0))
   sigma_keys = {k for k in out if k.startswith("diag/sigma/")}
   assert sigma_keys == {f"diag/sigma/Conv_{i}" for i in range(3)}  # 16x16 DCGAN: 3 convs
   np.testing.assert_allclose(out["diag/sigma/Conv_0"], np.linalg.svd(

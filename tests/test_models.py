@@ -18,7 +18,7 @@ def model_config(g_width=64, d_width=64, name="dcgan"):
 
 def test_dcgan64_matches_the_reference_parameter_counts():
   """The PyTorch DCGAN-64 (nz=100, ngf=ndf=64) has 3,576,704 G and 2,765,568 D parameters."""
-  g, d = models.build_models(model_config(), image_size=64)
+  g, d = models.build_models(model_config(), (64, 64, 3))
   g_params, g_stats = jax.eval_shape(
       lambda: init_variables(g, jax.random.PRNGKey(0), jnp.zeros((1, 100))))
   d_params, _ = jax.eval_shape(
@@ -30,7 +30,7 @@ def test_dcgan64_matches_the_reference_parameter_counts():
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64, 128])
 def test_shapes_at_every_size(size):
-  g, d = models.build_models(model_config(4, 4), image_size=size)
+  g, d = models.build_models(model_config(4, 4), (size, size, 3))
 
   def forward():
     z = jax.random.normal(jax.random.PRNGKey(0), (3, 7))
@@ -54,7 +54,14 @@ def test_generator_output_is_in_tanh_range():
 @pytest.mark.parametrize("size", [0, 4, 12, 48, 100])
 def test_bad_image_sizes_are_refused(size):
   with pytest.raises(ValueError, match="power of two"):
-    models.build_models(model_config(4, 4), image_size=size)
+    models.build_models(model_config(4, 4), (size, size, 3))
+
+
+def test_dcgan_refuses_non_square_or_flat_data():
+  with pytest.raises(ValueError, match="DCGAN needs square images"):
+    models.build_models(model_config(4, 4), (16, 32, 3))
+  with pytest.raises(ValueError, match="DCGAN needs square images"):
+    models.build_models(model_config(4, 4), (2,))
 
 
 def test_discriminator_refuses_the_wrong_image_size():
@@ -74,8 +81,8 @@ def test_train_mode_batchnorm_updates_running_statistics():
 
 
 def test_unknown_model_lists_valid_names():
-  with pytest.raises(ValueError, match=r"unknown model 'dcgna'; choose from: dcgan"):
-    models.build_models(model_config(name="dcgna"), 64)
+  with pytest.raises(ValueError, match=r"unknown model 'dcgna'; choose from: dcgan, mlp"):
+    models.build_models(model_config(name="dcgna"), (64, 64, 3))
 
 
 def test_latent_distributions():

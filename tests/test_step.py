@@ -7,7 +7,7 @@ import pytest
 
 from configs import anime
 from gan_jax import models, parallel, train
-from gan_jax.step import ema_decay_at, images_to_float
+from gan_jax.step import ema_decay_at, batch_to_float
 
 
 def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
@@ -22,7 +22,7 @@ def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
     for section in sections:
       node = node[section]
     node[key] = value
-  g, d = models.build_models(config.model, config.data.image_size)
+  g, d = train.make_models(config)
   g_tx, d_tx = train.make_optimizers(config)
   size = config.data.image_size
   state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
@@ -36,14 +36,18 @@ def same(a, b) -> bool:
   return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
 
 
-def test_images_to_float_range():
-  x = images_to_float(jnp.array([0, 255, 128], jnp.uint8))
+def test_batch_to_float_range():
+  x = batch_to_float(jnp.array([0, 255, 128], jnp.uint8))
   np.testing.assert_allclose(x, [-1.0, 1.0, 128 / 127.5 - 1.0], atol=1e-7)
+  points = jnp.array([[0.5, -3.0]], jnp.float32)
+  assert batch_to_float(points) is points  # float data (toy points) is not rescaled
+  with pytest.raises(TypeError, match="uint8 images or floats"):
+    batch_to_float(jnp.array([1, 2], jnp.int32))
 
 
 def test_d_phase_moves_only_the_discriminator():
   step, state, images = tiny()
-  new, metrics = jax.jit(step.d_update)(state, images_to_float(images[0]), jax.random.PRNGKey(3))
+  new, metrics = jax.jit(step.d_update)(state, batch_to_float(images[0]), jax.random.PRNGKey(3))
   for field in ("g_params", "g_stats", "g_opt_state", "ema_params", "step", "key"):
     assert same(getattr(state, field), getattr(new, field)), field
   for field in ("d_params", "d_stats", "d_opt_state"):
@@ -53,7 +57,7 @@ def test_d_phase_moves_only_the_discriminator():
 
 def test_g_phase_moves_only_the_generator():
   step, state, images = tiny()
-  new, metrics = jax.jit(step.g_update)(state, images_to_float(images[0]), jax.random.PRNGKey(3))
+  new, metrics = jax.jit(step.g_update)(state, batch_to_float(images[0]), jax.random.PRNGKey(3))
   for field in ("d_params", "d_stats", "d_opt_state", "step", "key"):
     assert same(getattr(state, field), getattr(new, field)), field
   for field in ("g_params", "g_stats", "g_opt_state", "ema_params"):
@@ -65,7 +69,7 @@ def test_step_is_d_steps_discriminator_updates_then_one_generator_update():
   """__call__ == d_update(fold_in(k, 0)), d_update(fold_in(k, 1)), g_update(fold_in(k, 2))."""
   step, state, images = tiny(d_steps=2)
   state = state.replace(step=jnp.int32(7))
-  real = images_to_float(images)
+  real = batch_to_float(images)
 
   @jax.jit
   def by_hand(s):

@@ -1,10 +1,18 @@
-"""From `config.data` to a feeder: source -> (decode + cache | stream) -> batches on devices."""
+"""From `config.data` to a feeder: source -> (decode + cache | stream) -> batches on devices.
 
-from typing import Tuple
+Two kinds of data share the training loop: images (tfds:, folder:, zip: or a
+path; uint8 batches) and the toy lab's points (toy:ring8, toy:grid25; float32
+batches drawn on the devices). `example_spec` gives one example's shape and
+dtype, `make_sample_report` how generated samples are shown and scored.
+"""
 
+from typing import Callable, Dict, Tuple
+
+import numpy as np
 from jax.sharding import Mesh
 
-from gan_jax.data import feeding, sources, streaming
+from gan_jax import plots, writers
+from gan_jax.data import feeding, sources, streaming, toy
 from gan_jax.data.images import ImagePolicy
 from gan_jax.errors import ConfigError
 
@@ -19,6 +27,57 @@ def policy_of(data_config) -> ImagePolicy:
                      max_upscale=data_config.max_upscale)
 
 
+def toy_mixture(data_config):
+  """The toy Mixture `data_config.source` names ('toy:NAME'), or None for image data."""
+  scheme, _, name = data_config.source.partition(":")
+  return toy.get_mixture(name) if scheme == "toy" else None
+
+
+def validate(data_config) -> None:
+  """Raises ValueError naming what is wrong with `config.data` (nothing is read)."""
+  if toy_mixture(data_config) is not None:
+    return
+  try:
+    sources.parse(data_config.source)
+  except ValueError as e:
+    raise ValueError(f"{e} (or toy: for the toy lab's points)") from None
+  if data_config.image_size <= 0:
+    raise ValueError(f"data.image_size must be positive, got {data_config.image_size}")
+  policy_of(data_config)
+  if data_config.feed not in FEEDS:
+    raise ValueError(f"unknown data.feed {data_config.feed!r}; choose from: {', '.join(FEEDS)}")
+
+
+def example_spec(data_config) -> Tuple[Tuple[int, ...], np.dtype]:
+  """(shape, dtype) of one training example: ((size, size, 3), uint8) for images,
+  ((dim,), float32) for toy points."""
+  mixture = toy_mixture(data_config)
+  if mixture is not None:
+    return (mixture.dim,), np.dtype(np.float32)
+  return (data_config.image_size, data_config.image_size, 3), np.dtype(np.uint8)
+
+
+SampleReport = Callable[[np.ndarray], Tuple[np.ndarray, Dict[str, float]]]
+
+
+def make_sample_report(data_config) -> SampleReport:
+  """f(generated samples) -> (uint8 picture, scalars): a grid of images, or for toy data a
+  scatter plot over the data plus modes covered and the high-quality fraction."""
+  mixture = toy_mixture(data_config)
+  if mixture is None:
+    def image_report(samples):
+      pixels = np.clip(np.round((np.asarray(samples) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+      return writers.make_grid(pixels), {}
+    return image_report
+  reference = np.asarray(mixture.sample(toy.reference_key(), 2500))
+
+  def toy_report(samples):
+    picture = plots.scatter(samples, extent=mixture.extent, reference=reference,
+                            centers=mixture.centers)
+    return picture, {f"toy/{k}": v for k, v in toy.mode_metrics(samples, mixture).items()}
+  return toy_report
+
+
 def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
                   mesh: Mesh) -> Tuple[object, str]:
   """(feeder, one-line summary of what was loaded and how it is fed).
@@ -28,6 +87,10 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
   from device memory ('device'; 'auto' if each device's share fits in
   DEVICE_BUDGET_GB) or host memory ('host').
   """
+  mixture = toy_mixture(data_config)
+  if mixture is not None:
+    feeder = toy.ToyFeeder(mixture, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh)
+    return feeder, f"{mixture.describe()}, sampled on the devices from (seed, step)"
   feed = data_config.feed
   if feed not in FEEDS:
     raise ConfigError(f"unknown data.feed {feed!r}; choose from: {', '.join(FEEDS)}")

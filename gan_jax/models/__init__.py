@@ -1,16 +1,18 @@
 """Generator/discriminator families, chosen by `config.model.name`.
 
 Every family builds a pair of flax modules with one interface:
-  generator.apply(variables, z, train=...)       -> images in [-1, 1], NHWC
+  generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
-Variables hold `params` and, for normalised models, `batch_stats`.
+Variables hold `params` and, for normalised models, `batch_stats`. The example
+shape comes from the data: (size, size, channels) for images, (dim,) for the
+toy lab's points.
 """
 
-from typing import Callable, Tuple
+from typing import Callable, Sequence, Tuple
 
 import flax.linen as nn
 
-from gan_jax.models import dcgan
+from gan_jax.models import dcgan, mlp
 from gan_jax.registry import Registry
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -18,8 +20,12 @@ MODELS: Registry[Callable[..., ModelPair]] = Registry("model")
 
 
 @MODELS.register("dcgan")
-def build_dcgan(model_config, image_size: int, channels: int = 3) -> ModelPair:
-  """DCGAN generator and discriminator at `image_size` (a power of two >= 8)."""
+def build_dcgan(model_config, example_shape: Sequence[int]) -> ModelPair:
+  """DCGAN generator and discriminator for square images (side a power of two >= 8)."""
+  if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
+    raise ValueError(f"DCGAN needs square images (size, size, channels), got data of "
+                     f"shape {tuple(example_shape)}")
+  image_size, _, channels = example_shape
   dcgan.num_doublings(image_size)  # fail early on an unsupported size
   d_norm = model_config.get("d_norm", "batch")
   if d_norm not in dcgan.NORMS:
@@ -30,6 +36,18 @@ def build_dcgan(model_config, image_size: int, channels: int = 3) -> ModelPair:
                               spectral_norm=model_config.get("d_spectral_norm", False)))
 
 
-def build_models(model_config, image_size: int, channels: int = 3) -> ModelPair:
-  """(generator, discriminator) of the family `model_config.name`."""
-  return MODELS.get(model_config.name)(model_config, image_size, channels)
+@MODELS.register("mlp")
+def build_mlp(model_config, example_shape: Sequence[int]) -> ModelPair:
+  """Fully connected G and D (models/mlp.py) for data of any shape (the toy lab's points)."""
+  g_depth, d_depth = model_config.get("g_depth", 3), model_config.get("d_depth", 3)
+  if g_depth < 0 or d_depth < 0:
+    raise ValueError(f"model.g_depth and model.d_depth must be >= 0, got {g_depth}, {d_depth}")
+  return (mlp.Generator(example_shape=tuple(example_shape), width=model_config.g_width,
+                        depth=g_depth),
+          mlp.Discriminator(width=model_config.d_width, depth=d_depth,
+                            spectral_norm=model_config.get("d_spectral_norm", False)))
+
+
+def build_models(model_config, example_shape: Sequence[int]) -> ModelPair:
+  """(generator, discriminator) of the family `model_config.name` for data of `example_shape`."""
+  return MODELS.get(model_config.name)(model_config, tuple(example_shape))

@@ -1,0 +1,179 @@
+"""The toy lab's engine: train one config on several seeds at once, and the quantities the
+lectures' claims are stated in (empirical Lipschitz constants, D's optimum, divergences).
+
+`train_seeds` runs exactly the computation `launch.py` runs for each seed (same
+init, same batches from (seed, step), same step function), but vmapped over
+seeds and scanned over iterations in one compiled call, so five seeds of a toy
+GAN train in seconds. Tests and benchmarks/toy_lab.py use it; launch.py is
+for single runs with checkpoints and plots.
+"""
+
+from typing import Any, Callable, Dict, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import data as data_lib
+from gan_jax import losses, models, sampling, train
+from gan_jax.data import toy
+from gan_jax.state import TrainState, create_state
+from gan_jax.step import apply_in_train_mode
+
+
+def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
+                state: TrainState = None) -> Tuple[TrainState, Dict[str, jax.Array]]:
+  """(final states, per-iteration metrics) of `config` trained on toy data for every seed.
+
+  Leaves of both carry a leading seed axis; metrics have (seeds, steps). Seed s
+  is the run `launch.py` would make with config.seed = s. `num_steps` defaults
+  to config.train.num_steps; pass `state` (stacked over seeds) to continue.
+  """
+  mixture = data_lib.toy_mixture(config.data)
+  if mixture is None:
+    raise ValueError(f"train_seeds needs toy data (toy:NAME), got {config.data.source!r}")
+  num_steps = config.train.num_steps if num_steps < 0 else num_steps
+  generator, discriminator = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  step_fn = train.make_step(config, generator, discriminator, g_tx, d_tx)
+  shape = data_lib.example_spec(config.data)[0]
+
+  def run(seed, state):
+    def body(state, _):
+      batch = toy.toy_batch(mixture, seed, state.step, config.train.d_steps,
+                            config.train.batch_size)
+      return step_fn(state, batch)
+    return jax.lax.scan(body, state, None, length=num_steps)
+
+  seeds = jnp.asarray(seeds, jnp.uint32)
+  if state is None:
+    state = jax.vmap(lambda s: create_state(
+        jax.random.PRNGKey(s), generator, discriminator, g_tx, d_tx,
+        config.model.latent_dim, shape))(seeds)
+  return jax.jit(jax.vmap(run))(seeds, state)
+
+
+def generate_seeds(config, states: TrainState, num: int = 2500, ema: bool = True) -> np.ndarray:
+  """(seeds, num, *example_shape) samples of each seed's generator from the fixed latents
+  that launch.py plots (config.seed's)."""
+  generator, _ = train.make_models(config)
+  z = sampling.fixed_latents(config.seed, num, config.model.latent_dim, config.model.latent_dist)
+  params = states.ema_params if ema else states.g_params
+  return np.asarray(jax.jit(jax.vmap(
+      lambda p, s: sampling.generate(generator, p, s, z)))(params, states.g_stats))
+
+
+def mode_metrics_seeds(config, states: TrainState, num: int = 2500) -> Dict[str, np.ndarray]:
+  """{'modes_covered', 'high_quality'}: one value per seed (toy.mode_metrics)."""
+  mixture = data_lib.toy_mixture(config.data)
+  rows = [toy.mode_metrics(s, mixture) for s in generate_seeds(config, states, num)]
+  return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def discriminator_fn(config, d_params: Any, d_stats: Any,
+                     example_shape: Sequence[int] = None) -> Callable[[jax.Array], jax.Array]:
+  """x -> D's logits at (d_params, d_stats) (eval mode: no statistics updated); the
+  example shape defaults to config.data's."""
+  example_shape = example_shape or data_lib.example_spec(config.data)[0]
+  _, discriminator = models.build_models(config.model, example_shape)
+  variables = {"params": d_params, **({"batch_stats": d_stats} if d_stats else {})}
+  return lambda x: discriminator.apply(variables, x, train=False)
+
+
+def empirical_lipschitz(d_fn: Callable[[jax.Array], jax.Array], points: jax.Array) -> jax.Array:
+  """max_i ||grad_x D(x_i)||: a lower bound on D's Lipschitz constant from `points`."""
+  grads = jax.vmap(jax.grad(lambda x: d_fn(x[None])[0]))(points)
+  return jnp.max(jnp.linalg.norm(grads.reshape(len(points), -1), axis=1))
+
+
+def box_points(extent: float, per_axis: int = 101) -> jax.Array:
+  """A per_axis x per_axis grid of 2-D points covering [-extent, extent]^2."""
+  axis = jnp.linspace(-extent, extent, per_axis)
+  return jnp.stack(jnp.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+
+
+# ---------------------------------------------------------------- 1-D theory --
+# The lecture's claims about D's optimum and the JS divergence, on 1-D Gaussians
+# where every quantity has a closed form or a numerical integral.
+
+
+def affine_generator_params(mean: float, std: float) -> Dict[str, Any]:
+  """Parameters of the depth-0 MLP generator (latent_dim 1) with output N(mean, std^2)
+  for z ~ N(0, 1): x = std * z + mean."""
+  return {"Dense_0": {"kernel": jnp.full((1, 1), std, jnp.float32),
+                      "bias": jnp.full((1,), mean, jnp.float32)}}
+
+
+def one_d_config(base_config, loss: str = "minimax", mean: float = 0.0, std: float = 1.0):
+  """A copy of a toy config for the 1-D experiments: affine G (latent 1), data N(mean, std^2)."""
+  config = base_config.copy_and_resolve_references()
+  config.model.g_depth = 0
+  config.model.latent_dim = 1
+  config.model.latent_dist = "gaussian"
+  config.loss.name = loss
+  return config, toy.Mixture("normal1d", np.array([[mean]]), std)
+
+
+def fit_discriminator(config, mixture: toy.Mixture, g_params: Any, num_steps: int,
+                      seeds: Sequence[int] = (0,), state: TrainState = None) -> TrainState:
+  """States (stacked over `seeds`) whose D was trained for `num_steps` updates (the
+  config's loss, optimizer, constraint and penalties) against a frozen generator with
+  parameters `g_params` (None: each seed's initial G); data from `mixture`. Pass the
+  returned `state` to continue."""
+  generator, discriminator = models.build_models(config.model, (mixture.dim,))
+  g_tx, d_tx = train.make_optimizers(config)
+  step_fn = train.make_step(config, generator, discriminator, g_tx, d_tx)
+
+  def run(seed, state):
+    if state is None:
+      state = create_state(jax.random.PRNGKey(seed), generator, discriminator, g_tx, d_tx,
+                           config.model.latent_dim, (mixture.dim,))
+      if g_params is not None:
+        state = state.replace(g_params=g_params, ema_params=g_params)
+
+    def body(state, i):
+      real = toy.toy_batch(mixture, seed, i, 1, config.train.batch_size)[0]
+      state, _ = step_fn.d_update(state, real, jax.random.fold_in(state.key, i))
+      return state.replace(step=state.step + 1), None
+    return jax.lax.scan(body, state, jnp.arange(num_steps))[0]
+
+  return jax.jit(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32), state)
+
+
+def gaussian_pdf(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+  """N(mean, std^2) density at x."""
+  return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray, dx: float) -> float:
+  """JSD(p || q) (nats) of two densities tabulated on a uniform grid with spacing dx."""
+  m = 0.5 * (p + q)
+
+  def kl(a):
+    mask = a > 0
+    return float(np.sum(a[mask] * np.log(a[mask] / m[mask])) * dx)
+  return 0.5 * kl(p) + 0.5 * kl(q)
+
+
+def minimax_objective(d_logits_real: jax.Array, d_logits_fake: jax.Array) -> jax.Array:
+  """V(G, D) = E_data log D(x) + E_G log(1 - D(x)) from D's logits (D = sigmoid(logit))."""
+  return (jnp.mean(jax.nn.log_sigmoid(d_logits_real))
+          + jnp.mean(jax.nn.log_sigmoid(-d_logits_fake)))
+
+
+def generator_gradient_norm(config, state: TrainState, loss: str, real: jax.Array,
+                            seed: int = 0) -> jax.Array:
+  """||d g_loss / d g_params|| of `loss` at `state` with D fixed, on len(real) fresh
+  latents (`real` feeds the losses whose G term looks at D(real))."""
+  generator, discriminator = models.build_models(config.model, real.shape[1:])
+  loss_fn = losses.get_loss(loss)
+  z = jax.random.normal(jax.random.PRNGKey(seed), (len(real), config.model.latent_dim))
+  real_logits, _ = apply_in_train_mode(discriminator, state.d_params, state.d_stats, real)
+
+  def g_loss(g_params):
+    fake, _ = apply_in_train_mode(generator, g_params, state.g_stats, z)
+    logits, _ = apply_in_train_mode(discriminator, state.d_params, state.d_stats, fake)
+    return loss_fn(real_logits, logits).g_loss
+
+  grads = jax.grad(g_loss)(state.g_params)
+  return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))

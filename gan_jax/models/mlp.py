@@ -1,0 +1,58 @@
+"""Fully connected generator and discriminator for low-dimensional data (the toy lab).
+
+The generator maps z through `depth` hidden ReLU layers to a linear output
+reshaped to the example shape (no tanh: toy data is not bounded to [-1, 1]);
+with depth 0 it is the affine map x = W z + b, whose output distribution is
+known in closed form (a Gaussian for Gaussian z), which the lab's theory
+experiments use. The discriminator flattens its input and applies `depth`
+hidden LeakyReLU(0.2) layers and a linear logit; both activations are
+1-Lipschitz, so the product of the layers' spectral norms bounds D's Lipschitz
+constant (what spectral normalisation and its projection control).
+"""
+
+import math
+from typing import Tuple
+
+import flax.linen as nn
+import jax
+
+
+class Generator(nn.Module):
+  """z (batch, latent_dim) -> samples (batch, *example_shape)."""
+  example_shape: Tuple[int, ...] = (2,)
+  width: int = 128
+  depth: int = 3
+
+  @nn.compact
+  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    del train  # no normalisation layers
+    x = z
+    for _ in range(self.depth):
+      x = nn.relu(nn.Dense(self.width)(x))
+    x = nn.Dense(math.prod(self.example_shape))(x)
+    return x.reshape(z.shape[0], *self.example_shape)
+
+
+class Discriminator(nn.Module):
+  """samples (batch, *example_shape) -> logits (batch,).
+
+  With `spectral_norm` every Dense layer is reparameterised as W / sigma(W) (the
+  power-iteration vector lives in `batch_stats`, advanced in train mode), as in
+  dcgan.Discriminator.
+  """
+  width: int = 128
+  depth: int = 3
+  spectral_norm: bool = False
+
+  def _dense(self, x, features, train):
+    dense = nn.Dense(features)
+    if self.spectral_norm:
+      return nn.SpectralNorm(dense)(x, update_stats=train)
+    return dense(x)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
+    for _ in range(self.depth):
+      x = nn.leaky_relu(self._dense(x, self.width, train), 0.2)
+    return self._dense(x, 1, train).reshape(x.shape[0])
