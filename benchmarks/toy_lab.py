@@ -47,29 +47,75 @@ def configure(module, overrides, ema_decay):
   return config
 
 
+def _spread(values) -> str:
+  values = np.asarray(values, np.float64)
+  return f"{values.mean():.3g} +/- {values.std():.2g} (min {values.min():.3g}, max {values.max():.3g})"
+
+
+def theory(num_seeds):
+  """Markdown lines: the lectures' claims measured as in tests/test_toy_lab.py."""
+  seeds = list(range(num_seeds))
+  lines = [f"## The claims of tests/test_toy_lab.py, seeds 0..{num_seeds - 1}", "",
+           "| experiment | measured |", "|---|---|"]
+  critic = toy_ring.get_config()
+  critic.loss.name = "wasserstein"
+  variants = {"no constraint": [], "weight clip 0.01": [("constraint", "d", "weight_clip")],
+              "WGAN-GP 10": [("penalty", "use", "wgan_gp")],
+              "SN layers": [("model", "d_spectral_norm", True)],
+              "SN projection": [("constraint", "d", "spectral_norm_projection")]}
+  for name, overrides in variants.items():
+    config = configure(toy_ring, overrides + [("loss", "name", "wasserstein")], 0.99)
+    history = lab.critic_history(config, seeds, chunks=(200, 200, 400))
+    lines.append(f"| Wasserstein critic, {name}, G frozen: Lipschitz after 200 / 400 / 800 "
+                 f"updates | {' / '.join(_spread(h[:, 0]) for h in history)} |")
+    print(lines[-1], flush=True)
+  base = toy_ring.get_config()
+  base.train.batch_size = 1024
+  gap = lab.optimum_gap(base, seeds, num_steps=2000)
+  lines.append("| minimax D, 2,000 updates vs frozen G = N(1.5, 0.5^2), data N(0, 1): "
+               f"mean abs(D - D*) | {_spread(gap[:, 0])} |")
+  lines.append(f"| ... max abs(D - D*) where both densities > 0.02 | {_spread(gap[:, 1])} |")
+  lines.append(f"| ... V(G, D) vs -2 log 2 + 2 JSD = {gap[0, 3]:.4f} | {_spread(gap[:, 2])} |")
+  print("\n".join(lines[-3:]), flush=True)
+  base.train.batch_size = 128
+  rows = lab.disjoint_supports(base, seeds, thetas=(4.0, 1.0, 0.25))
+  for row in rows:
+    theta = row[0, 0]
+    lines.append(f"| data N(0, 0.02^2) vs G N({theta:g}, 0.02^2): JSD estimate (log 2 = 0.6931) "
+                 f"/ W1 estimate / minimax grad / non-saturating grad | {_spread(row[:, 1])} / "
+                 f"{_spread(row[:, 2])} / {_spread(row[:, 3])} / {_spread(row[:, 4])} |")
+    print(lines[-1], flush=True)
+  return lines + [""]
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, default=10)
   parser.add_argument("--ring_steps", type=int, default=2000)
   parser.add_argument("--grid_steps", type=int, default=4000)
+  parser.add_argument("--grid_seeds", type=int, default=5)
+  parser.add_argument("--theory_seeds", type=int, default=5)
   parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "toy_lab_results.md"))
   args = parser.parse_args()
-  seeds = list(range(args.seeds))
   lines = [
       "# Toy lab: mode coverage by regulariser",
       "",
       f"Command: `python benchmarks/toy_lab.py --seeds={args.seeds} --ring_steps={args.ring_steps} "
-      f"--grid_steps={args.grid_steps}` ({datetime.date.today()}, {platform.node()}, "
+      f"--grid_steps={args.grid_steps} --grid_seeds={args.grid_seeds} "
+      f"--theory_seeds={args.theory_seeds}` ({datetime.date.today()}, {platform.node()}, "
       f"{os.cpu_count()} CPU cores, JAX {jax.__version__}, {jax.devices()[0].platform}).",
       "",
       "Non-saturating loss, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), batch 256, one D "
       "step per G step (configs/toy_ring.py). Cells: modes covered mean +/- std (min) / "
-      "high-quality fraction mean +/- std over seeds 0.."
-      f"{args.seeds - 1}, from 2,500 samples of the generator EMA (decay 0.99) or of G itself "
-      "(decay 0).",
+      "high-quality fraction mean +/- std over seeds, from 2,500 samples of the generator "
+      "EMA (decay 0.99) or of G itself.",
       ""]
-  for module, steps, modes in ((toy_ring, args.ring_steps, 8), (toy_grid, args.grid_steps, 25)):
-    lines += [f"## {module.get_config().data.source}, {steps} iterations ({modes} modes)", "",
+  lines += theory(args.theory_seeds)
+  for module, steps, num_seeds in ((toy_ring, args.ring_steps, args.seeds),
+                                   (toy_grid, args.grid_steps, args.grid_seeds)):
+    seeds = list(range(num_seeds))
+    lines += [f"## {module.get_config().data.source}, {steps} iterations, seeds 0..{num_seeds - 1}",
+              "",
               "| regulariser | G-EMA 0.99 | G itself | seconds |", "|---|---|---|---|"]
     for name, overrides in REGULARISERS.items():
       start = time.time()

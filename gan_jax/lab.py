@@ -177,3 +177,91 @@ def generator_gradient_norm(config, state: TrainState, loss: str, real: jax.Arra
 
   grads = jax.grad(g_loss)(state.g_params)
   return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+
+
+# ------------------------------------------------------------- experiments --
+# Each returns the measured numbers; tests/test_toy_lab.py asserts the
+# lectures' claims on them and benchmarks/toy_lab.py tabulates them.
+
+
+def _seed(states: Any, i: int) -> Any:
+  return jax.tree.map(lambda x: x[i], states)
+
+
+def critic_history(config, seeds: Sequence[int], chunks: Sequence[int] = (200, 200, 400),
+                   extent: float = 3.0) -> np.ndarray:
+  """(len(chunks), seeds, 2): D's empirical Lipschitz constant (over a grid of the plane
+  and 512 fakes) and E D(real) - E D(fake), after each chunk of D updates against the
+  frozen initial G of a toy config (e.g. a Wasserstein critic with some constraint)."""
+  mixture = data_lib.toy_mixture(config.data)
+  real = mixture.sample(jax.random.PRNGKey(1), 2048)
+  states, history = None, []
+  for steps in chunks:
+    states = fit_discriminator(config, mixture, None, steps, seeds, states)
+    fakes = generate_seeds(config, states, 512, ema=False)
+    row = []
+    for i in range(len(seeds)):
+      state = _seed(states, i)
+      d_fn = discriminator_fn(config, state.d_params, state.d_stats)
+      fake = jnp.asarray(fakes[i])
+      points = jnp.concatenate([box_points(extent, 41), fake])
+      row.append((float(empirical_lipschitz(d_fn, points)),
+                  float(jnp.mean(d_fn(real)) - jnp.mean(d_fn(fake)))))
+    history.append(row)
+  return np.array(history)
+
+
+def optimum_gap(base_config, seeds: Sequence[int], num_steps: int = 2000,
+                g_mean: float = 1.5, g_std: float = 0.5) -> np.ndarray:
+  """(seeds, 4): how close a minimax D trained against a frozen G = N(g_mean, g_std^2)
+  on data N(0, 1) gets to its optimum: [mean |D - D*| under the data and G mixture,
+  max |D - D*| where both densities exceed 0.02, V(G, D), -2 log 2 + 2 JSD]."""
+  config, data = one_d_config(base_config, "minimax", 0.0, 1.0)
+  states = fit_discriminator(config, data, affine_generator_params(g_mean, g_std), num_steps,
+                             seeds)
+  x = np.linspace(-4.0, 4.0, 2001)
+  dx = x[1] - x[0]
+  p_data, p_g = gaussian_pdf(x, 0.0, 1.0), gaussian_pdf(x, g_mean, g_std)
+  d_star = p_data / (p_data + p_g)
+  overlap = np.minimum(p_data, p_g) > 0.02
+  v_star = -2 * np.log(2) + 2 * jensen_shannon(p_data, p_g, dx)
+  rows = []
+  for i in range(len(seeds)):
+    state = _seed(states, i)
+    d_fn = discriminator_fn(config, state.d_params, state.d_stats, (1,))
+    logits = d_fn(jnp.asarray(x[:, None], jnp.float32))
+    error = np.abs(np.asarray(jax.nn.sigmoid(logits), np.float64) - d_star)
+    v = np.sum(p_data * np.asarray(jax.nn.log_sigmoid(logits), np.float64)
+               + p_g * np.asarray(jax.nn.log_sigmoid(-logits), np.float64)) * dx
+    rows.append((np.sum(error * (p_data + p_g) / 2) * dx, np.max(error[overlap]), v, v_star))
+  return np.array(rows)
+
+
+def disjoint_supports(base_config, seeds: Sequence[int], thetas: Sequence[float] = (4.0, 1.0, 0.25),
+                      std: float = 0.02, d_steps: int = 500, critic_steps: int = 1000) -> np.ndarray:
+  """(thetas, seeds, 5): data N(0, std^2) against a frozen G = N(theta, std^2) (disjoint
+  supports for theta >> std): [theta, JSD estimate from a trained minimax D, W1 estimate
+  from a trained WGAN-GP critic, ||grad_G|| of the minimax G loss, of the non-saturating
+  one] (the gradients against the minimax D)."""
+  out = []
+  for theta in thetas:
+    g_params = affine_generator_params(theta, std)
+    config, data = one_d_config(base_config, "minimax", 0.0, std)
+    states = fit_discriminator(config, data, g_params, d_steps, seeds)
+    w_config, _ = one_d_config(base_config, "wasserstein", 0.0, std)
+    w_config.penalty.use = "wgan_gp"
+    w_states = fit_discriminator(w_config, data, g_params, critic_steps, seeds)
+    real = data.sample(jax.random.PRNGKey(7), 4096)
+    fake = theta + std * jax.random.normal(jax.random.PRNGKey(8), (4096, 1))
+    rows = []
+    for i in range(len(seeds)):
+      state, w_state = _seed(states, i), _seed(w_states, i)
+      d_fn = discriminator_fn(config, state.d_params, state.d_stats, (1,))
+      critic = discriminator_fn(w_config, w_state.d_params, w_state.d_stats, (1,))
+      jsd = (float(minimax_objective(d_fn(real), d_fn(fake))) + 2 * np.log(2)) / 2
+      w1 = float(jnp.mean(critic(real)) - jnp.mean(critic(fake)))
+      rows.append((theta, jsd, w1,
+                   float(generator_gradient_norm(config, state, "minimax", real)),
+                   float(generator_gradient_norm(config, state, "non_saturating", real))))
+    out.append(rows)
+  return np.array(out)
