@@ -46,8 +46,8 @@ def run_one(loss, constraint, penalty, steps, root):
                           text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
   seconds = time.time() - start
   if result.returncode != 0:
-    last = (result.stderr.strip().splitlines() or ["?"])[-1]
-    return loss, constraint, penalty, f"error: {last[:60]}", seconds
+    last = (result.stderr.strip().splitlines() or ["?"])[-1].removeprefix("error: ")
+    return loss, constraint, penalty, f"stopped: {last.split(';')[0][:60]}", seconds
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     row = json.loads(f.read().splitlines()[-1])
   return (loss, constraint, penalty,

@@ -114,30 +114,39 @@ def one_d_config(base_config, loss: str = "minimax", mean: float = 0.0, std: flo
   return config, toy.Mixture("normal1d", np.array([[mean]]), std)
 
 
-def fit_discriminator(config, mixture: toy.Mixture, g_params: Any, num_steps: int,
-                      seeds: Sequence[int] = (0,), state: TrainState = None) -> TrainState:
-  """States (stacked over `seeds`) whose D was trained for `num_steps` updates (the
-  config's loss, optimizer, constraint and penalties) against a frozen generator with
-  parameters `g_params` (None: each seed's initial G); data from `mixture`. Pass the
-  returned `state` to continue."""
+def discriminator_trainer(config, mixture: toy.Mixture, num_steps: int):
+  """A compiled f(seeds, g_params, states) -> states: `num_steps` D updates (the config's
+  loss, optimizer, constraint and penalties) against a frozen generator with parameters
+  `g_params` (None: each seed's initial G), from fresh states (None) or `states`
+  (stacked over seeds); data from `mixture`. Reuse it to avoid recompiling."""
   generator, discriminator = models.build_models(config.model, (mixture.dim,))
   g_tx, d_tx = train.make_optimizers(config)
   step_fn = train.make_step(config, generator, discriminator, g_tx, d_tx)
 
-  def run(seed, state):
+  def run(seed, g_params, state):
     if state is None:
       state = create_state(jax.random.PRNGKey(seed), generator, discriminator, g_tx, d_tx,
                            config.model.latent_dim, (mixture.dim,))
       if g_params is not None:
         state = state.replace(g_params=g_params, ema_params=g_params)
 
-    def body(state, i):
-      real = toy.toy_batch(mixture, seed, i, 1, config.train.batch_size)[0]
-      state, _ = step_fn.d_update(state, real, jax.random.fold_in(state.key, i))
+    def body(state, _):
+      real = toy.toy_batch(mixture, seed, state.step, 1, config.train.batch_size)[0]
+      state, _ = step_fn.d_update(state, real, jax.random.fold_in(state.key, state.step))
       return state.replace(step=state.step + 1), None
-    return jax.lax.scan(body, state, jnp.arange(num_steps))[0]
+    return jax.lax.scan(body, state, None, length=num_steps)[0]
 
-  return jax.jit(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32), state)
+  trainer = jax.jit(jax.vmap(run, in_axes=(0, None, 0)))
+  return lambda seeds, g_params=None, states=None: trainer(
+      jnp.asarray(seeds, jnp.uint32), g_params, states)
+
+
+def fit_discriminator(config, mixture: toy.Mixture, g_params: Any, num_steps: int,
+                      seeds: Sequence[int] = (0,), state: TrainState = None) -> TrainState:
+  """States (stacked over `seeds`) whose D was trained for `num_steps` updates against a
+  frozen generator with parameters `g_params` (None: each seed's initial G); pass the
+  returned `state` to continue. See discriminator_trainer."""
+  return discriminator_trainer(config, mixture, num_steps)(seeds, g_params, state)
 
 
 def gaussian_pdf(x: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -188,16 +197,23 @@ def _seed(states: Any, i: int) -> Any:
   return jax.tree.map(lambda x: x[i], states)
 
 
-def critic_history(config, seeds: Sequence[int], chunks: Sequence[int] = (200, 200, 400),
+def critic_history(config, seeds: Sequence[int], record_at: Sequence[int] = (200, 400, 800),
                    extent: float = 3.0) -> np.ndarray:
-  """(len(chunks), seeds, 2): D's empirical Lipschitz constant (over a grid of the plane
-  and 512 fakes) and E D(real) - E D(fake), after each chunk of D updates against the
-  frozen initial G of a toy config (e.g. a Wasserstein critic with some constraint)."""
+  """(len(record_at), seeds, 2): D's empirical Lipschitz constant (over a grid of the plane
+  and 512 fakes) and E D(real) - E D(fake) after each number of D updates in `record_at`
+  (multiples of the first) against the frozen initial G of a toy config (e.g. a
+  Wasserstein critic with some constraint)."""
   mixture = data_lib.toy_mixture(config.data)
+  chunk = record_at[0]
+  if any(r % chunk for r in record_at):
+    raise ValueError(f"record_at must be multiples of its first entry, got {record_at}")
+  trainer = discriminator_trainer(config, mixture, chunk)
   real = mixture.sample(jax.random.PRNGKey(1), 2048)
   states, history = None, []
-  for steps in chunks:
-    states = fit_discriminator(config, mixture, None, steps, seeds, states)
+  for done in range(chunk, record_at[-1] + 1, chunk):
+    states = trainer(seeds, None, states)
+    if done not in record_at:
+      continue
     fakes = generate_seeds(config, states, 512, ema=False)
     row = []
     for i in range(len(seeds)):
@@ -243,14 +259,16 @@ def disjoint_supports(base_config, seeds: Sequence[int], thetas: Sequence[float]
   supports for theta >> std): [theta, JSD estimate from a trained minimax D, W1 estimate
   from a trained WGAN-GP critic, ||grad_G|| of the minimax G loss, of the non-saturating
   one] (the gradients against the minimax D)."""
+  config, data = one_d_config(base_config, "minimax", 0.0, std)
+  w_config, _ = one_d_config(base_config, "wasserstein", 0.0, std)
+  w_config.penalty.use = "wgan_gp"
+  d_trainer = discriminator_trainer(config, data, d_steps)
+  critic_trainer = discriminator_trainer(w_config, data, critic_steps)
   out = []
   for theta in thetas:
     g_params = affine_generator_params(theta, std)
-    config, data = one_d_config(base_config, "minimax", 0.0, std)
-    states = fit_discriminator(config, data, g_params, d_steps, seeds)
-    w_config, _ = one_d_config(base_config, "wasserstein", 0.0, std)
-    w_config.penalty.use = "wgan_gp"
-    w_states = fit_discriminator(w_config, data, g_params, critic_steps, seeds)
+    states = d_trainer(seeds, g_params)
+    w_states = critic_trainer(seeds, g_params)
     real = data.sample(jax.random.PRNGKey(7), 4096)
     fake = theta + std * jax.random.normal(jax.random.PRNGKey(8), (4096, 1))
     rows = []
