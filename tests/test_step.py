@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs import anime
-from gan_jax import models, parallel, train
+from gan_jax import parallel, train
 from gan_jax.step import ema_decay_at, batch_to_float
 
 

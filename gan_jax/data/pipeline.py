@@ -11,7 +11,7 @@ from typing import Callable, Dict, Tuple
 import numpy as np
 from jax.sharding import Mesh
 
-from gan_jax import plots, writers
+from gan_jax import plots, sampling, writers
 from gan_jax.data import feeding, sources, streaming, toy
 from gan_jax.data.images import ImagePolicy
 from gan_jax.errors import ConfigError
@@ -66,8 +66,7 @@ def make_sample_report(data_config) -> SampleReport:
   mixture = toy_mixture(data_config)
   if mixture is None:
     def image_report(samples):
-      pixels = np.clip(np.round((np.asarray(samples) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-      return writers.make_grid(pixels), {}
+      return writers.make_grid(np.asarray(sampling.to_uint8(samples))), {}
     return image_report
   reference = np.asarray(mixture.sample(toy.reference_key(), 2500))
 
