@@ -69,6 +69,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.d_width = 64             # discriminator channels at its first layer (ndf)
   config.model.d_norm = "batch"         # discriminator normalisation: batch | layer | none
   config.model.d_spectral_norm = False  # reparameterise D's convs as W / sigma(W) (SNGAN layer)
+  config.model.g_spectral_norm = False  # the same for G's layers (as SAGAN/BigGAN do)
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
 

@@ -38,6 +38,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.g_depth = 3               # generator hidden layers (0: an affine map of z)
   config.model.d_depth = 3               # discriminator hidden layers
   config.model.d_spectral_norm = False   # reparameterise D's layers as W / sigma(W) (SNGAN layer)
+  config.model.g_spectral_norm = False   # the same for G's layers
   config.model.latent_dim = 16           # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
 

@@ -136,3 +136,23 @@ def test_spectral_norm_layers_normalise_every_conv():
             "batch_stats": variables["batch_stats"]}
   np.testing.assert_allclose(d.apply(scaled, x, train=False), d.apply(variables, x, train=False),
                              rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, shape", [("dcgan", (16, 16, 3)), ("mlp", (2,))])
+def test_spectrally_normalised_generator_ignores_the_scale_of_its_kernels(name, shape):
+  """W / sigma(W) in every G layer: scaling all kernels by 10 leaves the samples unchanged
+  (with the option off, the dcgan output layer and every mlp layer change them)."""
+  def samples(spectral_norm, scale):
+    config = ml_collections.ConfigDict(dict(name=name, g_width=8, d_width=8,
+                                            g_spectral_norm=spectral_norm))
+    g, _ = models.build_models(config, shape)
+    z = jax.random.normal(jax.random.PRNGKey(0), (6, 5))
+    variables = g.init(jax.random.PRNGKey(1), z, train=False)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, w: w * scale if "kernel" in jax.tree_util.keystr(path) else w,
+        variables["params"])
+    out, _ = g.apply({**variables, "params": params}, z, train=True, mutable=["batch_stats"])
+    return np.asarray(out)
+
+  np.testing.assert_allclose(samples(True, 10.0), samples(True, 1.0), rtol=1e-4, atol=1e-5)
+  assert not np.allclose(samples(False, 10.0), samples(False, 1.0), rtol=1e-3, atol=1e-3)

@@ -201,7 +201,8 @@ def test_toy_ring_composes_every_kind_of_piece_from_the_command_line(tmp_path):
   result = launch("--config=configs/toy_ring.py:smoke", f"--workdir={tmp_path}",
                   "--config.loss.name=wasserstein", "--config.penalty.use=wgan_gp,r1",
                   "--config.penalty.r1.every=4", "--config.constraint.d=spectral_norm_projection",
-                  "--config.model.d_spectral_norm=True", "--config.optim.name=rmsprop")
+                  "--config.model.d_spectral_norm=True", "--config.model.g_spectral_norm=True",
+                  "--config.optim.name=rmsprop")
   assert result.returncode == 0, result.stderr[-2000:]
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert rows[-1]["step"] == 20 and rows[-1]["wgan_gp_penalty"] > 0

@@ -31,7 +31,8 @@ def build_dcgan(model_config, example_shape: Sequence[int]) -> ModelPair:
   if d_norm not in dcgan.NORMS:
     raise ValueError(f"unknown model.d_norm {d_norm!r}; choose from: {', '.join(dcgan.NORMS)}")
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
-                          channels=channels),
+                          channels=channels,
+                          spectral_norm=model_config.get("g_spectral_norm", False)),
           dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm,
                               spectral_norm=model_config.get("d_spectral_norm", False)))
 
@@ -43,7 +44,8 @@ def build_mlp(model_config, example_shape: Sequence[int]) -> ModelPair:
   if g_depth < 0 or d_depth < 0:
     raise ValueError(f"model.g_depth and model.d_depth must be >= 0, got {g_depth}, {d_depth}")
   return (mlp.Generator(example_shape=tuple(example_shape), width=model_config.g_width,
-                        depth=g_depth),
+                        depth=g_depth,
+                        spectral_norm=model_config.get("g_spectral_norm", False)),
           mlp.Discriminator(width=model_config.d_width, depth=d_depth,
                             spectral_norm=model_config.get("d_spectral_norm", False)))
 

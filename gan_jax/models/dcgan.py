@@ -40,24 +40,39 @@ def _batch_norm(train: bool) -> nn.BatchNorm:
                       epsilon=1e-5, scale_init=_scale_init)
 
 
+def spectral_normalised(layer: nn.Module, x: jax.Array, enabled: bool, train: bool) -> jax.Array:
+  """`layer(x)`, with its kernel reparameterised as W / sigma(W) when `enabled` (SNGAN:
+  the gradient flows through sigma; the power-iteration vector lives in `batch_stats`
+  and advances in train mode)."""
+  if enabled:
+    return nn.SpectralNorm(layer)(x, update_stats=train)
+  return layer(x)
+
+
 class Generator(nn.Module):
-  """z (batch, latent_dim) -> images (batch, size, size, channels) in [-1, 1]."""
+  """z (batch, latent_dim) -> images (batch, size, size, channels) in [-1, 1].
+
+  With `spectral_norm`, the projection and every UpConv are spectrally
+  normalised layers (as the discriminator's option; SAGAN/BigGAN use it in G).
+  """
   image_size: int = 64
   width: int = 64  # channels at the last hidden layer (ngf)
   channels: int = 3
+  spectral_norm: bool = False
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
     n = num_doublings(self.image_size)
     ch = self.width * 2**(n - 1)
-    x = nn.Dense(4 * 4 * ch, use_bias=False, kernel_init=_INIT)(z)
+    sn = lambda layer, x: spectral_normalised(layer, x, self.spectral_norm, train)
+    x = sn(nn.Dense(4 * 4 * ch, use_bias=False, kernel_init=_INIT), z)
     x = x.reshape(z.shape[0], 4, 4, ch)
     x = nn.relu(_batch_norm(train)(x))
     for _ in range(n - 1):
       ch //= 2
-      x = UpConv(ch, kernel_init=_INIT)(x)
+      x = sn(UpConv(ch, kernel_init=_INIT), x)
       x = nn.relu(_batch_norm(train)(x))
-    x = UpConv(self.channels, kernel_init=_INIT)(x)
+    x = sn(UpConv(self.channels, kernel_init=_INIT), x)
     return jnp.tanh(x)
 
 
@@ -89,9 +104,7 @@ class Discriminator(nn.Module):
 
   def _conv(self, x, features, train, **kwargs):
     conv = nn.Conv(features, (4, 4), use_bias=False, kernel_init=_INIT, **kwargs)
-    if self.spectral_norm:
-      return nn.SpectralNorm(conv)(x, update_stats=train)
-    return conv(x)
+    return spectral_normalised(conv, x, self.spectral_norm, train)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:

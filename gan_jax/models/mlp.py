@@ -16,20 +16,24 @@ from typing import Tuple
 import flax.linen as nn
 import jax
 
+from gan_jax.models.dcgan import spectral_normalised
+
 
 class Generator(nn.Module):
-  """z (batch, latent_dim) -> samples (batch, *example_shape)."""
+  """z (batch, latent_dim) -> samples (batch, *example_shape); with `spectral_norm` every
+  Dense layer is W / sigma(W) (as the discriminator's option)."""
   example_shape: Tuple[int, ...] = (2,)
   width: int = 128
   depth: int = 3
+  spectral_norm: bool = False
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
-    del train  # no normalisation layers
+    sn = lambda layer, x: spectral_normalised(layer, x, self.spectral_norm, train)
     x = z
     for _ in range(self.depth):
-      x = nn.relu(nn.Dense(self.width)(x))
-    x = nn.Dense(math.prod(self.example_shape))(x)
+      x = nn.relu(sn(nn.Dense(self.width), x))
+    x = sn(nn.Dense(math.prod(self.example_shape)), x)
     return x.reshape(z.shape[0], *self.example_shape)
 
 
@@ -45,10 +49,7 @@ class Discriminator(nn.Module):
   spectral_norm: bool = False
 
   def _dense(self, x, features, train):
-    dense = nn.Dense(features)
-    if self.spectral_norm:
-      return nn.SpectralNorm(dense)(x, update_stats=train)
-    return dense(x)
+    return spectral_normalised(nn.Dense(features), x, self.spectral_norm, train)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
