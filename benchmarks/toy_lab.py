@@ -21,8 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import toy_grid, toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax import data as data_lib, lab  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax.data import toy  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import lab  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REGULARISERS = {  # name -> config overrides (section, key, value)
     "none": [],
@@ -126,10 +125,8 @@ def main():
       states, _ = lab.train_seeds(config, seeds, steps)
       cells = []
       for ema in (True, False):
-        samples = lab.generate_seeds(config, states, 2500, ema=ema)
-        rows = [toy.mode_metrics(s, data_lib.toy_mixture(config.data)) for s in samples]
-        covered = np.array([r["modes_covered"] for r in rows])
-        quality = np.array([r["high_quality"] for r in rows])
+        scores = lab.mode_metrics_seeds(config, states, 2500, ema=ema)
+        covered, quality = scores["modes_covered"], scores["high_quality"]
         cells.append(f"{covered.mean():.1f} +/- {covered.std():.1f} ({covered.min():.0f}) / "
                      f"{quality.mean():.2f} +/- {quality.std():.2f}")
       seconds = time.time() - start

@@ -13,10 +13,12 @@ from typing import Any, Callable, Dict, Sequence, Tuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from gan_jax import data as data_lib
 from gan_jax import losses, models, sampling, train
 from gan_jax.data import toy
+from gan_jax.penalties import input_gradient_norms
 from gan_jax.state import TrainState, create_state
 from gan_jax.step import apply_in_train_mode
 
@@ -63,10 +65,12 @@ def generate_seeds(config, states: TrainState, num: int = 2500, ema: bool = True
       lambda p, s: sampling.generate(generator, p, s, z)))(params, states.g_stats))
 
 
-def mode_metrics_seeds(config, states: TrainState, num: int = 2500) -> Dict[str, np.ndarray]:
-  """{'modes_covered', 'high_quality'}: one value per seed (toy.mode_metrics)."""
+def mode_metrics_seeds(config, states: TrainState, num: int = 2500,
+                       ema: bool = True) -> Dict[str, np.ndarray]:
+  """{'modes_covered', 'high_quality'}: one value per seed (toy.mode_metrics) of the
+  EMA generator's samples, or G's own with ema=False."""
   mixture = data_lib.toy_mixture(config.data)
-  rows = [toy.mode_metrics(s, mixture) for s in generate_seeds(config, states, num)]
+  rows = [toy.mode_metrics(s, mixture) for s in generate_seeds(config, states, num, ema)]
   return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
@@ -81,9 +85,9 @@ def discriminator_fn(config, d_params: Any, d_stats: Any,
 
 
 def empirical_lipschitz(d_fn: Callable[[jax.Array], jax.Array], points: jax.Array) -> jax.Array:
-  """max_i ||grad_x D(x_i)||: a lower bound on D's Lipschitz constant from `points`."""
-  grads = jax.vmap(jax.grad(lambda x: d_fn(x[None])[0]))(points)
-  return jnp.max(jnp.linalg.norm(grads.reshape(len(points), -1), axis=1))
+  """max_i ||grad_x D(x_i)||: a lower bound on D's Lipschitz constant from `points`
+  (D in eval mode, so each output depends on its own input only)."""
+  return jnp.max(input_gradient_norms(d_fn, points))
 
 
 def box_points(extent: float, per_axis: int = 101) -> jax.Array:
@@ -164,12 +168,6 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray, dx: float) -> float:
   return 0.5 * kl(p) + 0.5 * kl(q)
 
 
-def minimax_objective(d_logits_real: jax.Array, d_logits_fake: jax.Array) -> jax.Array:
-  """V(G, D) = E_data log D(x) + E_G log(1 - D(x)) from D's logits (D = sigmoid(logit))."""
-  return (jnp.mean(jax.nn.log_sigmoid(d_logits_real))
-          + jnp.mean(jax.nn.log_sigmoid(-d_logits_fake)))
-
-
 def generator_gradient_norm(config, state: TrainState, loss: str, real: jax.Array,
                             seed: int = 0) -> jax.Array:
   """||d g_loss / d g_params|| of `loss` at `state` with D fixed, on len(real) fresh
@@ -184,8 +182,7 @@ def generator_gradient_norm(config, state: TrainState, loss: str, real: jax.Arra
     logits, _ = apply_in_train_mode(discriminator, state.d_params, state.d_stats, fake)
     return loss_fn(real_logits, logits).g_loss
 
-  grads = jax.grad(g_loss)(state.g_params)
-  return jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
+  return optax.tree.norm(jax.grad(g_loss)(state.g_params))
 
 
 # ------------------------------------------------------------- experiments --
@@ -276,7 +273,9 @@ def disjoint_supports(base_config, seeds: Sequence[int], thetas: Sequence[float]
       state, w_state = _seed(states, i), _seed(w_states, i)
       d_fn = discriminator_fn(config, state.d_params, state.d_stats, (1,))
       critic = discriminator_fn(w_config, w_state.d_params, w_state.d_stats, (1,))
-      jsd = (float(minimax_objective(d_fn(real), d_fn(fake))) + 2 * np.log(2)) / 2
+      # V(G, D) = E log D(real) + E log(1 - D(fake)) is minus the minimax D loss.
+      v = -float(losses.minimax(d_fn(real), d_fn(fake)).d_loss)
+      jsd = (v + 2 * np.log(2)) / 2
       w1 = float(jnp.mean(critic(real)) - jnp.mean(critic(fake)))
       rows.append((theta, jsd, w1,
                    float(generator_gradient_norm(config, state, "minimax", real)),

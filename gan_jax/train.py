@@ -62,7 +62,7 @@ def validate_config(config) -> None:
   except ValueError as e:
     raise ConfigError(f"config.data: {e}") from None
   try:
-    models.build_models(config.model, data_lib.example_spec(config.data)[0])
+    make_models(config)
   except ValueError as e:
     raise ConfigError(f"config.model (for data {config.data.source!r}): {e}") from None
 
