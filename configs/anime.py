@@ -52,6 +52,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.source = default_source()  # tfds:NAME[:SPLIT] | folder:/path | zip:/glob | a path
   config.data.tfds_dir = ""       # TFDS data dir ('': $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  config.data.split = "train"     # train: all but the held-out 1 in 20 (ids divisible by 20) that
+                                  # evaluation compares with | test: only those | '': everything
   config.data.image_size = 64     # images are cropped and resized to this
   config.data.crop = "center"     # center: centre square crop | stretch: resize the whole image
   config.data.max_upscale = 2.0   # skip (and count) images needing more enlargement than this
@@ -91,6 +93,11 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.sample.num = 64      # images in the grid
 
   config.checkpoint = common.checkpoint(every=2000)
+  # Offline metrics (no downloads) every 2000 iterations; keeps the best checkpoint by FD-anime.
+  # Add fid,kid,pr with config.eval.inception_path, afd with animeface installed, and
+  # memorisation when the data has a held-out split (tfds:anime_faces has one).
+  config.eval = common.evaluation(every=2000, metrics="fd_anime,kid_anime,tags,duplicates")
+  config.eval.best = "fd_anime"
 
   if preset == "smoke":
     config.data.image_size = 16
@@ -105,6 +112,14 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.sample.every = 2
     config.sample.num = 16
     config.checkpoint.every = 2
+    config.eval.every = 0  # tests/test_evaluate.py turns it on
+    config.eval.num_samples = 32
+    config.eval.num_real = 64
+    config.eval.num_heldout = 32
+    config.eval.batch_size = 16
+    config.eval.kid_subset_size = 16
+    config.eval.kid_subsets = 10
+    config.eval.afd_num = 16
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for configs/anime.py; choose from: smoke")
   return config

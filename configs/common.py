@@ -74,4 +74,41 @@ def checkpoint(every: int = 2000) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.every = every  # save the full training state every N iterations
   config.keep = 3       # keep the newest K checkpoints (0: keep all)
+  # Start a NEW workdir from another run's checkpoint: 'WORKDIR' (its latest), 'WORKDIR@STEP'
+  # or 'WORKDIR@best' (kept by config.eval.best). The whole state carries over (step counter,
+  # optimizers, EMA), so a run that collapsed can go on from before the collapse with other
+  # settings, leaving the original run untouched. Ignored once this workdir has checkpoints.
+  config.init_from = ""
+  return config
+
+
+def evaluation(every: int = 0, metrics: str = "fd_anime,kid_anime,tags,duplicates",
+               num_samples: int = 5000) -> ml_collections.ConfigDict:
+  """config.eval: metrics of the EMA generator's samples (gan_jax/metrics/evaluator.py).
+
+  Used every `every` iterations during training and by
+  `python -m gan_jax.evaluate --workdir=W` on saved checkpoints.
+  """
+  config = ml_collections.ConfigDict()
+  config.every = every  # evaluate during training every N iterations (0: never)
+  # Comma-separated, any of: fid, kid, is, pr, dc (Inception-v3), fd_anime, kid_anime, tags
+  # (the offline anime tag classifier), afd (animeface detector), memorisation, duplicates.
+  config.metrics = metrics
+  config.num_samples = num_samples  # generated images per evaluation (fixed z: comparable)
+  config.num_real = 10_000     # training images compared (a fixed random subset; 0: all)
+  config.heldout_source = ""   # held-out real images ('': the data source's test split if any)
+  config.num_heldout = 5_000   # held-out images used (0: all)
+  config.batch_size = 100      # images per feature-network call
+  config.best = ""             # keep the checkpoint with the best value of this metric
+                               # (one of config.eval.metrics; needs eval.every > 0)
+  config.inception_path = ""   # pt_inception-2015-12-05-6726825d.pth ('': $GAN_JAX_INCEPTION,
+                               # then the cache, then a download)
+  config.classifier_path = ""  # anime tag classifier ('': the one committed in gan_jax/metrics)
+  config.kid_subsets = 100     # KID: random subsets averaged
+  config.kid_subset_size = 1000  # KID: images per subset (capped by the set sizes)
+  config.is_splits = 10        # Inception score: splits for its mean and std
+  config.pr_k = 3              # precision/recall: k of the k-NN radii
+  config.dc_k = 5              # density/coverage: k of the k-NN radii
+  config.afd_num = 1000        # afd: samples shown to the detector (~10 ms each; 0: all)
+  config.duplicate_threshold = 0.1  # RMS grayscale distance of a near-duplicate pair
   return config

@@ -9,7 +9,9 @@ it), so a run killed mid-save resumes from the last complete checkpoint;
 leftover temporary directories are removed on the next start.
 """
 
+import json
 import os
+import shutil
 from typing import Any, Dict, List, Optional, Tuple
 
 import jax
@@ -99,3 +101,64 @@ class Checkpointer:
   def close(self) -> None:
     """Finishes pending saves and releases Orbax's resources."""
     self._manager.close()
+
+
+BEST_DIR = "checkpoint_best"  # under the workdir: the best checkpoint by config.eval.best
+
+
+class BestCheckpoint:
+  """Keeps the one checkpoint with the best value of an eval metric (workdir/checkpoint_best).
+
+  A record `checkpoint_best.json` beside it holds the metric, value and step.
+  A run resumed from before its best step forgets that best (the resumed run
+  recomputes the same steps exactly and finds it again).
+  """
+
+  def __init__(self, workdir: str, metric: str, resumed_step: int = 0):
+    self.directory = os.path.join(workdir, BEST_DIR)
+    self.metric = metric
+    self._record_path = os.path.join(workdir, BEST_DIR + ".json")
+    self.value: Optional[float] = None
+    self.step: Optional[int] = None
+    self._checkpointer: Optional[Checkpointer] = None
+    record = {}
+    if os.path.exists(self._record_path):
+      with open(self._record_path) as f:
+        record = json.load(f)
+    if record.get("metric") == metric and record.get("step", 0) <= resumed_step:
+      self.value, self.step = record["value"], record["step"]
+    elif os.path.isdir(self.directory):
+      shutil.rmtree(self.directory)  # another metric's best, or one past the resumed step
+
+  def offer(self, step: int, value: float, better: bool, state: PyTree,
+            config: Dict[str, Any]) -> bool:
+    """Saves `state` as the new best if `better` (value beats the current best); returns it."""
+    if not better:
+      return False
+    if self._checkpointer is None:
+      self._checkpointer = Checkpointer(self.directory, keep=1, async_save=False)
+    self._checkpointer.save(step, state, config)
+    self._checkpointer.wait()
+    self.value, self.step = float(value), step
+    tmp = self._record_path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump({"metric": self.metric, "value": self.value, "step": step}, f)
+    os.replace(tmp, self._record_path)
+    return True
+
+  def close(self) -> None:
+    """Releases Orbax's resources."""
+    if self._checkpointer is not None:
+      self._checkpointer.close()
+
+
+def parse_init_from(text: str) -> Tuple[str, Optional[str]]:
+  """'WORKDIR[@STEP|@best]' -> (checkpoint directory, step or None for the latest)."""
+  workdir, _, step = text.partition("@")
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  if step == "best":
+    return os.path.join(workdir, BEST_DIR), None
+  if step and not step.isdigit():
+    raise ValueError(f"checkpoint.init_from={text!r}: expected WORKDIR, WORKDIR@STEP or "
+                     "WORKDIR@best")
+  return os.path.join(workdir, "checkpoints"), step or None

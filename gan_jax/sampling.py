@@ -11,9 +11,13 @@ from gan_jax.latents import get_latent_sampler
 _SAMPLE_STREAM = 0x73616d70  # keeps the fixed grid latents apart from training randomness
 
 
-def fixed_latents(seed: int, num: int, latent_dim: int, distribution: str) -> jax.Array:
-  """The same `num` latent vectors for every run with this seed (for progress grids)."""
-  key = jax.random.fold_in(jax.random.PRNGKey(seed), _SAMPLE_STREAM)
+def fixed_latents(seed: int, num: int, latent_dim: int, distribution: str,
+                  stream: int = _SAMPLE_STREAM) -> jax.Array:
+  """The same `num` latent vectors for every run with this seed (progress grids, evaluation).
+
+  `stream` separates uses: the progress grid and the evaluation draw different z.
+  """
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), stream)
   return get_latent_sampler(distribution)(key, (num, latent_dim))
 
 

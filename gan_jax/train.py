@@ -18,9 +18,10 @@ import numpy as np
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import constraints, diagnostics, latents, losses, models, optim, parallel
-from gan_jax import sampling, writers
+from gan_jax import evaluate, sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
+from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.state import TrainState, count_params, create_state
 from gan_jax.step import GANStep, Penalty, batch_to_float
 
@@ -65,6 +66,32 @@ def validate_config(config) -> None:
     make_models(config)
   except ValueError as e:
     raise ConfigError(f"config.model (for data {config.data.source!r}): {e}") from None
+  validate_eval_config(config)
+
+
+def validate_eval_config(config) -> None:
+  """Raises ConfigError for an unusable config.eval (unknown metric, bad best, toy data)."""
+  options = config.eval
+  if options.every < 0:
+    raise ConfigError(f"config.eval.every must be >= 0, got {options.every}")
+  try:
+    names = evaluator_lib.parse_metrics(options.metrics)
+  except ValueError as e:
+    raise ConfigError(f"config.eval.metrics: {e}") from None
+  if options.best and options.best not in names:
+    raise ConfigError(f"config.eval.best={options.best!r} is not among config.eval.metrics "
+                      f"({options.metrics!r})")
+  if options.every and data_lib.toy_mixture(config.data) is not None:
+    raise ConfigError("config.eval.every: image metrics do not apply to toy data (its samples "
+                      "already report toy/modes_covered); set config.eval.every=0")
+  need_heldout = [n for n in names if evaluator_lib.METRICS.get(n).needs_heldout]
+  if options.every and need_heldout and evaluate.heldout_source(config) is None:
+    raise ConfigError(
+        f"config.eval.metrics: {', '.join(need_heldout)} compare with held-out real images, but "
+        f"data.source {config.data.source!r} has no test split: set config.eval.heldout_source "
+        "(e.g. tfds:anime_faces:test or folder:/held/out) or drop them")
+  if options.every and options.num_samples < 2:
+    raise ConfigError(f"config.eval.num_samples must be >= 2, got {options.num_samples}")
 
 
 def config_to_dict(config) -> Dict[str, Any]:
@@ -135,6 +162,28 @@ def first_non_finite(history: List[Tuple[int, Dict[str, Any]]]) -> Optional[Tupl
   return None
 
 
+def restore_state(checkpointer: checkpoint_lib.Checkpointer, abstract, config_dict: Dict[str, Any],
+                  step: Optional[int] = None) -> TrainState:
+  """The state saved at `step` (default: latest), laid out like `abstract` (which says where
+  each array goes); a UserError naming what changed when the checkpoint does not fit."""
+  if step is not None and step not in checkpointer.all_steps():
+    raise UserError(f"no checkpoint of step {step} in {checkpointer.directory}; saved steps: "
+                    f"{', '.join(map(str, checkpointer.all_steps()))}")
+  changes = config_differences(checkpointer.restore_config(step), config_dict)
+  misfits = checkpointer.mismatches(abstract, step)
+  if misfits:
+    raise UserError(
+        f"the checkpoint in {checkpointer.directory} does not fit this config "
+        f"(changed: {'; '.join(changes) or 'nothing'}); arrays: {'; '.join(misfits[:5])}"
+        f"{f' and {len(misfits) - 5} more' if len(misfits) > 5 else ''}. Resume with the "
+        "original config or start a new --workdir.")
+  state, _, restored_step = checkpointer.restore(abstract, step)
+  logging.info("resumed from step %d in %s", restored_step, checkpointer.directory)
+  if changes:
+    logging.warning("config differs from the checkpoint's: %s", "; ".join(changes))
+  return state
+
+
 def _is_due(step: int, every: int, last: int) -> bool:
   return step % every == 0 or step == last
 
@@ -169,28 +218,31 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   abstract = jax.eval_shape(init)
   shardings = jax.tree.map(lambda _: replicated, abstract)
 
+  # ------------------------------------------------------------ evaluation --
+  # Set up now (real images, feature networks) so a missing piece stops the run before training.
+  run_evaluator = evaluate.RunEvaluator(config, generator, workdir) if config.eval.every else None
+
   # --------------------------------------------------------------- restore --
   checkpointer = checkpoint_lib.Checkpointer(
       os.path.join(workdir, "checkpoints"), keep=config.checkpoint.keep)
-  if checkpointer.latest_step() is None:
+  abstract_on_devices = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+  if checkpointer.latest_step() is not None:
+    state = restore_state(checkpointer, abstract_on_devices, config_dict)
+  elif config.checkpoint.init_from:
+    directory, step = checkpoint_lib.parse_init_from(config.checkpoint.init_from)
+    source = checkpoint_lib.Checkpointer(directory, keep=0, async_save=False)
+    try:
+      if source.latest_step() is None:
+        raise UserError(f"config.checkpoint.init_from={config.checkpoint.init_from!r}: no "
+                        f"checkpoint in {directory}")
+      state = restore_state(source, abstract_on_devices, config_dict,
+                            None if step is None else int(step))
+    finally:
+      source.close()
+  else:
     state = jax.jit(init, out_shardings=shardings)()
     logging.info("new run in %s", workdir)
-  else:
-    saved_config = checkpointer.restore_config()
-    changes = config_differences(saved_config, config_dict)
-    abstract_on_devices = jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    misfits = checkpointer.mismatches(abstract)
-    if misfits:
-      raise UserError(
-          f"the checkpoint in {checkpointer.directory} does not fit this config "
-          f"(changed: {'; '.join(changes) or 'nothing'}); arrays: {'; '.join(misfits[:5])}"
-          f"{f' and {len(misfits) - 5} more' if len(misfits) > 5 else ''}. Resume with the "
-          "original config or start a new --workdir.")
-    state, _, restored_step = checkpointer.restore(abstract_on_devices)
-    logging.info("resumed from step %d in %s", restored_step, checkpointer.directory)
-    if changes:
-      logging.warning("config differs from the checkpoint's: %s", "; ".join(changes))
   start = int(state.step)
   logging.info("parameters: G %d, D %d", count_params(state.g_params), count_params(state.d_params))
   if start >= num_steps:
@@ -215,6 +267,10 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       batch_to_float(batch[-1]), key))
   diagnostics_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x64696167)
 
+  best = None
+  if run_evaluator is not None and config.eval.best:
+    best = checkpoint_lib.BestCheckpoint(workdir, config.eval.best, resumed_step=start)
+
   # ------------------------------------------------------------------ loop --
   writer = writers.RunWriter(workdir)
   writer.jsonl.truncate_after(start)
@@ -229,7 +285,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       log_now = _is_due(done, config.log.every, num_steps)
       save_now = _is_due(done, config.checkpoint.every, num_steps)
       sample_now = _is_due(done, config.sample.every, num_steps)
-      if not (log_now or save_now or sample_now):
+      eval_now = run_evaluator is not None and _is_due(done, config.eval.every, num_steps)
+      if not (log_now or save_now or sample_now or eval_now):
         continue
       # NaN guard: nothing is logged, sampled or saved past a non-finite value.
       history, pending = jax.device_get(pending), []
@@ -255,6 +312,16 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         if scores:
           progress.write(f"step {done} samples: {writers.format_scalars(scores)}")
           scalars.update(scores)
+      if eval_now:
+        report, eval_scalars = run_evaluator(done, state.ema_params, state.g_stats)
+        progress.write(f"step {done} eval: {writers.format_scalars(eval_scalars)}")
+        scalars.update(eval_scalars)
+        if best is not None:
+          value = evaluator_lib.headline(report, best.metric)
+          if best.offer(done, value, evaluator_lib.is_better(best.metric, value, best.value),
+                        state, config_dict):
+            logging.info("best %s so far (%g) at step %d: saved in %s", best.metric, value,
+                         done, best.directory)
       if scalars:
         writer.write_scalars(done, scalars)
       if save_now:
@@ -263,6 +330,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   finally:
     progress.close()
     writer.close()
+    if best is not None:
+      best.close()
     checkpointer.close()
     feeder.close()
   if feeder.skipped_counts():

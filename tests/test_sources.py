@@ -46,6 +46,31 @@ def test_folder_and_zip_sources(tmp_path):
     sources.load_source(f"zip:{folder}", P16, **kwargs)
 
 
+def test_file_splits_hold_out_numbered_files_like_the_tfds_test_split(tmp_path, anime_tfds_dir):
+  """'test' = names divisible by 20 (anime ids) or every 20th other file; train is the rest."""
+  from conftest import write_anime_manual_dir  # pylint: disable=g-import-not-at-top
+  manual = write_anime_manual_dir(str(tmp_path / "manual"))
+  zips = f"zip:{manual}/*.zip"
+  kwargs = dict(use_cache=False)
+  test, _ = sources.load_source(zips, P16, split="test", **kwargs)
+  train, _ = sources.load_source(zips, P16, split="train", **kwargs)
+  every, _ = sources.load_source(zips, P16, **kwargs)
+  tfds_test, _ = sources.load_source("tfds:anime_faces", P16, split="test",
+                                     tfds_dir=anime_tfds_dir, **kwargs)
+  assert len(test) == 2 and len(train) == 38 and len(every) == 40  # ids 0 and 20 held out
+  by_sum = lambda a: a[np.argsort(a.reshape(len(a), -1).sum(1))]  # the two list in other orders
+  np.testing.assert_allclose(by_sum(test), by_sum(tfds_test), atol=2)
+  entries = [(f"face_{i}.png", None) for i in range(30)]  # not numbers: every 20th is held out
+  assert sources.split_entries(entries, "test") == [entries[0], entries[20]]
+  assert len(sources.split_entries(entries, "train")) == 28
+  assert sources.split_entries([("z.zip:40.jpg", None), ("z.zip:41.jpg", None)], "test") == [
+      ("z.zip:40.jpg", None)]
+  with pytest.raises(DataError, match="unknown split 'valid'"):
+    sources.load_source(zips, P16, split="valid", **kwargs)
+  with pytest.raises(DataError, match="give the split once"):
+    sources.load_source("tfds:anime_faces:test", P16, split="train", tfds_dir=anime_tfds_dir)
+
+
 def test_the_cache_decodes_once_and_notices_changes(tmp_path, monkeypatch):
   folder = write_synthetic_faces(str(tmp_path / "pngs"), count=5, size=16)
   cache = str(tmp_path / "cache")

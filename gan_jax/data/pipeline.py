@@ -46,6 +46,9 @@ def validate(data_config) -> None:
   policy_of(data_config)
   if data_config.feed not in FEEDS:
     raise ValueError(f"unknown data.feed {data_config.feed!r}; choose from: {', '.join(FEEDS)}")
+  if data_config.split not in sources.SPLITS:
+    raise ValueError(f"unknown data.split {data_config.split!r}; choose from: '' (all), "
+                     "train, test")
 
 
 def example_spec(data_config) -> Tuple[Tuple[int, ...], np.dtype]:
@@ -94,7 +97,8 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
   if feed not in FEEDS:
     raise ConfigError(f"unknown data.feed {feed!r}; choose from: {', '.join(FEEDS)}")
   policy = policy_of(data_config)
-  source = sources.make_source(data_config.source, tfds_dir=data_config.tfds_dir)
+  source = sources.make_source(data_config.source, tfds_dir=data_config.tfds_dir,
+                               split=data_config.split)
   if feed == "auto":
     entries, _ = source.entries()
     decoded_gb = len(entries) * policy.size**2 * 3 / 2**30

@@ -7,6 +7,13 @@
   zip:/path/a.zip, zip:'/p/*.zip'   images in one zip or a glob of zips
   /path or a glob             any of the above file forms, detected
 
+`split` (config.data.split) picks a fixed part of any source: for TFDS the
+dataset's own split; for files '' (all), 'train' or 'test', where 'test' is
+every file whose name is a number divisible by 20 (the anime faces' `<id>.jpg`:
+the same images as tfds:anime_faces:test) and, for other names, every 20th
+file in listing order. 'train' is the rest, so evaluation has held-out images
+the generator never saw.
+
 `load_source` decodes a source once under an ImagePolicy and caches the uint8
 array (and its load report) in a cache directory keyed by the source's
 contents and the policy, so later runs start without decoding.
@@ -63,42 +70,66 @@ def _stat_fingerprint(paths: List[str]) -> str:
   return hashlib.sha256(repr(stats).encode()).hexdigest()
 
 
-def _file_source(spec: str, location: str, check: Optional[Callable[[List[str]], None]] = None) -> Source:
+SPLITS = ("", "train", "test")
+HOLDOUT_MODULUS = 20  # files: 1 in 20 is held out as 'test'
+
+
+def in_test_split(name: str, index: int) -> bool:
+  """Whether the file `name` (index-th in listing order) belongs to the held-out 'test' split."""
+  stem = os.path.splitext(os.path.basename(name.rsplit(":", 1)[-1]))[0]
+  number = int(stem) if stem.isdigit() else index
+  return number % HOLDOUT_MODULUS == 0
+
+
+def split_entries(entries: List[Entry], split: str) -> List[Entry]:
+  """The entries of `split` ('' keeps all; see the module docstring)."""
+  if split not in SPLITS:
+    raise DataError(f"unknown split {split!r}; choose from: '' (all), train, test")
+  if not split:
+    return entries
+  want_test = split == "test"
+  return [e for i, e in enumerate(entries) if in_test_split(e[0], i) == want_test]
+
+
+def _file_source(spec: str, location: str, check: Optional[Callable[[List[str]], None]] = None,
+                 split: str = "") -> Source:
   paths = images_lib.expand(location)
   if check is not None:
     check(paths)
-  return Source(spec=spec, list_entries=lambda: images_lib.list_images(location),
+  split_entries([], split)  # validates the name
+
+  def entries():
+    found, ignored = images_lib.list_images(location)
+    return split_entries(found, split), ignored
+  return Source(spec=spec + (f" ({split} split)" if split else ""), list_entries=entries,
                 fingerprint=lambda: _stat_fingerprint(paths))
 
 
 @SOURCES.register("folder")
 def folder_source(location: str, options: dict) -> Source:
   """Every image file below a folder."""
-  del options
 
   def check(paths):
     if paths and not os.path.isdir(paths[0]):
       raise DataError(f"folder:{location} is not a folder; use zip:{location} for a zip file")
-  return _file_source(f"folder:{location}", location, check)
+  return _file_source(f"folder:{location}", location, check, options.get("split", ""))
 
 
 @SOURCES.register("zip")
 def zip_source(location: str, options: dict) -> Source:
   """Images in a zip file or a glob of zip files."""
-  del options
 
   def check(paths):
     not_zips = [p for p in paths if not zipfile.is_zipfile(p)]
     if not_zips:
       raise DataError(f"zip:{location} matches files that are not zip archives: {not_zips[:3]}")
-  return _file_source(f"zip:{location}", location, check)
+  return _file_source(f"zip:{location}", location, check, options.get("split", ""))
 
 
 @SOURCES.register("path")
 def path_source(location: str, options: dict) -> Source:
   """A folder, a zip, an image file, or a glob of them (detected)."""
-  del options
-  return _file_source(location, location)
+  return _file_source(location, location, split=options.get("split", ""))
 
 
 @SOURCES.register("tfds")
@@ -107,7 +138,10 @@ def tfds_source(location: str, options: dict) -> Source:
   match = re.fullmatch(r"([\w/.]+?)(?::(\w+))?", location)
   if not match:
     raise DataError(f"cannot parse tfds:{location}; expected tfds:NAME[/CONFIG][:SPLIT]")
-  name, split = match.group(1), match.group(2) or "train"
+  name, split = match.group(1), match.group(2) or options.get("split") or "train"
+  if match.group(2) and options.get("split") and options["split"] != match.group(2):
+    raise DataError(f"tfds:{location} names split {match.group(2)!r} but data.split is "
+                    f"{options['split']!r}: give the split once")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   if name.split("/")[0] == "anime_faces":
     from gan_jax.data import anime_faces  # pylint: disable=g-import-not-at-top,unused-import
@@ -206,7 +240,7 @@ def decode_source(source: Source, policy: ImagePolicy, max_images: int = 0, *,
 
 def load_source(spec: str, policy: ImagePolicy, max_images: int = 0, *,
                 cache_dir: Optional[str] = None, use_cache: bool = True,
-                tfds_dir: str = "") -> Tuple[np.ndarray, LoadReport]:
-  """The usable images of the source `spec` names (see decode_source)."""
-  return decode_source(make_source(spec, tfds_dir=tfds_dir), policy, max_images,
+                tfds_dir: str = "", split: str = "") -> Tuple[np.ndarray, LoadReport]:
+  """The usable images of `split` of the source `spec` names (see decode_source)."""
+  return decode_source(make_source(spec, tfds_dir=tfds_dir, split=split), policy, max_images,
                        cache_dir=cache_dir, use_cache=use_cache)

@@ -1,0 +1,253 @@
+"""Evaluates a run's saved checkpoints: python -m gan_jax.evaluate --workdir=W [--step=N].
+
+  python -m gan_jax.evaluate --workdir=workdirs/anime                 # the latest checkpoint
+  python -m gan_jax.evaluate --workdir=workdirs/anime --step=all      # every checkpoint kept
+  python -m gan_jax.evaluate --workdir=workdirs/anime --step=best \
+      --metrics=fid,kid,pr --num_samples=50000 --inception_path=/data/pt_inception-2015-12-05-6726825d.pth
+
+For each step it writes `W/eval/step_N.json` (every metric with its protocol)
+and `W/eval/step_N_samples.png` (and `..._nearest.png`, samples beside their
+nearest training images, when memorisation is measured). Samples come from
+the EMA generator with latents fixed by the run's seed, so checkpoints are
+compared on the same z. The same code evaluates periodically during training
+(`config.eval.every`, see gan_jax/train.py).
+"""
+
+import functools
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan_jax import checkpoint as checkpoint_lib
+from gan_jax import data as data_lib
+from gan_jax import parallel, sampling, writers
+from gan_jax.data import sources
+from gan_jax.errors import ConfigError, DataError, UserError
+from gan_jax.metrics import collapse, evaluator as evaluator_lib
+
+_EVAL_STREAM = 0x6576616c  # evaluation latents: apart from training and the progress grid
+
+
+def heldout_source(config) -> Optional[Tuple[str, str]]:
+  """(source, split) of the held-out real images to compare with, or None.
+
+  config.eval.heldout_source when set; else the 'test' split of the training
+  source when training uses its 'train' split (tfds:NAME, or files with
+  data.split='train', whose 'test' split is the 1 in 20 left out).
+  """
+  if config.eval.heldout_source:
+    return config.eval.heldout_source, ""
+  split = config.data.get("split", "")
+  scheme, location = sources.parse(config.data.source)
+  if scheme == "tfds":
+    name, _, spec_split = location.partition(":")
+    if (spec_split or split or "train") == "train":
+      return f"tfds:{name}", "test"
+  elif split == "train":
+    return config.data.source, "test"
+  return None
+
+
+def _subset(images: np.ndarray, num: int, seed: int) -> np.ndarray:
+  """A fixed random subset of `num` images (all if num <= 0 or larger), in memory."""
+  if 0 < num < len(images):
+    index = np.sort(np.random.default_rng(seed).choice(len(images), num, replace=False))
+    return np.asarray(images[index])
+  return np.asarray(images)
+
+
+def load_reference_images(config, need_heldout: bool) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
+  """(train images, held-out images or None, description) for `config`'s evaluation.
+
+  Real images are decoded with the training data's policy (size, crop) and
+  cache, so they look exactly like what the discriminator saw.
+  """
+  if data_lib.toy_mixture(config.data) is not None:
+    raise ConfigError("config.eval: image metrics do not apply to toy data (toy runs report "
+                      "toy/modes_covered and toy/high_quality with their samples)")
+  policy = data_lib.policy_of(config.data)
+  load = functools.partial(sources.load_source, policy=policy, tfds_dir=config.data.tfds_dir,
+                           cache_dir=config.data.cache_dir or None, use_cache=config.data.cache)
+  split = config.data.get("split", "")
+  train, _ = load(config.data.source, max_images=config.data.max_images, split=split)
+  train = _subset(train, config.eval.num_real, config.seed)
+  heldout, held = None, heldout_source(config)
+  if need_heldout and held:
+    try:
+      heldout, _ = load(held[0], split=held[1])
+    except DataError as e:
+      raise ConfigError(f"config.eval: held-out images {held[0]!r} ({held[1] or 'all'}) cannot "
+                        f"be read ({e}); set config.eval.heldout_source or drop memorisation "
+                        "from config.eval.metrics") from None
+    heldout = _subset(heldout, config.eval.num_heldout, config.seed + 1)
+  description = config.data.source + (f" ({split} split)" if split else "") + (
+      f", held-out {held[0]} ({held[1] or 'all'})" if heldout is not None else "")
+  return train, heldout, description
+
+
+def make_sampler(config, generator):
+  """f(ema_params, g_stats) -> uint8 (num_samples, H, W, 3): the evaluation samples.
+
+  The latents are fixed by the seed, so every checkpoint is judged on the same
+  z; they are generated in batches of train.batch_size (BatchNorm layers see
+  batches of the size they were trained with).
+  """
+  num = config.eval.num_samples
+  batch = min(config.train.batch_size, num)
+  batches = -(-num // batch)
+  z = sampling.fixed_latents(config.seed, batches * batch, config.model.latent_dim,
+                             config.model.latent_dist, stream=_EVAL_STREAM)
+  z = z.reshape(batches, batch, -1)
+
+  @jax.jit
+  def one_batch(params, stats, z):
+    return sampling.to_uint8(sampling.generate(generator, params, stats, z))
+
+  def sample(params, stats) -> np.ndarray:
+    return np.concatenate([np.asarray(one_batch(params, stats, zb)) for zb in z])[:num]
+  return sample
+
+
+class RunEvaluator:
+  """Evaluates a run's generator at given steps and writes the reports (training and CLI)."""
+
+  def __init__(self, config, generator, workdir: str):
+    self.config = config
+    names = evaluator_lib.parse_metrics(config.eval.metrics)
+    need_heldout = any(evaluator_lib.METRICS.get(n).needs_heldout for n in names)
+    train, heldout, description = load_reference_images(config, need_heldout)
+    self.evaluator = evaluator_lib.Evaluator(config.eval, train, heldout, description)
+    self.sample = make_sampler(config, generator)
+    self.directory = os.path.join(workdir, "eval")
+
+  def __call__(self, step: int, ema_params, g_stats) -> Tuple[Dict[str, Any], Dict[str, float]]:
+    """(report, scalars) for the generator at `step`; writes eval/step_N.json and grids."""
+    start = time.perf_counter()
+    fake = self.sample(ema_params, g_stats)
+    report = self.evaluator(fake, step=step, generator="EMA generator, fixed eval latents "
+                            f"(seed {self.config.seed})")
+    os.makedirs(self.directory, exist_ok=True)
+    stem = os.path.join(self.directory, f"step_{step}")
+    writers.save_png(stem + "_samples.png", writers.make_grid(fake[:64]))
+    if "nearest_train_pixels" in self.evaluator.last_fake.features:
+      _, index, flipped = self.evaluator.last_fake.features["nearest_train_pixels"]
+      writers.save_png(stem + "_nearest.png", collapse.nearest_pairs_picture(
+          fake, self.evaluator.train.images, index, flipped))
+    seconds = time.perf_counter() - start
+    with open(stem + ".json.tmp", "w") as f:
+      json.dump({"step": step, "seconds": round(seconds, 2), "metrics": report}, f, indent=1)
+    os.replace(stem + ".json.tmp", stem + ".json")
+    return report, evaluator_lib.flatten(report)
+
+
+def _config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
+  """The saved run config as a ConfigDict, with default eval options where it has none."""
+  config = ml_collections.ConfigDict(saved)
+  if "split" not in config.data:
+    config.data.split = ""
+  if "eval" not in config:
+    from configs import common  # pylint: disable=g-import-not-at-top
+    config.eval = common.evaluation()
+  return config
+
+
+def choose_steps(checkpointer: checkpoint_lib.Checkpointer, step: str) -> List[int]:
+  """The checkpoint steps that `--step` (N, 'latest', 'all') names."""
+  steps = checkpointer.all_steps()
+  if not steps:
+    raise UserError(f"no checkpoint in {checkpointer.directory}")
+  if step == "latest":
+    return steps[-1:]
+  if step == "all":
+    return steps
+  try:
+    wanted = int(step)
+  except ValueError:
+    raise UserError(f"--step={step!r}: give a step number, 'latest', 'all' or 'best'") from None
+  if wanted not in steps:
+    raise UserError(f"no checkpoint of step {wanted} in {checkpointer.directory}; saved steps: "
+                    f"{', '.join(map(str, steps))}")
+  return [wanted]
+
+
+def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[str, Any]] = None
+                 ) -> List[Dict[str, Any]]:
+  """Evaluates the checkpoints of `workdir` that `step` names; returns one report per step.
+
+  `overrides` replace fields of the run's config.eval (e.g. metrics, num_samples).
+  """
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = os.path.abspath(workdir)
+  if step == "best":
+    directory = os.path.join(workdir, checkpoint_lib.BEST_DIR)
+    step = "latest"
+  else:
+    directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    raise UserError(f"no checkpoints in {directory}: train with launch.py first"
+                    + (" and config.eval.best set" if directory.endswith(
+                        checkpoint_lib.BEST_DIR) else ""))
+  checkpointer = checkpoint_lib.Checkpointer(directory, keep=0, async_save=False)
+  try:
+    steps = choose_steps(checkpointer, step)
+    config = _config_with_eval(checkpointer.restore_config(steps[-1]))
+    for key, value in (overrides or {}).items():
+      if key not in config.eval:
+        raise UserError(f"unknown eval option {key!r}; choose from: {', '.join(config.eval)}")
+      config.eval[key] = type(config.eval[key])(value)
+    generator, discriminator = train.make_models(config)
+    g_tx, d_tx = train.make_optimizers(config)
+    # Restored onto this process's devices, whatever the training run had.
+    replicated = parallel.replicated(parallel.make_mesh())
+    abstract = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
+        jax.eval_shape(train.make_init(config, generator, discriminator, g_tx, d_tx)))
+    run_evaluator = RunEvaluator(config, generator, workdir)
+    reports = []
+    for s in steps:
+      state, _, _ = checkpointer.restore(abstract, s)
+      report, scalars = run_evaluator(s, state.ema_params, state.g_stats)
+      print(f"step {s}: {writers.format_scalars(scalars)}", flush=True)
+      reports.append({"step": s, "metrics": report})
+    return reports
+  finally:
+    checkpointer.close()
+
+
+def main(argv):
+  """The command line (absl flags)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  del argv
+  f = flags.FLAGS
+  overrides = {k: getattr(f, k) for k in ("metrics", "num_samples", "inception_path",
+                                          "classifier_path", "num_real")
+               if getattr(f, k) is not None}
+  writers.quiet_library_logs()
+  try:
+    evaluate_run(f.workdir, f.step, overrides)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("workdir", None, "The run's --workdir.", required=True)
+  flags.DEFINE_string("step", "latest", "Checkpoint step: N, latest, all or best.")
+  flags.DEFINE_string("metrics", None, "Override config.eval.metrics (comma-separated).")
+  flags.DEFINE_integer("num_samples", None, "Override config.eval.num_samples.")
+  flags.DEFINE_integer("num_real", None, "Override config.eval.num_real.")
+  flags.DEFINE_string("inception_path", None, "The Inception weight file (FID/KID/IS/PR).")
+  flags.DEFINE_string("classifier_path", None, "Another anime tag classifier file.")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  from absl import app  # pylint: disable=g-import-not-at-top
+  app.run(main)

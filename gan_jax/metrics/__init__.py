@@ -1,0 +1,1 @@
+"""Evaluation metrics: feature networks, distances between image sets, detectors, collapse checks."""

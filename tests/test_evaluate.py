@@ -1,0 +1,217 @@
+"""Evaluation of runs: periodic metrics, the best checkpoint, branching, the evaluate command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REAL_FACES_ZIP, REPO
+from gan_jax import evaluate, train
+from gan_jax.checkpoint import BEST_DIR, Checkpointer, parse_init_from
+from gan_jax.errors import ConfigError, UserError
+from gan_jax.metrics import evaluator as evaluator_lib
+from test_step import same
+from test_train import read_metrics
+
+
+@pytest.fixture
+def eval_config(smoke_config):
+  """The smoke run evaluated every 2 steps with offline metrics (held out: its test split)."""
+  smoke_config.eval.every = 2
+  smoke_config.eval.metrics = "fd_anime,kid_anime,tags,duplicates,memorisation"
+  smoke_config.eval.best = "fd_anime"
+  return smoke_config
+
+
+def test_periodic_evaluation_writes_metrics_reports_and_the_best_checkpoint(tmp_path, eval_config):
+  workdir = str(tmp_path / "run")
+  evaluated = train.train_and_evaluate(eval_config, workdir)
+  eval_config.eval.every = 0
+  assert same(evaluated, train.train_and_evaluate(eval_config, str(tmp_path / "plain")))
+  rows = {r["step"]: r for r in read_metrics(workdir)}
+  for step in (2, 4):
+    for key in ("eval/fd_anime", "eval/kid_anime", "eval/kid_anime_std", "eval/dup_rate",
+                "eval/diversity_ratio", "eval/mem/ratio_pixels", "eval/mem/copy_rate_anime",
+                "eval/tags/hair_color_tv"):
+      assert np.isfinite(rows[step][key]), key
+    with open(os.path.join(workdir, "eval", f"step_{step}.json")) as f:
+      report = json.load(f)["metrics"]
+    assert report["fd_anime"]["values"]["fd_anime"] == pytest.approx(rows[step]["eval/fd_anime"])
+    protocol = report["kid_anime"]["protocol"]
+    assert protocol["n_fake"] == 32 and protocol["n_real"] == 64 and protocol["step"] == step
+    assert protocol["subset_size"] == 16 and "tag classifier" in protocol["features"]
+    # The held-out split is 1 in 20 of the data: the real zip has >32, the generated set 4.
+    assert report["memorisation"]["protocol"]["n_heldout"] == (32 if REAL_FACES_ZIP else 4)
+    for picture in ("samples", "nearest"):
+      assert os.path.exists(os.path.join(workdir, "eval", f"step_{step}_{picture}.png"))
+  assert "eval/fd_anime" not in rows[1]
+  with open(os.path.join(workdir, BEST_DIR + ".json")) as f:
+    best = json.load(f)
+  best_step = min((2, 4), key=lambda s: rows[s]["eval/fd_anime"])
+  assert best == {"metric": "fd_anime", "value": pytest.approx(rows[best_step]["eval/fd_anime"]),
+                  "step": best_step}
+  assert Checkpointer(os.path.join(workdir, BEST_DIR)).all_steps() == [best_step]
+
+
+def test_evaluation_is_deterministic_and_the_command_reproduces_training_figures(tmp_path,
+                                                                                 eval_config):
+  eval_config.eval.best = ""
+  workdir = str(tmp_path)
+  train.train_and_evaluate(eval_config, workdir)
+  during = {r["step"]: r for r in read_metrics(workdir)}
+  reports = evaluate.evaluate_run(workdir, "all")
+  assert [r["step"] for r in reports] == [2, 4]
+  for r in reports:
+    flat = evaluator_lib.flatten(r["metrics"])
+    for key, value in flat.items():
+      assert value == pytest.approx(during[r["step"]][key], rel=1e-5, abs=1e-7), key
+  # Another metric set from the command line, for one step, in a process with 1 CPU device
+  # (the run trained on 8): checkpoints restore onto whatever devices evaluate them.
+  out = subprocess.run(
+      [sys.executable, "-m", "gan_jax.evaluate", f"--workdir={workdir}", "--step=2",
+       "--metrics=duplicates", "--num_samples=20"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "step 2:" in out.stdout and "dup_rate" in out.stdout
+  with open(os.path.join(workdir, "eval", "step_2.json")) as f:
+    report = json.load(f)["metrics"]
+  assert list(report) == ["duplicates"] and report["duplicates"]["protocol"]["n_fake"] == 20
+
+
+def test_the_evaluate_command_explains_bad_steps_and_missing_runs(tmp_path, smoke_config):
+  with pytest.raises(UserError, match="no checkpoints in"):
+    evaluate.evaluate_run(str(tmp_path / "nothing"))
+  train.train_and_evaluate(smoke_config, str(tmp_path / "run"))
+  with pytest.raises(UserError, match="saved steps: 2, 4"):
+    evaluate.evaluate_run(str(tmp_path / "run"), "3")
+  with pytest.raises(UserError, match="config.eval.best"):
+    evaluate.evaluate_run(str(tmp_path / "run"), "best")
+  with pytest.raises(UserError, match="unknown eval option 'nope'"):
+    evaluate.evaluate_run(str(tmp_path / "run"), "latest", {"nope": 1})
+
+
+def test_a_branch_from_an_earlier_checkpoint_continues_that_run_exactly(tmp_path, smoke_config):
+  """init_from=W@2 in a new workdir == the original run from step 2 on; W is left untouched."""
+  smoke_config.checkpoint.keep = 0
+  original = train.train_and_evaluate(smoke_config, str(tmp_path / "original"))
+  before = sorted(os.listdir(tmp_path / "original" / "checkpoints"))
+  smoke_config.checkpoint.init_from = f"{tmp_path / 'original'}@2"
+  branch = train.train_and_evaluate(smoke_config, str(tmp_path / "branch"))
+  assert same(original, branch)
+  assert Checkpointer(str(tmp_path / "branch" / "checkpoints")).all_steps() == [4]
+  assert [r["step"] for r in read_metrics(tmp_path / "branch")] == [3, 4]
+  assert sorted(os.listdir(tmp_path / "original" / "checkpoints")) == before
+  # With other settings (the lecture's remedy: go back before the collapse, change something).
+  smoke_config.optim.d_lr = 1e-5
+  changed = train.train_and_evaluate(smoke_config, str(tmp_path / "changed"))
+  assert not same(original.d_params, changed.d_params)
+  smoke_config.checkpoint.init_from = f"{tmp_path / 'original'}@3"
+  with pytest.raises(UserError, match="no checkpoint of step 3.*saved steps: 2, 4"):
+    train.train_and_evaluate(smoke_config, str(tmp_path / "bad"))
+
+
+def test_parse_init_from():
+  assert parse_init_from("/runs/a@200") == ("/runs/a/checkpoints", "200")
+  assert parse_init_from("/runs/a") == ("/runs/a/checkpoints", None)
+  assert parse_init_from("/runs/a@best") == (f"/runs/a/{BEST_DIR}", None)
+  with pytest.raises(ValueError, match="WORKDIR@STEP"):
+    parse_init_from("/runs/a@latest")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("metrics", "fd_anime,fjd", "unknown metric 'fjd'; choose from: afd, dc, duplicates"),
+    ("best", "fid", "config.eval.best='fid' is not among config.eval.metrics"),
+    ("every", -1, "config.eval.every must be >= 0"),
+])
+def test_bad_eval_config_fails_before_anything_runs(tmp_path, smoke_config, field, value, message):
+  smoke_config.eval.every = 2
+  smoke_config.eval[field] = value
+  with pytest.raises(ConfigError, match=message):
+    train.train_and_evaluate(smoke_config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_memorisation_without_held_out_data_says_how_to_get_some(tmp_path, smoke_config):
+  smoke_config.data.split = ""  # trains on every image: nothing is held out
+  smoke_config.eval.every = 2
+  smoke_config.eval.metrics = "memorisation"
+  smoke_config.eval.best = ""
+  with pytest.raises(ConfigError, match="heldout_source"):
+    train.train_and_evaluate(smoke_config, str(tmp_path))
+
+
+def test_toy_runs_refuse_image_metrics(tmp_path):
+  from configs import toy_ring  # pylint: disable=g-import-not-at-top
+  config = toy_ring.get_config("smoke")
+  config.eval.every = 10
+  with pytest.raises(ConfigError, match="toy data"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_is_better_follows_each_metrics_direction():
+  assert evaluator_lib.is_better("fd_anime", 1.0, 2.0)
+  assert not evaluator_lib.is_better("fd_anime", 3.0, 2.0)
+  assert evaluator_lib.is_better("afd", 0.9, 0.8)
+  assert evaluator_lib.is_better("fid", 5.0, None)
+  assert not evaluator_lib.is_better("fid", float("nan"), None)
+
+
+def test_held_out_source_defaults_to_the_test_split_of_the_training_source(smoke_config):
+  smoke_config.data.source = "tfds:anime_faces"
+  assert evaluate.heldout_source(smoke_config) == ("tfds:anime_faces", "test")
+  smoke_config.data.source = "tfds:mnist:train"
+  smoke_config.data.split = ""
+  assert evaluate.heldout_source(smoke_config) == ("tfds:mnist", "test")
+  smoke_config.data.source = "zip:/x/*.zip"
+  assert evaluate.heldout_source(smoke_config) is None  # trains on every file
+  smoke_config.data.split = "train"
+  assert evaluate.heldout_source(smoke_config) == ("zip:/x/*.zip", "test")
+  smoke_config.eval.heldout_source = "folder:/held"
+  assert evaluate.heldout_source(smoke_config) == ("folder:/held", "")
+
+
+def test_inception_metrics_stop_at_start_up_without_weights(tmp_path, smoke_config, monkeypatch):
+  """No weight file and no network: the run stops before training and says what to fetch."""
+  from gan_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv("GAN_JAX_INCEPTION", raising=False)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+  def offline(url, out):
+    raise OSError("network unreachable")
+  monkeypatch.setattr(inception, "download", offline)
+  smoke_config.eval.every = 2
+  smoke_config.eval.metrics = "fd_anime,fid"
+  with pytest.raises(ConfigError, match="pt_inception-2015-12-05-6726825d.pth.*inception_path"):
+    train.train_and_evaluate(smoke_config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_inception_metrics_report_values_and_protocols(monkeypatch):
+  """fid, kid, is, pr, dc through the evaluator, with a cheap stand-in for Inception's features."""
+  from configs import common  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  projection = rng.normal(size=(16 * 16 * 3, 32)).astype(np.float32)
+
+  def fake_inception(images):
+    x = images.reshape(len(images), -1).astype(np.float32) / 255
+    return {"pool": x @ projection, "logits": x @ projection[:, :10]}
+  monkeypatch.setattr(evaluator_lib.FeatureNetworks, "_inception_fn", lambda self: fake_inception)
+  monkeypatch.setattr(evaluator_lib.FeatureNetworks, "check", lambda self, needs: None)
+  options = common.evaluation(metrics="fid,kid,is,pr,dc")
+  options.kid_subsets, options.kid_subset_size, options.is_splits = 5, 20, 2
+  real = rng.integers(0, 256, (60, 16, 16, 3), dtype=np.uint8)
+  evaluator = evaluator_lib.Evaluator(options, real, None, "test images")
+  same = evaluator(real[:40], step=7)
+  assert same["fid"]["values"]["fid"] < evaluator(255 - real[:40])["fid"]["values"]["fid"]
+  assert same["pr"]["values"]["precision"] == 1 and same["dc"]["values"]["coverage"] > 0.5
+  assert same["kid"]["protocol"] == {
+      "n_fake": 40, "n_real": 60, "real": "test images (train split)", "step": 7,
+      "features": evaluator.networks.protocol("inception"), "subsets": 5, "subset_size": 20,
+      "kernel": "(x.y/d + 1)^3, unbiased MMD^2"}
+  assert "one-domain" in same["is"]["protocol"]["note"] and same["is"]["values"]["is"] >= 1
+  assert set(evaluator_lib.flatten(same)) == {
+      "eval/fid", "eval/kid", "eval/kid_std", "eval/is", "eval/is_std", "eval/precision",
+      "eval/recall", "eval/density", "eval/coverage"}
