@@ -78,6 +78,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.loss = common.loss("non_saturating")  # any loss: configs/common.py lists them
   config.constraint = common.constraint()  # none by default; see configs/wgan.py, sngan.py
   config.penalty = common.penalty()  # none by default; see configs/wgan_gp.py
+  config.augment = common.augment()  # DiffAugment of D's inputs; off by default
   config.optim = common.optim(lr=2e-4, betas=(0.5, 0.999))  # DCGAN's Adam
 
   config.train = ml_collections.ConfigDict()

@@ -112,3 +112,15 @@ def evaluation(every: int = 0, metrics: str = "fd_anime,kid_anime,tags,duplicate
   config.afd_num = 1000        # afd: samples shown to the detector (~10 ms each; 0: all)
   config.duplicate_threshold = 0.1  # RMS grayscale distance of a near-duplicate pair
   return config
+
+
+def augment() -> ml_collections.ConfigDict:
+  """config.augment: differentiable augmentation of every image D sees (DiffAugment,
+  gan_jax/augment.py), against D overfitting a small data set; off by default."""
+  config = ml_collections.ConfigDict()
+  # Comma-separated, applied in this order: color, translation, cutout ('' for none);
+  # DiffAugment's recommendation is all three.
+  config.policy = ""
+  # Probability each augmentation is applied to each sample (1: DiffAugment; 0: off).
+  config.p = 1.0
+  return config

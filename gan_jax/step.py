@@ -10,6 +10,19 @@ k_i = fold_in(k, i) (z from fold_in(k_i, 0), penalty j from fold_in(k_i, 1 + j))
 and the G update fold_in(k, d_steps). A resumed run and an uninterrupted run
 therefore perform the same computation.
 
+Augmentation (DiffAugment, gan_jax/augment.py; only when `augment` is set):
+every image D sees in the step is augmented, in both updates: D's loss is on
+D(T(real)) and D(T(fake)), and G's loss on D(T(G(z))) with G's gradient flowing
+back through T (and D(T(real)) for the relativistic losses). Penalties get the
+same augmented real and fake batches D's loss saw, so they constrain D where it
+is evaluated (their input gradient is taken w.r.t. the augmented images, not,
+as DiffAugment's StyleGAN2 R1 does, back through T to the raw reals). d_real
+and d_fake are then D's mean logits on augmented images. Within an update with
+key k_u (a D update's k_i or the G update's key), the augmentation of the reals
+draws from fold_in(fold_in(k_u, AUGMENT_STREAM), 0) and that of the fakes from
+fold_in(..., 1), so augmented runs stay reproducible and resume exactly. With
+`augment` None the step is exactly the unaugmented one.
+
 Data parallelism: under `jax.jit` with the image batch sharded along the mesh's
 `data` axis and the state replicated, XLA runs one copy of this step per device
 on its slice of the batch and all-reduces the gradients (the mean over the
@@ -19,7 +32,7 @@ does not depend on the number of devices (up to float summation order).
 """
 
 import dataclasses
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import flax.linen as nn
 import jax
@@ -31,6 +44,10 @@ from gan_jax.losses import LossFn
 from gan_jax.state import TrainState
 
 Metrics = Dict[str, jax.Array]
+
+# fold_in constant of the augmentation's key stream within an update (apart from
+# z's key, and from the penalties' fold_in(k_i, 1 + j)): 'aug' in ASCII.
+AUGMENT_STREAM = 0x617567
 
 
 def batch_to_float(batch: jax.Array) -> jax.Array:
@@ -83,6 +100,14 @@ class GANStep:
   ema_decay: float = 0.999
   ema_rampup: bool = True
   penalties: Tuple[Penalty, ...] = ()
+  augment: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None  # (key, x) -> x
+
+  def _augmented(self, key: jax.Array, x: jax.Array, which: int) -> jax.Array:
+    """x as D sees it in the update with `key`: augmented from the stream's draw `which`
+    (0 reals, 1 fakes) when augmentation is on, else x itself."""
+    if self.augment is None:
+      return x
+    return self.augment(jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM), which), x)
 
   def _penalty_terms(self, state: TrainState, d_params: Any, real: jax.Array,
                      fake: jax.Array, key: jax.Array) -> Dict[str, jax.Array]:
@@ -106,11 +131,14 @@ class GANStep:
                key: jax.Array) -> Tuple[TrainState, Metrics]:
     """One discriminator update on float `real` (images in [-1, 1]) and fresh fakes; G is untouched.
 
-    z comes from fold_in(key, 0), penalty i's randomness from fold_in(key, 1 + i).
+    z comes from fold_in(key, 0), penalty i's randomness from fold_in(key, 1 + i), the
+    augmentation (if any) from fold_in(key, AUGMENT_STREAM); D's loss and the penalties
+    see the augmented real and fake batches.
     """
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
     fake, _ = apply_in_train_mode(self.generator, state.g_params, state.g_stats, z)
     fake = jax.lax.stop_gradient(fake)
+    real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
 
     def loss(d_params):
       real_logits, stats = apply_in_train_mode(
@@ -144,13 +172,13 @@ class GANStep:
     """
     z = self.sample_latent(key, (real.shape[0], self.latent_dim))
     real_logits, _ = apply_in_train_mode(
-        self.discriminator, state.d_params, state.d_stats, real)
+        self.discriminator, state.d_params, state.d_stats, self._augmented(key, real, 0))
     real_logits = jax.lax.stop_gradient(real_logits)
 
     def loss(g_params):
       fake, g_stats = apply_in_train_mode(self.generator, g_params, state.g_stats, z)
       fake_logits, _ = apply_in_train_mode(
-          self.discriminator, state.d_params, state.d_stats, fake)
+          self.discriminator, state.d_params, state.d_stats, self._augmented(key, fake, 1))
       return self.loss_fn(real_logits, fake_logits).g_loss, g_stats
 
     (g_loss, g_stats), grads = jax.value_and_grad(loss, has_aux=True)(state.g_params)

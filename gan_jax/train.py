@@ -15,6 +15,7 @@ from absl import logging
 import jax
 import numpy as np
 
+from gan_jax import augment as augment_lib
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import constraints, diagnostics, latents, losses, models, optim, parallel
@@ -62,6 +63,17 @@ def validate_config(config) -> None:
     data_lib.validate(config.data)
   except ValueError as e:
     raise ConfigError(f"config.data: {e}") from None
+  augment = config.get("augment")  # toy configs may have no augment section
+  if augment is not None:
+    try:
+      policy = augment_lib.parse_policy(augment.policy)
+    except ValueError as e:
+      raise ConfigError(f"config.augment.policy: {e}") from None
+    if not 0.0 <= augment.p <= 1.0:
+      raise ConfigError(f"config.augment.p must be in [0, 1], got {augment.p}")
+    if policy and data_lib.toy_mixture(config.data) is not None:
+      raise ConfigError("config.augment.policy: image augmentations do not apply to toy data; "
+                        "set config.augment.policy=''")
   try:
     make_models(config)
   except ValueError as e:
@@ -143,6 +155,7 @@ def make_init(config, generator, discriminator, g_tx, d_tx):
 
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
+  augment = config.get("augment")  # D's input augmentation; toy configs may have no section
   return GANStep(
       generator=generator, discriminator=discriminator,
       loss_fn=losses.get_loss(config.loss.name, **dict(config.loss.get(config.loss.name, {}))),
@@ -150,7 +163,9 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       sample_latent=latents.get_latent_sampler(config.model.latent_dist),
       latent_dim=config.model.latent_dim,
       ema_decay=config.ema.decay, ema_rampup=config.ema.rampup,
-      penalties=make_penalties(config.penalty))
+      penalties=make_penalties(config.penalty),
+      augment=(augment_lib.make_augment(augment.policy, augment.p)
+               if augment is not None else None))
 
 
 def first_non_finite(history: List[Tuple[int, Dict[str, Any]]]) -> Optional[Tuple[int, str, float]]:

@@ -10,7 +10,7 @@ import pytest
 from gan_jax import constraints, train
 from test_train import read_metrics
 
-RECIPES = ["anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan"]
+RECIPES = ["anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_resnet", "stylegan2"]
 
 
 @pytest.mark.parametrize("name", RECIPES + ["toy_ring", "toy_grid"])
@@ -33,6 +33,8 @@ def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
     assert max(float(jnp.max(jnp.abs(x))) for _, x in d_leaves) <= 0.01
   if name == "wgan_gp":
     assert rows[-1]["wgan_gp_penalty"] > 0
+  if name == "stylegan2":
+    assert "r1_penalty" in rows[-1]  # lazy R1 (every 16): applied at iteration 0 of each 16
   if name == "sngan":
     kernels = [x for path, x in d_leaves if "kernel" in jax.tree_util.keystr(path)]
     sigmas = [float(jnp.linalg.svd(constraints.as_matrix(k), compute_uv=False)[0]) for k in kernels]

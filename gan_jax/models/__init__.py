@@ -12,7 +12,7 @@ from typing import Callable, Sequence, Tuple
 
 import flax.linen as nn
 
-from gan_jax.models import dcgan, mlp
+from gan_jax.models import dcgan, mlp, resnet, stylegan2
 from gan_jax.registry import Registry
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -48,6 +48,10 @@ def build_mlp(model_config, example_shape: Sequence[int]) -> ModelPair:
                         spectral_norm=model_config.get("g_spectral_norm", False)),
           mlp.Discriminator(width=model_config.d_width, depth=d_depth,
                             spectral_norm=model_config.get("d_spectral_norm", False)))
+
+
+MODELS.register("resnet")(resnet.build_resnet)
+MODELS.register("stylegan2")(stylegan2.build_stylegan2)
 
 
 def build_models(model_config, example_shape: Sequence[int]) -> ModelPair:

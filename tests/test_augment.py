@@ -1,0 +1,175 @@
+"""DiffAugment (gan_jax/augment.py): each augmentation, the policy, and the train step with it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import anime
+from gan_jax import augment, train
+from gan_jax.errors import ConfigError
+
+NAMES = ["color", "translation", "cutout"]
+
+
+def images(n=4, size=16, seed=0):
+  """A float batch of random NHWC images in [-1, 1]."""
+  return jax.random.uniform(jax.random.PRNGKey(seed), (n, size, size, 3), jnp.float32, -1.0, 1.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape_dtype_and_off_at_p_zero(name):
+  x = images()
+  out = jax.jit(augment.make_augment(name, 1.0))(jax.random.PRNGKey(1), x)
+  assert out.shape == x.shape and out.dtype == x.dtype
+  assert bool(jnp.all(jnp.isfinite(out))) and not np.array_equal(out, x)
+  assert augment.make_augment(name, 0.0) is None  # p = 0: the step does not augment at all
+  assert augment.make_augment("", 1.0) is None and augment.make_augment(" , ", 0.5) is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_p_chooses_per_sample(name):
+  x = images(n=64)
+  out = augment.make_augment(name, 0.5)(jax.random.PRNGKey(2), x)
+  unchanged = np.array([np.array_equal(a, b) for a, b in zip(out, x)])
+  assert 10 < unchanged.sum() < 54  # about half of the samples are left exactly as they were
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_key_same_output_other_key_other_output(name):
+  fn = augment.make_augment(name, 1.0)
+  x = images()
+  a, b = fn(jax.random.PRNGKey(3), x), fn(jax.random.PRNGKey(3), x)
+  c = fn(jax.random.PRNGKey(4), x)
+  assert np.array_equal(a, b)
+  assert not np.array_equal(a, c)
+
+
+def test_translate_moves_pixels_exactly():
+  x = jnp.arange(2 * 8 * 8, dtype=jnp.float32).reshape(2, 8, 8, 1) + 1.0  # no zero pixels
+  assert augment.max_shift(x) == (1, 1)
+  out = np.asarray(augment.translate(x, jnp.array([[1, 0], [-1, 1]])))
+  x = np.asarray(x)
+  # Image 0 moved down by one row: the first row is zero padding.
+  np.testing.assert_array_equal(out[0, 1:], x[0, :-1])
+  np.testing.assert_array_equal(out[0, 0], 0.0)
+  # Image 1 moved up by one row and right by one column.
+  np.testing.assert_array_equal(out[1, :-1, 1:], x[1, 1:, :-1])
+  np.testing.assert_array_equal(out[1, -1], 0.0)
+  np.testing.assert_array_equal(out[1, :, 0], 0.0)
+  # Hand-checked corner: out[1, 0, 1] = x[1, 1, 0].
+  assert out[1, 0, 1, 0] == x[1, 1, 0, 0] == 64 + 8 + 1
+
+
+def test_translation_shifts_stay_within_an_eighth():
+  x = jnp.ones((256, 16, 16, 1))
+  out = np.asarray(augment.make_augment("translation")(jax.random.PRNGKey(5), x))
+  zero_rows = (out[..., 0] == 0).all(axis=2).sum(axis=1)  # rows of padding per image
+  zero_cols = (out[..., 0] == 0).all(axis=1).sum(axis=1)
+  assert set(zero_rows) == {0, 1, 2} and set(zero_cols) == {0, 1, 2}  # |shift| <= 16 / 8
+
+
+def test_cutout_zeroes_one_square_of_half_the_size():
+  x = images(n=32) * 0.5 + 0.75  # in [0.25, 1.25]: no pixel is 0 before the cut
+  out = np.asarray(augment.make_augment("cutout")(jax.random.PRNGKey(6), x))
+  assert augment.cutout_size(x) == (8, 8)
+  for image, original in zip(out, np.asarray(x)):
+    zero = (image == 0).all(axis=-1)
+    rows, cols = np.nonzero(zero.any(axis=1))[0], np.nonzero(zero.any(axis=0))[0]
+    assert zero.sum() == 64 and len(rows) == 8 and len(cols) == 8  # one 8x8 square
+    assert rows[-1] - rows[0] == 7 and cols[-1] - cols[0] == 7
+    np.testing.assert_array_equal(image[~zero], original[~zero])
+
+
+def test_color_range():
+  x = images(n=64)
+  out = np.asarray(augment.make_augment("color")(jax.random.PRNGKey(7), x))
+  assert np.abs(out).max() < 6.0 and np.quantile(np.abs(out), 0.99) < 3.0
+  assert np.abs(out.mean(axis=(1, 2, 3)) - np.asarray(x).mean(axis=(1, 2, 3))).max() <= 0.5 + 1e-5
+  # A flat grey image stays flat: only its brightness moves, by at most 0.5.
+  grey = np.asarray(augment.color(jax.random.PRNGKey(8), jnp.zeros((8, 4, 4, 3))))
+  assert np.allclose(grey, grey[:, :1, :1, :1], atol=1e-6) and np.abs(grey).max() <= 0.5
+
+
+@pytest.mark.parametrize("name", NAMES + ["color,translation,cutout"])
+def test_differentiable(name):
+  fn = augment.make_augment(name, 1.0)
+  x = images()
+  weights = images(seed=9)  # a non-constant weighting, so color's gradient is not ~0
+  grad = jax.grad(lambda x: jnp.sum(weights * fn(jax.random.PRNGKey(10), x)))(x)
+  assert bool(jnp.all(jnp.isfinite(grad)))
+  assert float(jnp.abs(grad).sum()) > 0
+  if name == "cutout":  # a quarter of every image does not reach the output
+    assert float(jnp.mean(grad == 0)) == pytest.approx(0.25, abs=0.02)
+
+
+def test_unknown_name_lists_the_valid_ones():
+  with pytest.raises(ValueError, match="unknown augmentation 'flip'; choose from: color, cutout, "
+                     "translation"):
+    augment.make_augment("color,flip")
+  with pytest.raises(ValueError, match="listed twice"):
+    augment.parse_policy("color,color")
+  with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+    augment.make_augment("color", 1.5)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("policy", "colour", "config.augment.policy: unknown augmentation 'colour'; choose from: "
+     "color, cutout, translation"),
+    ("p", -0.1, r"config.augment.p must be in \[0, 1\], got -0.1"),
+])
+def test_bad_config_fails_validation(field, value, message):
+  config = anime.get_config("smoke")
+  config.augment[field] = value
+  with pytest.raises(ConfigError, match=message):
+    train.validate_config(config)
+
+
+def test_toy_configs_without_the_section_still_validate():
+  from configs import toy_ring  # pylint: disable=g-import-not-at-top
+  config = toy_ring.get_config()
+  assert config.get("augment") is None
+  train.validate_config(config)
+
+
+def run_step(config, state=None, repeat=1):
+  """(initial state, [(new state, metrics)] * repeat) of the jitted train step of `config`
+  from its initial state (or `state`)."""
+  g, d = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  if state is None:
+    state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
+  size, batch = config.data.image_size, config.train.batch_size
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, batch, size, size, 3), np.uint8))
+  step = jax.jit(train.make_step(config, g, d, g_tx, d_tx))
+  return state, [step(state, x) for _ in range(repeat)]
+
+
+def smoke(policy=None, p=1.0):
+  """The tiny anime config with batch 8; policy None removes the augment section."""
+  config = anime.get_config("smoke")
+  config.train.batch_size = 8
+  if policy is None:
+    del config["augment"]
+  else:
+    config.augment.policy, config.augment.p = policy, p
+  return config
+
+
+def test_train_step_with_augmentation():
+  state, [(off_state, off_metrics)] = run_step(smoke(None))
+  _, [(empty_state, empty_metrics)] = run_step(smoke(""), state)
+  leaves = lambda t: jax.tree.leaves(t)
+  # policy '' is the default step, bit for bit.
+  assert all(np.array_equal(a, b) for a, b in zip(leaves((off_state, off_metrics)),
+                                                  leaves((empty_state, empty_metrics))))
+  config = smoke("color,translation,cutout")
+  config.penalty.use = "r1"  # penalties take the augmented batches
+  train.validate_config(config)
+  _, [(on_state, on_metrics), (again_state, _)] = run_step(config, state, repeat=2)
+  assert all(bool(jnp.all(jnp.isfinite(v))) for v in leaves((on_state, on_metrics)))
+  assert float(on_metrics["d_real"]) != float(off_metrics["d_real"])
+  for field in ("d_params", "g_params"):  # both updates see augmented images
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        leaves(getattr(on_state, field)), leaves(getattr(off_state, field)))), field
+  assert all(np.array_equal(a, b) for a, b in zip(leaves(on_state), leaves(again_state)))

@@ -1,0 +1,229 @@
+"""StyleGAN2 family (gan_jax/models/stylegan2.py): layers against direct references,
+shapes, parameter count, noise modes, and one train step."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import anime
+from gan_jax import models, train
+from gan_jax.models import stylegan2
+from gan_jax.state import count_params
+
+
+def tiny_config(g_width=4, d_width=4, latent_dim=8, **extra):
+  """A model config with the fields build_stylegan2 reads."""
+  return ml_collections.ConfigDict(dict(name="stylegan2", g_width=g_width, d_width=d_width,
+                                        latent_dim=latent_dim, **extra))
+
+
+def reference_conv(x, w):
+  """Plain 'SAME' k x k convolution of x (H, W, I) with w (k, k, I, O), in float64 numpy."""
+  k = w.shape[0]
+  p = k // 2
+  h, wd, _ = x.shape
+  xp = np.pad(x, ((p, p), (p, p), (0, 0)))
+  out = np.zeros((h, wd, w.shape[3]))
+  for dy in range(k):
+    for dx in range(k):
+      out += xp[dy:dy + h, dx:dx + wd] @ w[dy, dx]
+  return out
+
+
+def abstract_init_and_apply(module, x):
+  """(variables, module(x)) as shapes and dtypes only (jax.eval_shape: nothing compiled)."""
+  variables = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x, train=False), x[:1])
+  return variables, jax.eval_shape(lambda v, x: module.apply(v, x, train=True), variables, x)
+
+
+def numpy_params(module, x, seed=0):
+  """Parameters of `module` for input like `x`, filled with N(0, 1) draws (no init compile)."""
+  shapes = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x, train=False), x)
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), a.dtype),
+                      shapes["params"])
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_shapes(size):
+  g, d = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (size, size, 3))
+  z = jnp.zeros((2, 8))
+  g_vars, images = abstract_init_and_apply(g, z)
+  assert images.shape == (2, size, size, 3) and images.dtype == jnp.float32
+  d_vars, logits = abstract_init_and_apply(d, jnp.zeros(images.shape))
+  assert logits.shape == (2,)
+  assert set(g_vars) == {"params"} and set(d_vars) == {"params"}
+  assert g_vars["params"]["synthesis"]["const"].shape == (4, 4, 4 * size // 4)
+  assert d_vars["params"]["fromrgb"]["kernel"].shape == (1, 1, 3, 4)
+
+
+def test_parameter_count():
+  """16x16, g_width=d_width=8, latent 16, 2 mapping layers: channels 32 (4x4), 16 (8x8), 8 (16x16)."""
+  g, d = stylegan2.build_stylegan2(
+      tiny_config(g_width=8, d_width=8, latent_dim=16, mapping_layers=2), (16, 16, 3))
+  w = 16
+  dense = lambda i, o: i * o + o
+  styled = lambda i, o: dense(w, i) + 9 * i * o + 1 + o  # affine, kernel, noise strength, bias
+  rgb = lambda i: dense(w, i) + i * 3 + 3
+  g_expected = (dense(16, w) + dense(w, w) + 4 * 4 * 32
+                + styled(32, 32) + rgb(32)
+                + styled(32, 16) + styled(16, 16) + rgb(16)
+                + styled(16, 8) + styled(8, 8) + rgb(8))
+  conv = lambda k, i, o, bias=True: k * k * i * o + (o if bias else 0)
+  block = lambda i, o: conv(1, i, o, bias=False) + conv(3, i, i) + conv(3, i, o)
+  d_expected = (conv(1, 3, 8) + block(8, 16) + block(16, 32)
+                + conv(3, 33, 32) + dense(32 * 16, 32) + dense(32, 1))
+  key = jax.random.PRNGKey(0)
+  g_params = jax.eval_shape(lambda: g.init(key, jnp.zeros((1, 16)), train=False))["params"]
+  d_params = jax.eval_shape(lambda: d.init(key, jnp.zeros((1, 16, 16, 3)), train=False))["params"]
+  assert count_params(g_params) == g_expected
+  assert count_params(d_params) == d_expected
+
+
+@pytest.mark.parametrize("impl", ["grouped", "scaled"])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv_matches_reference(impl, demodulate):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(3, 6, 5, 4))
+  weight = rng.normal(size=(3, 3, 4, 5)) / 6
+  styles = rng.normal(size=(3, 4)) + 1.0
+  got = stylegan2.modulated_conv(jnp.asarray(x, jnp.float32), jnp.asarray(weight, jnp.float32),
+                                 jnp.asarray(styles, jnp.float32), demodulate, impl=impl)
+  for n in range(3):
+    w = weight * styles[n][None, None, :, None]
+    if demodulate:
+      w = w / np.sqrt(np.sum(w**2, axis=(0, 1, 2)) + 1e-8)
+    np.testing.assert_allclose(got[n], reference_conv(x[n], w), rtol=1e-5, atol=1e-5)
+
+
+def test_demodulation_keeps_unit_variance():
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  x = jax.random.normal(keys[0], (4, 20, 20, 64))
+  weight = jax.random.normal(keys[1], (3, 3, 64, 64))
+  styles = jnp.exp(jax.random.normal(keys[2], (4, 64)))  # very uneven channel scales
+  y = stylegan2.modulated_conv(x, weight, styles, True, padding="VALID")
+  per_channel = y.std(axis=(1, 2))
+  np.testing.assert_allclose(per_channel, 1.0, atol=0.3)
+  np.testing.assert_allclose(y.std(), 1.0, atol=0.03)
+
+
+def test_equalised_dense_and_conv_scale_at_runtime():
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(5, 40)), jnp.float32)
+  layer = stylegan2.EqualDense(7, lr_mul=0.01, bias_init=0.5)
+  params = layer.init(jax.random.PRNGKey(0), x)["params"]
+  # Stored as N(0, 1/lr_mul^2) and bias_init / lr_mul; effective N(0, 1/fan_in) and bias_init.
+  assert abs(float(params["kernel"].std()) * 0.01 - 1.0) < 0.1
+  np.testing.assert_allclose(params["bias"] * 0.01, 0.5, rtol=1e-6)
+  params = {"kernel": jnp.asarray(rng.normal(size=(40, 7)), jnp.float32),
+            "bias": jnp.asarray(rng.normal(size=(7,)), jnp.float32)}
+  expected = x @ (params["kernel"] * 0.01 / math.sqrt(40)) + params["bias"] * 0.01
+  np.testing.assert_allclose(layer.apply({"params": params}, x), expected, rtol=1e-5, atol=1e-6)
+
+  xc = rng.normal(size=(2, 5, 6, 3))
+  conv = stylegan2.EqualConv(4, 3)
+  kernel, bias = rng.normal(size=(3, 3, 3, 4)), rng.normal(size=(4,))
+  got = conv.apply({"params": {"kernel": jnp.asarray(kernel, jnp.float32),
+                               "bias": jnp.asarray(bias, jnp.float32)}},
+                   jnp.asarray(xc, jnp.float32))
+  for n in range(2):
+    expected = reference_conv(xc[n], kernel / math.sqrt(27)) + bias
+    np.testing.assert_allclose(got[n], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch,group", [(8, 4), (6, 4), (3, 4), (1, 4), (8, 2)])
+def test_minibatch_stddev_matches_numpy(batch, group):
+  x = np.random.default_rng(3).normal(size=(batch, 4, 4, 6))
+  got = np.asarray(stylegan2.minibatch_stddev(jnp.asarray(x, jnp.float32), group))
+  g = min(group, batch)
+  while batch % g:
+    g -= 1
+  groups = batch // g
+  assert got.shape == (batch, 4, 4, 7)
+  np.testing.assert_allclose(got[..., :6], x, rtol=1e-6)
+  for j in range(groups):
+    members = [i for i in range(batch) if i % groups == j]
+    stat = np.sqrt(x[members].var(axis=0) + 1e-8).mean()
+    np.testing.assert_allclose(got[members, :, :, 6], stat, rtol=1e-5)
+
+
+def test_upsample_is_bilinear():
+  x = jax.random.normal(jax.random.PRNGKey(4), (2, 5, 3, 2))
+  np.testing.assert_allclose(stylegan2.upsample2x(x),
+                             jax.image.resize(x, (2, 10, 6, 2), "bilinear"), atol=1e-6)
+
+
+def test_noise_random_with_rng_else_constant():
+  g, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  z = jax.random.normal(jax.random.PRNGKey(0), (2, 8))
+  params = numpy_params(g, z)
+  is_strength = lambda path: "noise_strength" in jax.tree_util.keystr(path)
+  assert sum(is_strength(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)) == 3
+  params = jax.tree_util.tree_map_with_path(
+      lambda p, v: jnp.ones_like(v) if is_strength(p) else v, params)
+  with_rng = jax.jit(lambda z, key: g.apply({"params": params}, z, train=True,
+                                            rngs={"noise": key}))
+  const = jax.jit(lambda z: g.apply({"params": params}, z, train=True))  # as the train step
+  np.testing.assert_array_equal(const(z), const(z))
+  a, b = with_rng(z, jax.random.PRNGKey(5)), with_rng(z, jax.random.PRNGKey(6))
+  assert not np.allclose(a, b) and not np.allclose(a, const(z))
+  np.testing.assert_array_equal(a, with_rng(z, jax.random.PRNGKey(5)))
+  # The constant noise is one image shared by the batch: equal z give equal images.
+  same_z = const(jnp.stack([z[0], z[0]]))
+  np.testing.assert_array_equal(same_z[0], same_z[1])
+
+
+def test_style_mixing():
+  g, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  z, z2 = jax.random.normal(jax.random.PRNGKey(0), (2, 2, 8))
+  variables = {"params": numpy_params(g, z)}
+  mix = jax.jit(lambda z, z2, layer: g.apply(variables, z, train=False, z2=z2, mix_layer=layer))
+  plain = jax.jit(lambda z: g.apply(variables, z, train=False))
+  num_ws = stylegan2.SynthesisNetwork.num_ws(8)
+  np.testing.assert_allclose(mix(z, z2, num_ws), plain(z), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(mix(z, z2, 0), plain(z2), rtol=1e-6, atol=1e-6)
+  mixed = mix(z, z2, 2)
+  assert not np.allclose(mixed, plain(z)) and not np.allclose(mixed, plain(z2))
+
+
+def test_train_step_runs_and_is_finite(monkeypatch):
+  monkeypatch.setitem(models.MODELS._entries, "stylegan2", stylegan2.build_stylegan2)
+  config = anime.get_config("smoke")
+  config.model.name = "stylegan2"
+  config.model.g_width = 4
+  config.model.d_width = 4
+  config.model.mapping_layers = 1
+  config.data.image_size = 8
+  config.train.batch_size = 8
+  g, d = train.make_models(config)
+  assert isinstance(g, stylegan2.Generator) and isinstance(d, stylegan2.Discriminator)
+  g_tx, d_tx = train.make_optimizers(config)
+  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
+  size = config.data.image_size
+  images = np.random.default_rng(0).integers(0, 256, (1, 8, size, size, 3), np.uint8)
+  step = train.make_step(config, g, d, g_tx, d_tx)
+  new, metrics = jax.jit(step)(state, jnp.asarray(images))
+  assert int(new.step) == 1
+  for name, value in metrics.items():
+    assert np.all(np.isfinite(value)), name
+  for tree in (new.g_params, new.d_params):
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(tree))
+  moved = lambda a, b: any(not np.array_equal(x, y)
+                           for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert moved(state.g_params, new.g_params) and moved(state.d_params, new.d_params)
+
+
+@pytest.mark.parametrize("shape", [(12, 12, 3), (4, 4, 3), (16, 8, 3), (16, 3), (0, 0, 3)])
+def test_bad_sizes_raise(shape):
+  with pytest.raises(ValueError, match="StyleGAN2 needs"):
+    stylegan2.build_stylegan2(tiny_config(), shape)
+
+
+def test_bad_discriminator_input_size():
+  _, d = stylegan2.build_stylegan2(tiny_config(), (16, 16, 3))
+  with pytest.raises(ValueError, match="built for 16x16"):
+    d.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)
