@@ -29,6 +29,8 @@ def get_config(preset: str = ""):
   config.optim = common.optim(lr=2.5e-3, betas=(0.0, 0.99))
   config.train.batch_size = 32
   if preset == "smoke":
+    config.data.image_size = 8
+    config.model.g_width = config.model.d_width = 4
     config.model.mapping_layers = 2
     config.train.batch_size = 16
   return config

@@ -165,35 +165,10 @@ def test_config_holds_the_sngan_recipe(registered):
     assert config.optim.name == "adam"
     assert config.optim.g_lr == config.optim.d_lr == 2e-4
     assert tuple(config.optim.g_betas) == tuple(config.optim.d_betas) == (0.0, 0.9)
-    assert config.train.d_steps == 5
+    assert config.train.d_steps == (5 if not preset else 2)  # smoke: fewer unrolled D steps
     assert config.model.d_spectral_norm and not config.model.g_spectral_norm
     assert config.constraint.d == "" and config.constraint.g == ""
   smoke = sngan_resnet.get_config("smoke")
-  assert (smoke.data.image_size, smoke.model.g_width, smoke.model.d_width) == (16, 8, 8)
+  assert (smoke.data.image_size, smoke.model.g_width, smoke.model.d_width) == (8, 8, 8)
   with pytest.raises(ValueError, match="unknown preset"):
     sngan_resnet.get_config("huge")
-
-
-def test_one_train_step_is_finite(registered):
-  """The smoke config's GANStep with this family, made smaller still to keep its compile short:
-  8x8 images and 2 D updates (the recipe's 5 are unrolled), then 1 G update."""
-  config = sngan_resnet.get_config("smoke")
-  config.data.image_size = 8
-  config.train.batch_size = 8
-  config.train.d_steps = 2
-  g, d = train.make_models(config)
-  assert isinstance(g, resnet.Generator) and isinstance(d, resnet.Discriminator)
-  g_tx, d_tx = train.make_optimizers(config)
-  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
-  step = train.make_step(config, g, d, g_tx, d_tx)
-  size = config.data.image_size
-  images = np.random.default_rng(0).integers(0, 256, (2, 8, size, size, 3), np.uint8)
-  new, metrics = jax.jit(step)(state, jnp.asarray(images))
-  assert int(new.step) == 1
-  for name, value in metrics.items():
-    assert np.isfinite(float(value)), name
-  for leaf in jax.tree.leaves((new.g_params, new.d_params, new.d_stats, new.g_stats)):
-    assert np.isfinite(np.asarray(leaf)).all()
-  changed = lambda a, b: any(not np.array_equal(x, y)
-                             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-  assert changed(state.d_params, new.d_params) and changed(state.g_params, new.g_params)
