@@ -268,29 +268,37 @@ def afd_metric(ctx: Context):
       **{k: v for k, v in result.items() if k != "rate"})
 
 
+def _nearest_train(ctx: Context, image_set: ImageSet, space: str):
+  """(distance, index, flipped): each image's nearest training image in `space` ('pixels':
+  RMS over RGB 32x32; 'anime': classifier features), flip-aware. Kept on the set, so the
+  held-out images' (and the training pixels) are computed once per run, not per evaluation."""
+  key = f"nearest_train_{space}"
+  if key not in image_set.features:
+    if space == "pixels":
+      if "pixels" not in ctx.train.features:
+        ctx.train.features["pixels"] = collapse.pixel_features(ctx.train.images)
+      train = ctx.train.features["pixels"]
+      d, index, flipped = collapse.nearest_flip_aware(
+          collapse.pixel_features(image_set.images),
+          collapse.pixel_features(collapse.flip(image_set.images)), train)
+      d = collapse.rms(d, train.shape[1])
+    else:
+      d, index, flipped = collapse.nearest_flip_aware(
+          ctx.features(image_set, "anime"), ctx.features(image_set, "anime_flipped"),
+          ctx.features(ctx.train, "anime"))
+    image_set.features[key] = (d, index, flipped)
+  return image_set.features[key]
+
+
 @register("memorisation", headline="mem/ratio_pixels", higher_is_better=True,
           needs_heldout=True, needs=("classifier",))
 def memorisation_metric(ctx: Context):
   """Samples' nearest-training distances against held-out real images', in pixels and features."""
   values = {}
-  train_px = collapse.pixel_features(ctx.train.images)
-  for name, image_set in (("fake", ctx.fake), ("heldout", ctx.heldout)):
-    d, index, flipped = collapse.nearest_flip_aware(
-        collapse.pixel_features(image_set.images),
-        collapse.pixel_features(collapse.flip(image_set.images)), train_px)
-    image_set.features["nearest_train_pixels"] = (collapse.rms(d, train_px.shape[1]), index,
-                                                  flipped)
-  px = collapse.memorisation(ctx.fake.features["nearest_train_pixels"][0],
-                             ctx.heldout.features["nearest_train_pixels"][0])
-  values.update({f"mem/{k}_pixels": v for k, v in px.items()})
-  distances = {}
-  for name, image_set in (("fake", ctx.fake), ("heldout", ctx.heldout)):
-    d, _, _ = collapse.nearest_flip_aware(ctx.features(image_set, "anime"),
-                                          ctx.features(image_set, "anime_flipped"),
-                                          ctx.features(ctx.train, "anime"))
-    distances[name] = d
-  feat = collapse.memorisation(distances["fake"], distances["heldout"])
-  values.update({f"mem/{k}_anime": v for k, v in feat.items()})
+  for space in ("pixels", "anime"):
+    out = collapse.memorisation(_nearest_train(ctx, ctx.fake, space)[0],
+                                _nearest_train(ctx, ctx.heldout, space)[0])
+    values.update({f"mem/{k}_{space}": v for k, v in out.items()})
   return values, ctx.protocol(
       n_heldout=len(ctx.heldout), pixels=f"RGB {collapse.PIXEL_SIZE}x{collapse.PIXEL_SIZE} "
       "RMS distance", features=ctx.networks.protocol("anime"), flip_aware=True,

@@ -9,12 +9,12 @@ logit. Weights start from N(0, 0.02) and BatchNorm scales from N(1, 0.02), as in
 the paper. At 64x64 and width 64 this is the reference DCGAN-64.
 """
 
-import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import layers
 from gan_jax.models.layers import UpConv
 
 _INIT = nn.initializers.normal(stddev=0.02)
@@ -27,11 +27,7 @@ def _scale_init(key, shape, dtype=jnp.float32):
 
 def num_doublings(image_size: int) -> int:
   """How many x2 resolution steps lie between 4x4 and `image_size` (a power of 2 >= 8)."""
-  n = int(round(math.log2(image_size))) - 2 if image_size > 0 else -1
-  if n < 1 or 4 * 2**n != image_size:
-    raise ValueError(
-        f"DCGAN needs an image size that is a power of two >= 8, got {image_size}")
-  return n
+  return layers.num_doublings(image_size, "DCGAN")
 
 
 def _batch_norm(train: bool) -> nn.BatchNorm:

@@ -1,5 +1,6 @@
 """Layers shared by the model families."""
 
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -7,6 +8,16 @@ import jax
 import jax.numpy as jnp
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def num_doublings(image_size: int, family: str) -> int:
+  """How many x2 resolution steps lie between 4x4 and `image_size`; a ValueError naming
+  the model `family` unless the size is a power of two >= 8."""
+  n = int(round(math.log2(image_size))) - 2 if image_size > 0 else -1
+  if n < 1 or 4 * 2**n != image_size:
+    raise ValueError(
+        f"{family} needs an image size that is a power of two >= 8, got {image_size}")
+  return n
 # Output phase (row or column parity) -> the 4-tap kernel rows it uses, and the
 # input padding that lines those taps up with x[m-1], x[m] (even) or x[m], x[m+1] (odd).
 _PHASE_TAPS = ((0, 2), (1, 3))

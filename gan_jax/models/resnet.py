@@ -30,13 +30,13 @@ with gain sqrt(2), shortcuts, the Dense layers and G's last conv with gain 1,
 as in the SNGAN code.
 """
 
-import math
 from typing import List
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import layers
 from gan_jax.models.dcgan import spectral_normalised
 
 _RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
@@ -46,11 +46,7 @@ _MAX_MULTIPLIER = 16
 
 def num_blocks(image_size: int) -> int:
   """How many x2 resolution steps lie between 4x4 and `image_size` (a power of 2 >= 8)."""
-  n = int(round(math.log2(image_size))) - 2 if image_size > 0 else -1
-  if n < 1 or 4 * 2**n != image_size:
-    raise ValueError(
-        f"the ResNet GAN needs an image size that is a power of two >= 8, got {image_size}")
-  return n
+  return layers.num_doublings(image_size, "the ResNet GAN")
 
 
 def generator_widths(image_size: int, width: int) -> List[int]:

@@ -62,16 +62,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax.models import layers
+
 _LRELU_GAIN = math.sqrt(2.0)
 
 
 def num_doublings(image_size: int) -> int:
   """How many x2 resolution steps lie between 4x4 and `image_size` (a power of 2 >= 8)."""
-  n = int(round(math.log2(image_size))) - 2 if image_size > 0 else -1
-  if n < 1 or 4 * 2**n != image_size:
-    raise ValueError(
-        f"StyleGAN2 needs an image size that is a power of two >= 8, got {image_size}")
-  return n
+  return layers.num_doublings(image_size, "StyleGAN2")
 
 
 def channels_at(resolution: int, image_size: int, width: int, max_channels: int) -> int:
