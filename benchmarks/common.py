@@ -11,8 +11,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import data as data_lib, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def build(config, mesh):
-  """(compiled step, initial state, compile seconds, XLA's FLOPs per iteration) for `config`."""
+def build(config, mesh, iterations_per_call: int = 1):
+  """(compiled step, initial state, compile seconds, XLA's FLOPs per call) for `config`.
+
+  With `iterations_per_call` K > 1 the compiled function runs K iterations on the
+  same batch in one `lax.scan` (one dispatch, no host round trip between them).
+  """
   train.validate_config(config)
   parallel.check_batch_size(config.train.batch_size, mesh)
   replicated = parallel.replicated(mesh)
@@ -26,6 +30,13 @@ def build(config, mesh):
       (config.train.d_steps, config.train.batch_size, *shape), dtype,
       sharding=parallel.batch_sharding(mesh, batch_axis=1))
   step = train.make_step(config, generator, discriminator, g_tx, d_tx)
+  if iterations_per_call > 1:
+    single = step
+
+    def step(state, images):  # pylint: disable=function-redefined
+      state, metrics = jax.lax.scan(lambda s, _: single(s, images), state, None,
+                                    length=iterations_per_call)
+      return state, jax.tree.map(lambda m: m[-1], metrics)
   start = time.perf_counter()
   compiled = jax.jit(step, donate_argnums=0, out_shardings=(shardings, replicated)).lower(
       state, example).compile()
@@ -34,6 +45,18 @@ def build(config, mesh):
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
   return compiled, state, compile_s, flops
+
+
+def memory_gb(compiled) -> float:
+  """Device memory the compiled call needs by XLA's analysis (arguments + outputs - donated
+  aliases + temporaries), in GiB; NaN where the backend does not say."""
+  try:
+    m = compiled.memory_analysis()
+    total = (m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+             + m.temp_size_in_bytes)
+    return round(total / 2**30, 3)
+  except (AttributeError, TypeError, NotImplementedError):
+    return float("nan")
 
 
 def random_batch(config, mesh) -> jax.Array:

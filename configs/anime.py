@@ -72,8 +72,12 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.d_norm = "batch"         # discriminator normalisation: batch | layer | none
   config.model.d_spectral_norm = False  # reparameterise D's convs as W / sigma(W) (SNGAN layer)
   config.model.g_spectral_norm = False  # the same for G's layers (as SAGAN/BigGAN do)
+  config.model.upconv = "phases"        # G's x2 upsampling: phases (four 2x2 convs) | transpose
+                                        # (lax.conv_transpose); same function, same parameters
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
+  config.model.dtype = "float32"        # compute dtype in training: float32 | bfloat16 (mixed
+                                        # precision: parameters and optimizer state stay float32)
 
   config.loss = common.loss("non_saturating")  # any loss: configs/common.py lists them
   config.constraint = common.constraint()  # none by default; see configs/wgan.py, sngan.py
@@ -85,6 +89,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.batch_size = 128  # global batch (split over all devices)
   config.train.num_steps = 50_000  # iterations; each = d_steps D updates + 1 G update
   config.train.d_steps = 1       # discriminator updates per generator update
+  config.train.max_minutes = 0.0  # also stop (and save) after this much time in the loop (0: off)
 
   config.ema = common.ema(decay=0.999)
   config.log = common.log(every=100)

@@ -41,6 +41,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.g_spectral_norm = False   # the same for G's layers
   config.model.latent_dim = 16           # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
+  config.model.dtype = "float32"         # compute dtype in training: float32 | bfloat16
 
   config.loss = common.loss("non_saturating")  # any loss: configs/common.py lists them
   config.constraint = common.constraint()      # '' | weight_clip | spectral_norm_projection
@@ -51,6 +52,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.batch_size = 256  # global batch (split over all devices)
   config.train.num_steps = 5000  # iterations; each = d_steps D updates + 1 G update
   config.train.d_steps = 1       # discriminator updates per generator update
+  config.train.max_minutes = 0.0  # also stop (and save) after this much time in the loop (0: off)
 
   config.ema = common.ema(decay=0.99)  # samples from a G-EMA: far more reliable mode coverage
   config.log = common.log(every=500)

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import precision
 from gan_jax.latents import LatentSampler
 from gan_jax.losses import LossFn
 from gan_jax.state import TrainState
@@ -60,9 +61,19 @@ def batch_to_float(batch: jax.Array) -> jax.Array:
   return batch.astype(jnp.float32) / 127.5 - 1.0
 
 
-def apply_in_train_mode(module: nn.Module, params: Any, stats: Any,
-                        x: jax.Array) -> Tuple[jax.Array, Any]:
-  """`module` on `x` in train mode, and its BatchNorm statistics updated by this batch."""
+def apply_in_train_mode(module: nn.Module, params: Any, stats: Any, x: jax.Array,
+                        dtype: Optional[Any] = None) -> Tuple[jax.Array, Any]:
+  """`module` on `x` in train mode, and its BatchNorm statistics updated by this batch.
+
+  With a compute `dtype` (gan_jax/precision.py) the parameters and `x` are cast to
+  it for the call; the output comes back as float32 and the statistics in their
+  own dtypes.
+  """
+  if dtype is not None:
+    in_dtype = x.dtype
+    out, new_stats = apply_in_train_mode(module, precision.cast_floats(params, dtype), stats,
+                                         x.astype(dtype))
+    return out.astype(in_dtype), precision.like(new_stats, stats)
   if not stats:
     return module.apply({"params": params}, x, train=True), stats
   out, mutated = module.apply({"params": params, "batch_stats": stats}, x,
@@ -101,6 +112,15 @@ class GANStep:
   ema_rampup: bool = True
   penalties: Tuple[Penalty, ...] = ()
   augment: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None  # (key, x) -> x
+  compute_dtype: Optional[Any] = None  # e.g. jnp.bfloat16 (precision.py); None: float32
+
+  def _g(self, params: Any, stats: Any, z: jax.Array) -> Tuple[jax.Array, Any]:
+    """G on z in train mode, in the compute dtype: (images, updated statistics)."""
+    return apply_in_train_mode(self.generator, params, stats, z, self.compute_dtype)
+
+  def _d(self, params: Any, stats: Any, x: jax.Array) -> Tuple[jax.Array, Any]:
+    """D on x in train mode, in the compute dtype: (float32 logits, updated statistics)."""
+    return apply_in_train_mode(self.discriminator, params, stats, x, self.compute_dtype)
 
   def _augmented(self, key: jax.Array, x: jax.Array, which: int) -> jax.Array:
     """x as D sees it in the update with `key`: augmented from the stream's draw `which`
@@ -113,7 +133,7 @@ class GANStep:
                      fake: jax.Array, key: jax.Array) -> Dict[str, jax.Array]:
     """{name_penalty: value} of every configured penalty (0 on its off-iterations)."""
     def d_fn(x):
-      return apply_in_train_mode(self.discriminator, d_params, state.d_stats, x)[0]
+      return self._d(d_params, state.d_stats, x)[0]
 
     values = {}
     for i, penalty in enumerate(self.penalties):
@@ -136,15 +156,13 @@ class GANStep:
     see the augmented real and fake batches.
     """
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
-    fake, _ = apply_in_train_mode(self.generator, state.g_params, state.g_stats, z)
+    fake, _ = self._g(state.g_params, state.g_stats, z)
     fake = jax.lax.stop_gradient(fake)
     real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
 
     def loss(d_params):
-      real_logits, stats = apply_in_train_mode(
-          self.discriminator, d_params, state.d_stats, real)
-      fake_logits, stats = apply_in_train_mode(
-          self.discriminator, d_params, stats, fake)
+      real_logits, stats = self._d(d_params, state.d_stats, real)
+      fake_logits, stats = self._d(d_params, stats, fake)
       d_loss = self.loss_fn(real_logits, fake_logits).d_loss
       penalties = self._penalty_terms(state, d_params, real, fake, key)
       total = d_loss + sum(p.weight * penalties[f"{p.name}_penalty"] for p in self.penalties)
@@ -171,14 +189,12 @@ class GANStep:
     ones); for the others XLA removes that forward pass as dead code.
     """
     z = self.sample_latent(key, (real.shape[0], self.latent_dim))
-    real_logits, _ = apply_in_train_mode(
-        self.discriminator, state.d_params, state.d_stats, self._augmented(key, real, 0))
+    real_logits, _ = self._d(state.d_params, state.d_stats, self._augmented(key, real, 0))
     real_logits = jax.lax.stop_gradient(real_logits)
 
     def loss(g_params):
-      fake, g_stats = apply_in_train_mode(self.generator, g_params, state.g_stats, z)
-      fake_logits, _ = apply_in_train_mode(
-          self.discriminator, state.d_params, state.d_stats, self._augmented(key, fake, 1))
+      fake, g_stats = self._g(g_params, state.g_stats, z)
+      fake_logits, _ = self._d(state.d_params, state.d_stats, self._augmented(key, fake, 1))
       return self.loss_fn(real_logits, fake_logits).g_loss, g_stats
 
     (g_loss, g_stats), grads = jax.value_and_grad(loss, has_aux=True)(state.g_params)

@@ -9,6 +9,7 @@ import functools
 import json
 import math
 import os
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
@@ -19,7 +20,7 @@ from gan_jax import augment as augment_lib
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import constraints, diagnostics, latents, losses, models, optim, parallel
-from gan_jax import evaluate, sampling, writers
+from gan_jax import evaluate, precision, sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.metrics import evaluator as evaluator_lib
@@ -57,6 +58,13 @@ def validate_config(config) -> None:
       raise ConfigError(f"config.{field} must be positive, got {config[section][key]}")
   if config.train.num_steps < 0:
     raise ConfigError(f"config.train.num_steps must be >= 0, got {config.train.num_steps}")
+  if config.train.get("max_minutes", 0) < 0:
+    raise ConfigError(f"config.train.max_minutes must be >= 0 (0: no limit), got "
+                      f"{config.train.max_minutes}")
+  try:
+    precision.compute_dtype(config.model.get("dtype", "float32"))
+  except ValueError as e:
+    raise ConfigError(f"config.model.dtype: {e}") from None
   if not 0.0 <= config.ema.decay < 1.0:
     raise ConfigError(f"config.ema.decay must be in [0, 1), got {config.ema.decay}")
   try:
@@ -165,7 +173,8 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       ema_decay=config.ema.decay, ema_rampup=config.ema.rampup,
       penalties=make_penalties(config.penalty),
       augment=(augment_lib.make_augment(augment.policy, augment.p)
-               if augment is not None else None))
+               if augment is not None else None),
+      compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")))
 
 
 def first_non_finite(history: List[Tuple[int, Dict[str, Any]]]) -> Optional[Tuple[int, str, float]]:
@@ -199,8 +208,8 @@ def restore_state(checkpointer: checkpoint_lib.Checkpointer, abstract, config_di
   return state
 
 
-def _is_due(step: int, every: int, last: int) -> bool:
-  return step % every == 0 or step == last
+def _is_due(step: int, every: int, last: bool) -> bool:
+  return step % every == 0 or last
 
 
 def train_and_evaluate(config, workdir: str) -> TrainState:
@@ -291,16 +300,22 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   writer.jsonl.truncate_after(start)
   progress = writers.Progress(num_steps, start, config.train.batch_size)
   pending = []  # (step, metrics on device) not yet checked for NaN/Inf
+  # train.max_minutes: this process stops (logging, sampling, evaluating and saving as at
+  # the last step) at the first step that ends after this wall-clock time in the loop.
+  max_minutes = config.train.get("max_minutes", 0)
+  deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else math.inf
+  done = start
   try:
     for step in range(start, num_steps):
       batch = feeder.batch(step)
       state, metrics = train_step(state, batch)
       done = step + 1
       pending.append((done, metrics))
-      log_now = _is_due(done, config.log.every, num_steps)
-      save_now = _is_due(done, config.checkpoint.every, num_steps)
-      sample_now = _is_due(done, config.sample.every, num_steps)
-      eval_now = run_evaluator is not None and _is_due(done, config.eval.every, num_steps)
+      last = done == num_steps or time.monotonic() >= deadline
+      log_now = _is_due(done, config.log.every, last)
+      save_now = _is_due(done, config.checkpoint.every, last)
+      sample_now = _is_due(done, config.sample.every, last)
+      eval_now = run_evaluator is not None and _is_due(done, config.eval.every, last)
       if not (log_now or save_now or sample_now or eval_now):
         continue
       # NaN guard: nothing is logged, sampled or saved past a non-finite value.
@@ -342,6 +357,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       if save_now:
         checkpointer.save(done, state, config_dict)
       writer.flush()
+      if last:
+        break
   finally:
     progress.close()
     writer.close()
@@ -351,5 +368,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     feeder.close()
   if feeder.skipped_counts():
     logging.warning("unusable images replaced while feeding: %s", feeder.skipped_counts())
-  logging.info("finished step %d; outputs in %s", num_steps, workdir)
+  if done < num_steps:
+    logging.info("train.max_minutes=%g reached: stopped at step %d of %d (rerun to go on); "
+                 "outputs in %s", max_minutes, done, num_steps, workdir)
+  else:
+    logging.info("finished step %d; outputs in %s", num_steps, workdir)
   return state

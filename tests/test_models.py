@@ -98,13 +98,14 @@ def test_latent_distributions():
     latents.get_latent_sampler("normal")
 
 
-def test_upconv_is_the_4x4_stride_2_transposed_convolution():
-  """Same kernel, same outputs and kernel gradients as nn.ConvTranspose(SAME)."""
+@pytest.mark.parametrize("impl", ["phases", "transpose"])
+def test_upconv_is_the_4x4_stride_2_transposed_convolution(impl):
+  """Same kernel, same outputs and kernel gradients as nn.ConvTranspose(SAME), either way."""
   from gan_jax.models.layers import UpConv  # pylint: disable=g-import-not-at-top
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 6))  # non-square, odd sizes
   reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME", use_bias=False)
   variables = reference.init(jax.random.PRNGKey(1), x)
-  ours = UpConv(4)
+  ours = UpConv(4, impl=impl)
   assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
       jnp.shape, variables)
   np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),

@@ -238,3 +238,23 @@ def test_a_recipe_config_runs_from_the_command_line(tmp_path, face_data):
   saved = Checkpointer(os.path.join(tmp_path, "checkpoints")).restore_config()
   assert saved["loss"]["name"] == "wasserstein" and saved["penalty"]["use"] == "wgan_gp"
   assert saved["penalty"]["wgan_gp"]["weight"] == 5 and saved["train"]["d_steps"] == 5
+
+
+def test_max_minutes_stops_saves_and_resumes_like_an_uninterrupted_run(tmp_path, smoke_config):
+  """A run out of time stops at the step it is on, saving and sampling there; rerun (without
+  the limit) it goes on to the same state as a run that never stopped."""
+  reference = train.train_and_evaluate(smoke_config, str(tmp_path / "whole"))
+  smoke_config.train.max_minutes = 1e-9  # over after the first step
+  stopped = train.train_and_evaluate(smoke_config, str(tmp_path / "cut"))
+  assert int(stopped.step) == 1
+  assert Checkpointer(str(tmp_path / "cut" / "checkpoints")).latest_step() == 1
+  assert os.path.exists(tmp_path / "cut" / "samples" / "step_0000001.png")
+  assert [row["step"] for row in read_metrics(tmp_path / "cut")] == [1]
+  smoke_config.train.max_minutes = 0.0
+  assert same(train.train_and_evaluate(smoke_config, str(tmp_path / "cut")), reference)
+
+
+def test_a_negative_time_limit_is_refused(smoke_config):
+  smoke_config.train.max_minutes = -1.0
+  with pytest.raises(train.ConfigError, match="max_minutes must be >= 0"):
+    train.validate_config(smoke_config)

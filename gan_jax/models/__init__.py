@@ -12,7 +12,7 @@ from typing import Callable, Sequence, Tuple
 
 import flax.linen as nn
 
-from gan_jax.models import dcgan, mlp, resnet, stylegan2
+from gan_jax.models import dcgan, layers, mlp, resnet, stylegan2
 from gan_jax.registry import Registry
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -30,8 +30,12 @@ def build_dcgan(model_config, example_shape: Sequence[int]) -> ModelPair:
   d_norm = model_config.get("d_norm", "batch")
   if d_norm not in dcgan.NORMS:
     raise ValueError(f"unknown model.d_norm {d_norm!r}; choose from: {', '.join(dcgan.NORMS)}")
+  upconv = model_config.get("upconv", "phases")
+  if upconv not in layers.UPCONV_IMPLS:
+    raise ValueError(f"unknown model.upconv {upconv!r}; choose from: "
+                     f"{', '.join(layers.UPCONV_IMPLS)}")
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
-                          channels=channels,
+                          channels=channels, upconv=upconv,
                           spectral_norm=model_config.get("g_spectral_norm", False)),
           dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm,
                               spectral_norm=model_config.get("d_spectral_norm", False)))

@@ -39,9 +39,10 @@ def _batch_norm(train: bool) -> nn.BatchNorm:
 def spectral_normalised(layer: nn.Module, x: jax.Array, enabled: bool, train: bool) -> jax.Array:
   """`layer(x)`, with its kernel reparameterised as W / sigma(W) when `enabled` (SNGAN:
   the gradient flows through sigma; the power-iteration vector lives in `batch_stats`
-  and advances in train mode)."""
+  and advances in train mode). The power iteration runs in float32; the normalised
+  kernel comes in x's dtype, so bfloat16 inputs keep the layer in bfloat16."""
   if enabled:
-    return nn.SpectralNorm(layer)(x, update_stats=train)
+    return nn.SpectralNorm(layer, dtype=x.dtype)(x, update_stats=train)
   return layer(x)
 
 
@@ -55,6 +56,7 @@ class Generator(nn.Module):
   width: int = 64  # channels at the last hidden layer (ngf)
   channels: int = 3
   spectral_norm: bool = False
+  upconv: str = "phases"  # how UpConv computes (layers.UPCONV_IMPLS); same function and params
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
@@ -66,9 +68,9 @@ class Generator(nn.Module):
     x = nn.relu(_batch_norm(train)(x))
     for _ in range(n - 1):
       ch //= 2
-      x = sn(UpConv(ch, kernel_init=_INIT), x)
+      x = sn(UpConv(ch, kernel_init=_INIT, impl=self.upconv), x)
       x = nn.relu(_batch_norm(train)(x))
-    x = sn(UpConv(self.channels, kernel_init=_INIT), x)
+    x = sn(UpConv(self.channels, kernel_init=_INIT, impl=self.upconv), x)
     return jnp.tanh(x)
 
 

@@ -24,6 +24,9 @@ _PHASE_TAPS = ((0, 2), (1, 3))
 _PHASE_PADDING = ((1, 0), (0, 1))
 
 
+UPCONV_IMPLS = ("phases", "transpose")
+
+
 class UpConv(nn.Module):
   """x2 upsampling convolution: nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME").
 
@@ -36,10 +39,17 @@ class UpConv(nn.Module):
   features: int
   use_bias: bool = False
   kernel_init: Callable = nn.initializers.lecun_normal()
+  impl: str = "phases"  # phases: four 2x2 convolutions | transpose: lax.conv_transpose
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl not in UPCONV_IMPLS:
+      raise ValueError(f"unknown UpConv impl {self.impl!r}; choose from: {', '.join(UPCONV_IMPLS)}")
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+    if self.impl == "transpose":
+      y = jax.lax.conv_transpose(x, kernel.astype(x.dtype), (2, 2), "SAME",
+                                 dimension_numbers=_DIMENSIONS)
+      return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
     phases = []
     for row_taps, row_pad in zip(_PHASE_TAPS, _PHASE_PADDING):
       row = []
