@@ -8,7 +8,7 @@ Wasserstein-type losses) and how well it separates them (accuracy with the
 logit threshold 0, i.e. D(x) = 1/2 under the sigmoid losses).
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import flax.linen as nn
 import jax
@@ -33,14 +33,16 @@ def kernel_sigmas(params: Any) -> Dict[str, jax.Array]:
 
 def discriminator_diagnostics(generator: nn.Module, discriminator: nn.Module,
                               sample_latent: LatentSampler, latent_dim: int,
-                              state: TrainState, real: jax.Array, key: jax.Array) -> Dict[str, jax.Array]:
-  """Diagnostics of D at `state` on the real batch `real` (float, [-1, 1]) and fresh fakes."""
+                              state: TrainState, real: jax.Array, key: jax.Array,
+                              labels: Optional[jax.Array] = None) -> Dict[str, jax.Array]:
+  """Diagnostics of D at `state` on the real batch `real` (float, [-1, 1]) and fresh fakes
+  (conditional runs: generated from, and judged with, the reals' `labels`)."""
   k_z, k_eps = jax.random.split(key)
   z = sample_latent(k_z, (real.shape[0], latent_dim))
-  fake, _ = apply_in_train_mode(generator, state.g_params, state.g_stats, z)
+  fake, _ = apply_in_train_mode(generator, state.g_params, state.g_stats, z, labels)
 
   def d_fn(x):
-    return apply_in_train_mode(discriminator, state.d_params, state.d_stats, x)[0]
+    return apply_in_train_mode(discriminator, state.d_params, state.d_stats, x, labels)[0]
 
   real_logits, fake_logits = d_fn(real), d_fn(fake)
   eps = jax.random.uniform(k_eps, (real.shape[0],) + (1,) * (real.ndim - 1))

@@ -13,6 +13,7 @@ compared on the same z. The same code evaluates periodically during training
 (`config.eval.every`, see gan_jax/train.py).
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -54,12 +55,27 @@ def heldout_source(config) -> Optional[Tuple[str, str]]:
   return None
 
 
-def _subset(images: np.ndarray, num: int, seed: int) -> np.ndarray:
-  """A fixed random subset of `num` images (all if num <= 0 or larger), in memory."""
+def _subset(images: np.ndarray, num: int, seed: int,
+            labels: Optional[np.ndarray] = None):
+  """A fixed random subset of `num` images (all if num <= 0 or larger), in memory; with
+  `labels`, (images, their labels)."""
+  index = slice(None)
   if 0 < num < len(images):
     index = np.sort(np.random.default_rng(seed).choice(len(images), num, replace=False))
+  if labels is None:
     return np.asarray(images[index])
-  return np.asarray(images)
+  return np.asarray(images[index]), np.asarray(labels[index])
+
+
+@dataclasses.dataclass
+class ReferenceSets:
+  """Real images for evaluation, with their labels in conditional runs."""
+  train: np.ndarray
+  heldout: Optional[np.ndarray]
+  description: str
+  train_labels: Optional[np.ndarray] = None    # of the `train` subset
+  heldout_labels: Optional[np.ndarray] = None
+  label_table: Optional[np.ndarray] = None     # every training image's labels (the distribution)
 
 
 def load_reference_images(config, need_heldout: bool) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
@@ -68,9 +84,41 @@ def load_reference_images(config, need_heldout: bool) -> Tuple[np.ndarray, Optio
   Real images are decoded with the training data's policy (size, crop) and
   cache, so they look exactly like what the discriminator saw.
   """
+  sets = load_reference_sets(config, need_heldout)
+  return sets.train, sets.heldout, sets.description
+
+
+def _load_labelled_reference(config, need_heldout: bool) -> ReferenceSets:
+  """ReferenceSets of a conditional run: only labelled images, with their labels."""
+  split = config.data.get("split", "")
+  images, labels, _ = data_lib.decode_split(config.data, split, config.data.max_images)
+  train, train_labels = _subset(images, config.eval.num_real, config.seed, labels)
+  heldout = heldout_labels = None
+  held = heldout_source(config)
+  if need_heldout and held:
+    held_config = ml_collections.ConfigDict(config.data.to_dict())
+    held_config.source = held[0]
+    try:
+      held_images, held_labels, _ = data_lib.decode_split(held_config, held[1])
+    except DataError as e:
+      raise ConfigError(f"config.eval: labelled held-out images {held[0]!r} "
+                        f"({held[1] or 'all'}) cannot be read ({e}); set "
+                        "config.eval.heldout_source or drop the metrics that need them") from None
+    heldout, heldout_labels = _subset(held_images, config.eval.num_heldout, config.seed + 1,
+                                      held_labels)
+  description = (config.data.source + (f" ({split} split)" if split else "")
+                 + f", labels {config.data.labels}"
+                 + (f", held-out {held[0]} ({held[1] or 'all'})" if heldout is not None else ""))
+  return ReferenceSets(train, heldout, description, train_labels, heldout_labels, labels)
+
+
+def load_reference_sets(config, need_heldout: bool) -> ReferenceSets:
+  """The real images (and, in conditional runs, labels) `config`'s evaluation compares with."""
   if data_lib.toy_mixture(config.data) is not None:
     raise ConfigError("config.eval: image metrics do not apply to toy data (toy runs report "
                       "toy/modes_covered and toy/high_quality with their samples)")
+  if data_lib.label_classes(config.data):
+    return _load_labelled_reference(config, need_heldout)
   policy = data_lib.policy_of(config.data)
   load = functools.partial(sources.load_source, policy=policy, tfds_dir=config.data.tfds_dir,
                            cache_dir=config.data.cache_dir or None, use_cache=config.data.cache)
@@ -88,15 +136,25 @@ def load_reference_images(config, need_heldout: bool) -> Tuple[np.ndarray, Optio
     heldout = _subset(heldout, config.eval.num_heldout, config.seed + 1)
   description = config.data.source + (f" ({split} split)" if split else "") + (
       f", held-out {held[0]} ({held[1] or 'all'})" if heldout is not None else "")
-  return train, heldout, description
+  return ReferenceSets(train, heldout, description)
 
 
-def make_sampler(config, generator):
+def eval_labels(config, label_table: Optional[np.ndarray]) -> Optional[np.ndarray]:
+  """The labels the evaluation samples are generated from (conditional runs): num_samples
+  draws from the training labels, fixed by the seed; None for unconditional runs."""
+  if label_table is None:
+    return None
+  return sampling.fixed_labels(config.seed, config.eval.num_samples, label_table,
+                               stream=_EVAL_STREAM)
+
+
+def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   """f(ema_params, g_stats) -> uint8 (num_samples, H, W, 3): the evaluation samples.
 
   The latents are fixed by the seed, so every checkpoint is judged on the same
   z; they are generated in batches of train.batch_size (BatchNorm layers see
-  batches of the size they were trained with).
+  batches of the size they were trained with). A conditional generator draws
+  sample i from `labels[i]` (int (num_samples, heads)).
   """
   num = config.eval.num_samples
   batch = min(config.train.batch_size, num)
@@ -104,13 +162,20 @@ def make_sampler(config, generator):
   z = sampling.fixed_latents(config.seed, batches * batch, config.model.latent_dim,
                              config.model.latent_dist, stream=_EVAL_STREAM)
   z = z.reshape(batches, batch, -1)
+  if labels is not None:
+    labels = np.asarray(labels, np.int32)
+    padded = np.concatenate([labels, labels[:batches * batch - num]]) if num < batches * batch \
+        else labels
+    labels = padded.reshape(batches, batch, -1)
 
   @jax.jit
-  def one_batch(params, stats, z):
-    return sampling.to_uint8(sampling.generate(generator, params, stats, z))
+  def one_batch(params, stats, z, labels):
+    return sampling.to_uint8(sampling.generate(generator, params, stats, z, labels=labels))
 
   def sample(params, stats) -> np.ndarray:
-    return np.concatenate([np.asarray(one_batch(params, stats, zb)) for zb in z])[:num]
+    return np.concatenate([np.asarray(one_batch(params, stats, z[i],
+                                                None if labels is None else labels[i]))
+                           for i in range(batches)])[:num]
   return sample
 
 
@@ -120,17 +185,23 @@ class RunEvaluator:
   def __init__(self, config, generator, workdir: str):
     self.config = config
     names = evaluator_lib.parse_metrics(config.eval.metrics)
-    need_heldout = any(evaluator_lib.METRICS.get(n).needs_heldout for n in names)
-    train, heldout, description = load_reference_images(config, need_heldout)
-    self.evaluator = evaluator_lib.Evaluator(config.eval, train, heldout, description)
-    self.sample = make_sampler(config, generator)
+    # Held-out images when a metric needs them, or for the labelled metrics' real ceiling.
+    need_heldout = any(evaluator_lib.METRICS.get(n).needs_heldout
+                       or evaluator_lib.METRICS.get(n).needs_labels for n in names)
+    sets = load_reference_sets(config, need_heldout)
+    self.evaluator = evaluator_lib.Evaluator(config.eval, sets.train, sets.heldout,
+                                             sets.description, sets.train_labels,
+                                             sets.heldout_labels)
+    self.labels = eval_labels(config, sets.label_table)
+    self.sample = make_sampler(config, generator, self.labels)
     self.directory = os.path.join(workdir, "eval")
 
   def __call__(self, step: int, ema_params, g_stats) -> Tuple[Dict[str, Any], Dict[str, float]]:
     """(report, scalars) for the generator at `step`; writes eval/step_N.json and grids."""
     start = time.perf_counter()
     fake = self.sample(ema_params, g_stats)
-    report = self.evaluator(fake, step=step, generator="EMA generator, fixed eval latents "
+    report = self.evaluator(fake, self.labels, step=step,
+                            generator="EMA generator, fixed eval latents "
                             f"(seed {self.config.seed})")
     os.makedirs(self.directory, exist_ok=True)
     stem = os.path.join(self.directory, f"step_{step}")

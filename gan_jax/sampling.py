@@ -1,10 +1,11 @@
-"""Images from the generator: fixed latents for progress grids, and sampling."""
+"""Images from the generator: fixed latents (and labels) for progress grids, and sampling."""
 
-from typing import Any
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax.latents import get_latent_sampler
 
@@ -21,9 +22,20 @@ def fixed_latents(seed: int, num: int, latent_dim: int, distribution: str,
   return get_latent_sampler(distribution)(key, (num, latent_dim))
 
 
+def fixed_labels(seed: int, num: int, label_table: np.ndarray,
+                 stream: int = _SAMPLE_STREAM) -> np.ndarray:
+  """`num` labels drawn (with replacement) from a conditional run's label table (int32
+  (N, heads), one row per training image, so they follow the data's label distribution),
+  the same for every run with this seed and table."""
+  label_table = np.asarray(label_table, np.int32)
+  rows = np.random.default_rng([seed, stream]).integers(0, len(label_table), num)
+  return label_table[rows]
+
+
 def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
-             batch_statistics: bool = True) -> jax.Array:
-  """Images in [-1, 1] for latents `z`.
+             batch_statistics: bool = True, labels: Optional[jax.Array] = None) -> jax.Array:
+  """Images in [-1, 1] for latents `z` (and, for a conditional generator, int `labels`
+  (batch, heads)).
 
   With `batch_statistics` (the default) BatchNorm layers normalise with the
   statistics of this batch of samples; the state is not changed. That suits the
@@ -33,10 +45,11 @@ def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
   variables = {"params": params}
   if stats:
     variables["batch_stats"] = stats
+  args = (z,) if labels is None else (z, labels)
   if batch_statistics and stats:
-    images, _ = generator.apply(variables, z, train=True, mutable=["batch_stats"])
+    images, _ = generator.apply(variables, *args, train=True, mutable=["batch_stats"])
     return images
-  return generator.apply(variables, z, train=False)
+  return generator.apply(variables, *args, train=False)
 
 
 def to_uint8(images: jax.Array) -> jax.Array:

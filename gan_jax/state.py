@@ -5,7 +5,7 @@ optimizer states, the generator's exponential moving average (EMA), the step
 counter and the run's PRNG key. Checkpoints save and restore it whole.
 """
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import flax
 import flax.linen as nn
@@ -30,21 +30,29 @@ class TrainState:
   d_opt_state: PyTree
 
 
-def init_variables(module: nn.Module, key: jax.Array, example: jax.Array) -> Tuple[PyTree, PyTree]:
-  """(params, batch_stats) of `module` initialised on `example` in eval mode."""
-  variables = module.init(key, example, train=False)
+def init_variables(module: nn.Module, key: jax.Array, example: jax.Array,
+                   labels: Optional[jax.Array] = None) -> Tuple[PyTree, PyTree]:
+  """(params, batch_stats) of `module` initialised on `example` (and `labels`, for a
+  conditional module) in eval mode."""
+  if labels is None:
+    variables = module.init(key, example, train=False)
+  else:
+    variables = module.init(key, example, labels, train=False)
   return variables["params"], variables.get("batch_stats", {})
 
 
 def create_state(key: jax.Array, generator: nn.Module, discriminator: nn.Module,
                  g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
-                 latent_dim: int, image_shape: Tuple[int, int, int]) -> TrainState:
-  """A fresh TrainState; deterministic in `key` (uint32[2])."""
+                 latent_dim: int, image_shape: Tuple[int, int, int],
+                 label_heads: int = 0) -> TrainState:
+  """A fresh TrainState; deterministic in `key` (uint32[2]). `label_heads` > 0: the models
+  are class-conditional with that many label heads."""
   k_g, k_d, k_run = jax.random.split(key, 3)
+  labels = jnp.zeros((1, label_heads), jnp.int32) if label_heads else None
   g_params, g_stats = init_variables(
-      generator, k_g, jnp.zeros((1, latent_dim), jnp.float32))
+      generator, k_g, jnp.zeros((1, latent_dim), jnp.float32), labels)
   d_params, d_stats = init_variables(
-      discriminator, k_d, jnp.zeros((1, *image_shape), jnp.float32))
+      discriminator, k_d, jnp.zeros((1, *image_shape), jnp.float32), labels)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       key=k_run,

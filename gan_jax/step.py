@@ -23,6 +23,19 @@ draws from fold_in(fold_in(k_u, AUGMENT_STREAM), 0) and that of the fakes from
 fold_in(..., 1), so augmented runs stay reproducible and resume exactly. With
 `augment` None the step is exactly the unaugmented one.
 
+Class labels (conditional runs, config.data.labels): the batch is then a
+LabeledBatch(images, labels) (gan_jax/data/labels.py), labels int32 (d_steps,
+batch, heads). D sees each real image with its own label; the fakes of a D
+update are generated from the same labels as that update's reals (so they
+follow the data's label distribution exactly, and every penalty, which sees
+reals, fakes and their interpolations, evaluates D with that one label
+vector); the G update generates from the last D update's labels and D judges
+its fakes with them. No extra randomness is drawn, so the key streams above are
+unchanged. With `ac_weight` > 0 (AC-GAN) D's loss adds ac_weight * the
+cross-entropy of D's auxiliary classifier on the real and the fake images
+(summed over label heads) and G's loss ac_weight * its cross-entropy on the
+fakes. A plain image batch (no labels) runs exactly the unconditional step.
+
 Data parallelism: under `jax.jit` with the image batch sharded along the mesh's
 `data` axis and the state replicated, XLA runs one copy of this step per device
 on its slice of the batch and all-reduces the gradients (the mean over the
@@ -62,23 +75,40 @@ def batch_to_float(batch: jax.Array) -> jax.Array:
 
 
 def apply_in_train_mode(module: nn.Module, params: Any, stats: Any, x: jax.Array,
-                        dtype: Optional[Any] = None) -> Tuple[jax.Array, Any]:
-  """`module` on `x` in train mode, and its BatchNorm statistics updated by this batch.
+                        labels: Optional[jax.Array] = None, dtype: Optional[Any] = None,
+                        **kwargs) -> Tuple[Any, Any]:
+  """`module` on `x` (with `labels`, for a conditional module, and `kwargs` such as
+  return_aux) in train mode, and its BatchNorm statistics updated by this batch.
 
   With a compute `dtype` (gan_jax/precision.py) the parameters and `x` are cast to
-  it for the call; the output comes back as float32 and the statistics in their
+  it for the call; the outputs come back in x's dtype and the statistics in their
   own dtypes.
   """
   if dtype is not None:
-    in_dtype = x.dtype
     out, new_stats = apply_in_train_mode(module, precision.cast_floats(params, dtype), stats,
-                                         x.astype(dtype))
-    return out.astype(in_dtype), precision.like(new_stats, stats)
+                                         x.astype(dtype), labels, **kwargs)
+    return precision.cast_floats(out, x.dtype), precision.like(new_stats, stats)
+  args = (x,) if labels is None else (x, labels)
   if not stats:
-    return module.apply({"params": params}, x, train=True), stats
-  out, mutated = module.apply({"params": params, "batch_stats": stats}, x,
-                              train=True, mutable=["batch_stats"])
+    return module.apply({"params": params}, *args, train=True, **kwargs), stats
+  out, mutated = module.apply({"params": params, "batch_stats": stats}, *args,
+                              train=True, mutable=["batch_stats"], **kwargs)
   return out, mutated["batch_stats"]
+
+
+def split_batch(batch: Any) -> Tuple[jax.Array, Optional[jax.Array]]:
+  """(images, labels) of a data batch: a LabeledBatch (any (images, labels) tuple) or a
+  plain array (labels None)."""
+  if isinstance(batch, tuple):
+    return batch[0], batch[1]
+  return batch, None
+
+
+def class_cross_entropy(aux_logits: Dict[str, jax.Array], labels: jax.Array) -> jax.Array:
+  """Mean over the batch of the AC-GAN classifier's cross-entropy, summed over label heads
+  (aux_logits {str(head): (batch, classes)}, labels (batch, heads))."""
+  return sum(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
+      aux_logits[str(h)], labels[:, h])) for h in range(labels.shape[1]))
 
 
 def ema_decay_at(step: jax.Array, decay: float, rampup: bool) -> jax.Array:
@@ -112,15 +142,24 @@ class GANStep:
   ema_rampup: bool = True
   penalties: Tuple[Penalty, ...] = ()
   augment: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None  # (key, x) -> x
+  ac_weight: float = 0.0  # AC-GAN cross-entropy weight (conditional runs; 0: none)
   compute_dtype: Optional[Any] = None  # e.g. jnp.bfloat16 (precision.py); None: float32
 
-  def _g(self, params: Any, stats: Any, z: jax.Array) -> Tuple[jax.Array, Any]:
-    """G on z in train mode, in the compute dtype: (images, updated statistics)."""
-    return apply_in_train_mode(self.generator, params, stats, z, self.compute_dtype)
+  def _g(self, params: Any, stats: Any, z: jax.Array,
+         labels: Optional[jax.Array]) -> Tuple[jax.Array, Any]:
+    """G on z (and labels) in train mode, in the compute dtype: (images, updated statistics)."""
+    return apply_in_train_mode(self.generator, params, stats, z, labels, self.compute_dtype)
 
-  def _d(self, params: Any, stats: Any, x: jax.Array) -> Tuple[jax.Array, Any]:
-    """D on x in train mode, in the compute dtype: (float32 logits, updated statistics)."""
-    return apply_in_train_mode(self.discriminator, params, stats, x, self.compute_dtype)
+  def _d(self, params: Any, stats: Any, x: jax.Array, labels: Optional[jax.Array]):
+    """(float32 logits, aux class logits or None, new stats) of D in train mode, computed
+    in the compute dtype."""
+    if labels is not None and self.ac_weight:
+      (logits, aux), stats = apply_in_train_mode(self.discriminator, params, stats, x, labels,
+                                                 self.compute_dtype, return_aux=True)
+      return logits, aux, stats
+    logits, stats = apply_in_train_mode(self.discriminator, params, stats, x, labels,
+                                        self.compute_dtype)
+    return logits, None, stats
 
   def _augmented(self, key: jax.Array, x: jax.Array, which: int) -> jax.Array:
     """x as D sees it in the update with `key`: augmented from the stream's draw `which`
@@ -130,10 +169,12 @@ class GANStep:
     return self.augment(jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM), which), x)
 
   def _penalty_terms(self, state: TrainState, d_params: Any, real: jax.Array,
-                     fake: jax.Array, key: jax.Array) -> Dict[str, jax.Array]:
-    """{name_penalty: value} of every configured penalty (0 on its off-iterations)."""
+                     fake: jax.Array, key: jax.Array,
+                     labels: Optional[jax.Array] = None) -> Dict[str, jax.Array]:
+    """{name_penalty: value} of every configured penalty (0 on its off-iterations); D sees
+    every penalty's inputs with `labels` (conditional runs)."""
     def d_fn(x):
-      return self._d(d_params, state.d_stats, x)[0]
+      return self._d(d_params, state.d_stats, x, labels)[0]
 
     values = {}
     for i, penalty in enumerate(self.penalties):
@@ -147,26 +188,36 @@ class GANStep:
       values[f"{penalty.name}_penalty"] = value
     return values
 
-  def d_update(self, state: TrainState, real: jax.Array,
-               key: jax.Array) -> Tuple[TrainState, Metrics]:
+  def d_update(self, state: TrainState, real: jax.Array, key: jax.Array,
+               labels: Optional[jax.Array] = None) -> Tuple[TrainState, Metrics]:
     """One discriminator update on float `real` (images in [-1, 1]) and fresh fakes; G is untouched.
 
     z comes from fold_in(key, 0), penalty i's randomness from fold_in(key, 1 + i), the
     augmentation (if any) from fold_in(key, AUGMENT_STREAM); D's loss and the penalties
-    see the augmented real and fake batches.
+    see the augmented real and fake batches. With `labels` (batch, heads) the reals carry
+    them and the fakes are generated from them (see the module docstring).
     """
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
-    fake, _ = self._g(state.g_params, state.g_stats, z)
+    fake, _ = self._g(state.g_params, state.g_stats, z, labels)
     fake = jax.lax.stop_gradient(fake)
     real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
 
     def loss(d_params):
-      real_logits, stats = self._d(d_params, state.d_stats, real)
-      fake_logits, stats = self._d(d_params, stats, fake)
+      real_logits, real_aux, stats = self._d(d_params, state.d_stats, real, labels)
+      fake_logits, fake_aux, stats = self._d(d_params, stats, fake, labels)
       d_loss = self.loss_fn(real_logits, fake_logits).d_loss
-      penalties = self._penalty_terms(state, d_params, real, fake, key)
+      extra = {}
+      if real_aux is not None:
+        extra["d_ac_loss"] = (class_cross_entropy(real_aux, labels)
+                              + class_cross_entropy(fake_aux, labels))
+        extra["d_ac_accuracy"] = jnp.mean(jnp.stack(
+            [jnp.argmax(real_aux[str(h)], -1) == labels[:, h]
+             for h in range(labels.shape[1])]).astype(jnp.float32))
+      penalties = self._penalty_terms(state, d_params, real, fake, key, labels)
       total = d_loss + sum(p.weight * penalties[f"{p.name}_penalty"] for p in self.penalties)
-      return total, (stats, real_logits, fake_logits, d_loss, penalties)
+      if extra:
+        total = total + self.ac_weight * extra["d_ac_loss"]
+      return total, (stats, real_logits, fake_logits, d_loss, {**penalties, **extra})
 
     (_, (stats, real_logits, fake_logits, d_loss, penalties)), grads = jax.value_and_grad(
         loss, has_aux=True)(state.d_params)
@@ -181,23 +232,31 @@ class GANStep:
         **penalties,
     }
 
-  def g_update(self, state: TrainState, real: jax.Array,
-               key: jax.Array) -> Tuple[TrainState, Metrics]:
+  def g_update(self, state: TrainState, real: jax.Array, key: jax.Array,
+               labels: Optional[jax.Array] = None) -> Tuple[TrainState, Metrics]:
     """One generator update (and its EMA) against the current D; D is untouched.
 
     `real` is passed for losses whose G term looks at D(real) (relativistic
-    ones); for the others XLA removes that forward pass as dead code.
+    ones); for the others XLA removes that forward pass as dead code. With
+    `labels`, G generates from them and D judges reals and fakes with them.
     """
     z = self.sample_latent(key, (real.shape[0], self.latent_dim))
-    real_logits, _ = self._d(state.d_params, state.d_stats, self._augmented(key, real, 0))
+    real_logits, _, _ = self._d(state.d_params, state.d_stats, self._augmented(key, real, 0),
+                                labels)
     real_logits = jax.lax.stop_gradient(real_logits)
 
     def loss(g_params):
-      fake, g_stats = self._g(g_params, state.g_stats, z)
-      fake_logits, _ = self._d(state.d_params, state.d_stats, self._augmented(key, fake, 1))
-      return self.loss_fn(real_logits, fake_logits).g_loss, g_stats
+      fake, g_stats = self._g(g_params, state.g_stats, z, labels)
+      fake_logits, fake_aux, _ = self._d(state.d_params, state.d_stats,
+                                         self._augmented(key, fake, 1), labels)
+      g_loss = self.loss_fn(real_logits, fake_logits).g_loss
+      if fake_aux is None:
+        return g_loss, (g_stats, g_loss, {})
+      ac_loss = class_cross_entropy(fake_aux, labels)
+      return g_loss + self.ac_weight * ac_loss, (g_stats, g_loss, {"g_ac_loss": ac_loss})
 
-    (g_loss, g_stats), grads = jax.value_and_grad(loss, has_aux=True)(state.g_params)
+    (_, (g_stats, g_loss, extra)), grads = jax.value_and_grad(
+        loss, has_aux=True)(state.g_params)
     updates, opt_state = self.g_tx.update(grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     decay = ema_decay_at(state.step, self.ema_decay, self.ema_rampup)
@@ -205,23 +264,27 @@ class GANStep:
                        state.ema_params, g_params)
     state = state.replace(g_params=g_params, g_stats=g_stats,
                           g_opt_state=opt_state, ema_params=ema)
-    return state, {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads)}
+    return state, {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads), **extra}
 
-  def __call__(self, state: TrainState, batch: jax.Array) -> Tuple[TrainState, Metrics]:
+  def __call__(self, state: TrainState, batch: Any) -> Tuple[TrainState, Metrics]:
     """One iteration on a data batch (d_steps, batch_size, *example_shape): uint8 images
-    or float points (see batch_to_float).
+    or float points (see batch_to_float), or a LabeledBatch of images and int32 labels
+    (d_steps, batch_size, heads).
 
     Discriminator metrics are averaged over the D updates of the iteration.
     """
-    real = batch_to_float(batch)
+    images, labels = split_batch(batch)
+    real = batch_to_float(images)
     d_steps = real.shape[0]
+    label = lambda i: None if labels is None else labels[i]
     key = jax.random.fold_in(state.key, state.step)
     # A Python loop (unrolled at trace time), not lax.scan: XLA's CPU backend
     # runs the convolutions inside a scan ~10x slower, and d_steps is small.
     d_metrics = []
     for i in range(d_steps):
-      state, metrics = self.d_update(state, real[i], jax.random.fold_in(key, i))
+      state, metrics = self.d_update(state, real[i], jax.random.fold_in(key, i), label(i))
       d_metrics.append(metrics)
     d_metrics = jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *d_metrics)
-    state, g_metrics = self.g_update(state, real[-1], jax.random.fold_in(key, d_steps))
+    state, g_metrics = self.g_update(state, real[-1], jax.random.fold_in(key, d_steps),
+                                     label(d_steps - 1))
     return state.replace(step=state.step + 1), {**d_metrics, **g_metrics}

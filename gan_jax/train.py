@@ -24,8 +24,9 @@ from gan_jax import evaluate, precision, sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.metrics import evaluator as evaluator_lib
+from gan_jax.models import conditional as model_conditional
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import GANStep, Penalty, batch_to_float
+from gan_jax.step import GANStep, Penalty, batch_to_float, split_batch
 
 
 def validate_config(config) -> None:
@@ -86,7 +87,34 @@ def validate_config(config) -> None:
     make_models(config)
   except ValueError as e:
     raise ConfigError(f"config.model (for data {config.data.source!r}): {e}") from None
+  validate_conditional_config(config)
   validate_eval_config(config)
+
+
+def ac_weight_of(config) -> float:
+  """The AC-GAN cross-entropy weight the step uses: config.loss.ac_weight for a conditional
+  run whose D has an AC-GAN head (model.d_cond), else 0."""
+  if not data_lib.label_classes(config.data):
+    return 0.0
+  _, acgan = model_conditional.parse_d_cond(config.model.get("d_cond", "projection"))
+  return float(config.loss.get("ac_weight", 0.0)) if acgan else 0.0
+
+
+def validate_conditional_config(config) -> None:
+  """Raises ConfigError when the AC-GAN settings contradict each other (a head without a
+  weight, a weight without a head)."""
+  if not data_lib.label_classes(config.data):
+    return
+  d_cond = config.model.get("d_cond", "projection")
+  weight = config.loss.get("ac_weight", 0.0)
+  if weight < 0:
+    raise ConfigError(f"config.loss.ac_weight must be >= 0, got {weight}")
+  if "acgan" in d_cond and not weight:
+    raise ConfigError(f"config.model.d_cond={d_cond!r} has an AC-GAN head but "
+                      "config.loss.ac_weight is 0: set a weight (e.g. 1.0) or use 'projection'")
+  if "acgan" not in d_cond and weight:
+    raise ConfigError(f"config.loss.ac_weight={weight} needs an AC-GAN head: set "
+                      "config.model.d_cond to 'acgan' or 'projection+acgan'")
 
 
 def validate_eval_config(config) -> None:
@@ -104,6 +132,10 @@ def validate_eval_config(config) -> None:
   if options.every and data_lib.toy_mixture(config.data) is not None:
     raise ConfigError("config.eval.every: image metrics do not apply to toy data (its samples "
                       "already report toy/modes_covered); set config.eval.every=0")
+  need_labels = [n for n in names if evaluator_lib.METRICS.get(n).needs_labels]
+  if need_labels and not data_lib.label_classes(config.data):
+    raise ConfigError(f"config.eval.metrics: {', '.join(need_labels)} measure a conditional "
+                      "generator: set config.data.labels (e.g. anime_hair_eyes) or drop them")
   need_heldout = [n for n in names if evaluator_lib.METRICS.get(n).needs_heldout]
   if options.every and need_heldout and evaluate.heldout_source(config) is None:
     raise ConfigError(
@@ -150,15 +182,18 @@ def make_optimizers(config):
 
 
 def make_models(config):
-  """(generator, discriminator) of `config.model` for `config.data`'s examples."""
-  return models.build_models(config.model, data_lib.example_spec(config.data)[0])
+  """(generator, discriminator) of `config.model` for `config.data`'s examples (conditional on
+  `config.data.labels` when set)."""
+  return models.build_models(config.model, data_lib.example_spec(config.data)[0],
+                             data_lib.label_classes(config.data))
 
 
 def make_init(config, generator, discriminator, g_tx, d_tx):
   """A zero-argument function creating this config's fresh TrainState (jit it, eval_shape it)."""
   return functools.partial(
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
-      g_tx, d_tx, config.model.latent_dim, data_lib.example_spec(config.data)[0])
+      g_tx, d_tx, config.model.latent_dim, data_lib.example_spec(config.data)[0],
+      len(data_lib.label_classes(config.data)))
 
 
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
@@ -174,7 +209,23 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       penalties=make_penalties(config.penalty),
       augment=(augment_lib.make_augment(augment.policy, augment.p)
                if augment is not None else None),
-      compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")))
+      compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")),
+      ac_weight=ac_weight_of(config))
+
+
+def make_batch_spec(config, mesh):
+  """The abstract data batch of one iteration, laid out on `mesh`: uint8 images (or float toy
+  points) (d_steps, batch, *example), plus int32 labels (d_steps, batch, heads) as a
+  LabeledBatch when config.data.labels is set."""
+  example_shape, example_dtype = data_lib.example_spec(config.data)
+  lead = (config.train.d_steps, config.train.batch_size)
+  sharding = parallel.batch_sharding(mesh, batch_axis=1)
+  images = jax.ShapeDtypeStruct((*lead, *example_shape), example_dtype, sharding=sharding)
+  heads = len(data_lib.label_classes(config.data))
+  if not heads:
+    return images
+  return data_lib.LabeledBatch(
+      images, jax.ShapeDtypeStruct((*lead, heads), np.int32, sharding=sharding))
 
 
 def first_non_finite(history: List[Tuple[int, Dict[str, Any]]]) -> Optional[Tuple[int, str, float]]:
@@ -232,7 +283,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       config.data, batch_size=config.train.batch_size, d_steps=config.train.d_steps,
       seed=config.seed, mesh=mesh)
   logging.info("%s", data_summary)
-  example_shape, example_dtype = data_lib.example_spec(config.data)
   sample_report = data_lib.make_sample_report(config.data)
 
   # -------------------------------------------- models, optimizers, state --
@@ -244,7 +294,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # ------------------------------------------------------------ evaluation --
   # Set up now (real images, feature networks) so a missing piece stops the run before training.
-  run_evaluator = evaluate.RunEvaluator(config, generator, workdir) if config.eval.every else None
+  run_evaluator = (evaluate.RunEvaluator(config, generator, workdir) if config.eval.every
+                   else None)
 
   # --------------------------------------------------------------- restore --
   checkpointer = checkpoint_lib.Checkpointer(
@@ -277,18 +328,25 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # --------------------------------------------------------------- compile --
   step_fn = make_step(config, generator, discriminator, g_tx, d_tx)
-  batch_spec = jax.ShapeDtypeStruct(
-      (config.train.d_steps, config.train.batch_size, *example_shape), example_dtype,
-      sharding=parallel.batch_sharding(mesh, batch_axis=1))
+  batch_spec = make_batch_spec(config, mesh)
   train_step = jax.jit(step_fn, donate_argnums=0,
                        out_shardings=(shardings, replicated)).lower(state, batch_spec).compile()
   sample_z = jax.device_put(
       sampling.fixed_latents(config.seed, config.sample.num, config.model.latent_dim,
                              config.model.latent_dist), replicated)
-  sample_fn = jax.jit(functools.partial(sampling.generate, generator))
-  diagnostics_fn = jax.jit(lambda state, batch, key: diagnostics.discriminator_diagnostics(
-      generator, discriminator, step_fn.sample_latent, step_fn.latent_dim, state,
-      batch_to_float(batch[-1]), key))
+  sample_labels = None  # conditional runs: the grid's fixed labels, drawn from the data's
+  if getattr(feeder, "label_table", None) is not None:
+    sample_labels = jax.device_put(
+        sampling.fixed_labels(config.seed, config.sample.num, feeder.label_table), replicated)
+  sample_fn = jax.jit(lambda params, stats, z, labels: sampling.generate(
+      generator, params, stats, z, labels=labels))
+
+  def diagnose(state, batch, key):
+    images, labels = split_batch(batch)
+    return diagnostics.discriminator_diagnostics(
+        generator, discriminator, step_fn.sample_latent, step_fn.latent_dim, state,
+        batch_to_float(images[-1]), key, None if labels is None else labels[-1])
+  diagnostics_fn = jax.jit(diagnose)
   diagnostics_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x64696167)
 
   best = None
@@ -337,7 +395,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         scalars.update(progress.update(done, scalars))
       if sample_now:
         picture, scores = sample_report(
-            np.asarray(sample_fn(state.ema_params, state.g_stats, sample_z)))
+            np.asarray(sample_fn(state.ema_params, state.g_stats, sample_z, sample_labels)))
         writer.write_samples(done, picture)
         if scores:
           progress.write(f"step {done} samples: {writers.format_scalars(scores)}")

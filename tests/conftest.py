@@ -97,3 +97,63 @@ def anime_tfds_dir(tmp_path_factory) -> str:
   data_dir = str(tmp_path_factory.mktemp("tfds"))
   anime_faces.prepare(manual, data_dir)
   return data_dir
+
+
+def write_tagged_faces(folder: str, count: int = 96, size: int = 16) -> str:
+  """A miniature labelled anime set: `faces.zip` of `<id>.jpg` (ids 1..count) and tags.csv.
+
+  Face `id` has hair colour class id % 5 and eye colour class (id // 3) % 4 (indices into
+  anime_tags.HAIR_COLORS / EYE_COLORS), painted into the image so that a batch shows its
+  labels: the top half's red channel is 40 * hair + 20, the bottom half's green channel
+  50 * eye + 25 (`tagged_colours` reads them back), blue is id (every file differs). Every
+  7th id is tagged with two hair colours and every 11th has no tags line: both are dropped
+  by a labelled pipeline.
+  """
+  import zipfile  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import anime_tags  # pylint: disable=g-import-not-at-top
+  os.makedirs(folder, exist_ok=True)
+  lines = ["id,tags"]
+  with zipfile.ZipFile(os.path.join(folder, "faces.zip"), "w") as archive:
+    for i in range(1, count + 1):
+      hair, eye = i % 5, (i // 3) % 4
+      image = np.zeros((size, size, 3), np.uint8)
+      image[:size // 2, :, 0] = 40 * hair + 20
+      image[size // 2:, :, 1] = 50 * eye + 25
+      image[..., 2] = i
+      path = os.path.join(folder, f"{i}.jpg")
+      Image.fromarray(image).save(path, quality=95)
+      archive.write(path, f"{i}.jpg")
+      os.remove(path)
+      if i % 11 == 0:
+        continue
+      second = f" {anime_tags.HAIR_COLORS[(hair + 1) % 5]}" if i % 7 == 0 else ""
+      lines.append(f"{i},{anime_tags.HAIR_COLORS[hair]}{second} hair and "
+                   f"{anime_tags.EYE_COLORS[eye]} eyes")
+  with open(os.path.join(folder, "tags.csv"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return folder
+
+
+def tagged_colours(images: np.ndarray) -> np.ndarray:
+  """The (hair, eye) classes painted into write_tagged_faces images: int (..., 2)."""
+  images = np.asarray(images).astype(np.float64)
+  hair = np.round((images[..., 0, 0, 0] - 20) / 40)
+  eye = np.round((images[..., -1, -1, 1] - 25) / 50)
+  return np.stack([hair, eye], axis=-1).astype(np.int32)
+
+
+@pytest.fixture(scope="session")
+def tagged_faces(tmp_path_factory) -> str:
+  """The `zip:` source of a write_tagged_faces folder (tags.csv beside the zip)."""
+  folder = write_tagged_faces(str(tmp_path_factory.mktemp("tagged")))
+  return "zip:" + os.path.join(folder, "faces.zip")
+
+
+@pytest.fixture
+def tags_smoke_config(tagged_faces, cache_dir):
+  """configs/anime_tags.py:smoke pointed at the generated tagged faces."""
+  from configs import anime_tags  # pylint: disable=g-import-not-at-top
+  config = anime_tags.get_config("smoke")
+  config.data.source = tagged_faces
+  config.data.cache_dir = cache_dir
+  return config

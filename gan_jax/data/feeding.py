@@ -2,7 +2,10 @@
 
 Both feeders give `batch(step)`: uint8 (d_steps, batch_size, H, W, C) split
 along the mesh's `data` axis, a pure function of (seed, step), so a resumed
-run sees exactly the batches an uninterrupted run would.
+run sees exactly the batches an uninterrupted run would. Given `labels` (int32
+(N, num_heads), row i the label of image i; see data/labels.py) a batch is a
+LabeledBatch(images, labels (d_steps, batch_size, num_heads)), the labels
+gathered with the images' own indices; without, it stays a plain image array.
 
   HostFeeder    the uint8 array stays on the host; each batch is gathered
                 there (EpochSampler) and transferred.
@@ -15,7 +18,7 @@ run sees exactly the batches an uninterrupted run would.
 into memory, see streaming.StreamFeeder.
 """
 
-from typing import Dict
+from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +26,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gan_jax import parallel
+from gan_jax.data.labels import LabeledBatch
 from gan_jax.data.permutation import permute_index
 from gan_jax.data.sampler import EpochSampler
 from gan_jax.errors import ConfigError
@@ -39,9 +43,11 @@ class Feeder:
   """What training asks of a feeder: `batch(step)`, `skipped_counts()`, `close()`."""
 
   mode = "abstract"
+  label_table: Optional[np.ndarray] = None  # int32 (N, heads) labels of the images, on the host
 
   def batch(self, step: int) -> jax.Array:
-    """Iteration `step`'s uint8 images (d_steps, batch, H, W, C), split along `data`."""
+    """Iteration `step`'s uint8 images (d_steps, batch, H, W, C), split along `data` (a
+    LabeledBatch with their labels when the feeder has labels)."""
     raise NotImplementedError
 
   def skipped_counts(self) -> Dict[str, int]:
@@ -58,8 +64,9 @@ class HostFeeder(Feeder):
   mode = "host"
 
   def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int, seed: int,
-               mesh: Mesh, hflip: bool = False):
+               mesh: Mesh, hflip: bool = False, labels: Optional[np.ndarray] = None):
     self.images = images
+    self.labels = self.label_table = _checked_labels(labels, len(images))
     self.batch_size, self.d_steps, self.seed, self.hflip = batch_size, d_steps, seed, hflip
     self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
     self.sampler = EpochSampler(len(images), seed)
@@ -73,9 +80,18 @@ class HostFeeder(Feeder):
       batch[flip] = batch[flip, :, ::-1]
     return batch.reshape(self.d_steps, self.batch_size, *self.images.shape[1:])
 
+  def host_labels(self, step: int) -> np.ndarray:
+    """Iteration `step`'s labels on the host (the same indices as host_batch's images)."""
+    n = self.d_steps * self.batch_size
+    return self.labels[self.sampler.indices(step * n, n)].reshape(
+        self.d_steps, self.batch_size, self.labels.shape[1])
+
   def batch(self, step: int) -> jax.Array:
-    """Iteration `step`'s images on the devices, split along `data`."""
-    return jax.device_put(self.host_batch(step), self.sharding)
+    """Iteration `step`'s images (and labels) on the devices, split along `data`."""
+    images = jax.device_put(self.host_batch(step), self.sharding)
+    if self.labels is None:
+      return images
+    return LabeledBatch(images, jax.device_put(self.host_labels(step), self.sharding))
 
 
 class DeviceFeeder(Feeder):
@@ -96,7 +112,7 @@ class DeviceFeeder(Feeder):
     return ""
 
   def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int, seed: int,
-               mesh: Mesh, hflip: bool = False):
+               mesh: Mesh, hflip: bool = False, labels: Optional[np.ndarray] = None):
     devices = mesh.shape[parallel.DATA_AXIS]
     per_device = d_steps * batch_size // devices
     self.num_local = len(images) // devices
@@ -107,6 +123,9 @@ class DeviceFeeder(Feeder):
       raise ConfigError(f"{problem}; use data.feed='host'")
     self.images = jax.device_put(np.asarray(images[:self.num_local * devices]),
                                  NamedSharding(mesh, P(parallel.DATA_AXIS)))
+    labels = self.label_table = _checked_labels(labels, len(images))
+    self.labels = None if labels is None else jax.device_put(
+        labels[:self.num_local * devices], NamedSharding(mesh, P(parallel.DATA_AXIS)))
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x64657669)
     num_local, shape = self.num_local, images.shape[1:]
 
@@ -126,21 +145,47 @@ class DeviceFeeder(Feeder):
         flip_key = jax.random.fold_in(jax.random.fold_in(device_key, _FLIP_STREAM), step)
         flip = jax.random.bernoulli(flip_key, 0.5, (per_device,))
         batch = jnp.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
-      return batch.reshape(d_steps, per_device // d_steps, *shape)
+      return batch.reshape(d_steps, per_device // d_steps, *shape), index
 
-    self._gather = jax.jit(jax.shard_map(
-        local_batch, mesh=mesh, in_specs=(P(parallel.DATA_AXIS), P()),
-        out_specs=P(None, parallel.DATA_AXIS)))
+    def local_images_only(local_images, step):
+      return local_batch(local_images, step)[0]
+
+    def local_labelled(local_images, local_labels, step):
+      batch, index = local_batch(local_images, step)
+      return batch, local_labels[index].reshape(d_steps, per_device // d_steps, -1)
+
+    data, replicated, split = P(parallel.DATA_AXIS), P(), P(None, parallel.DATA_AXIS)
+    if self.labels is None:
+      self._gather = jax.jit(jax.shard_map(
+          local_images_only, mesh=mesh, in_specs=(data, replicated), out_specs=split))
+    else:
+      self._gather_labelled = jax.jit(jax.shard_map(
+          local_labelled, mesh=mesh, in_specs=(data, data, replicated),
+          out_specs=(split, split)))
 
   def batch(self, step: int) -> jax.Array:
-    """Iteration `step`'s images, gathered on the devices."""
-    return self._gather(self.images, jnp.int32(step))
+    """Iteration `step`'s images (and labels), gathered on the devices."""
+    if self.labels is None:
+      return self._gather(self.images, jnp.int32(step))
+    return LabeledBatch(*self._gather_labelled(self.images, self.labels, jnp.int32(step)))
+
+
+def _checked_labels(labels: Optional[np.ndarray], num_images: int) -> Optional[np.ndarray]:
+  """`labels` as int32 (N, heads) for N images, or None; ConfigError if they do not fit."""
+  if labels is None:
+    return None
+  labels = np.asarray(labels, np.int32)
+  if labels.ndim != 2 or len(labels) != num_images:
+    raise ConfigError(f"labels must be (num_images={num_images}, heads), got {labels.shape}")
+  return labels
 
 
 def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int, seed: int,
-                mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0) -> Feeder:
+                mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0,
+                labels: Optional[np.ndarray] = None) -> Feeder:
   """A DeviceFeeder for feed='device', a HostFeeder for 'host'; 'auto' picks device when
-  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it."""
+  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it. `labels`
+  (int32 (N, heads)) makes every batch a LabeledBatch."""
   if feed not in ("auto", "device", "host"):
     raise ConfigError(f"unknown feed {feed!r} for an in-memory array; choose from: "
                       "auto, device, host")
@@ -151,4 +196,5 @@ def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int,
                                          devices=devices)
     feed = "device" if fits and usable else "host"
   cls = DeviceFeeder if feed == "device" else HostFeeder
-  return cls(images, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh, hflip=hflip)
+  return cls(images, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh, hflip=hflip,
+             labels=labels)

@@ -4,6 +4,8 @@ Two kinds of data share the training loop: images (tfds:, folder:, zip: or a
 path; uint8 batches) and the toy lab's points (toy:ring8, toy:grid25; float32
 batches drawn on the devices). `example_spec` gives one example's shape and
 dtype, `make_sample_report` how generated samples are shown and scored.
+With `data.labels` set (data/labels.py) only labelled images are used and every
+batch is a LabeledBatch(images, int32 labels); streaming refuses labels.
 """
 
 from typing import Callable, Dict, Tuple
@@ -12,7 +14,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gan_jax import plots, sampling, writers
-from gan_jax.data import feeding, sources, streaming, toy
+from gan_jax.data import feeding, labels as labels_lib, sources, streaming, toy
 from gan_jax.data.images import ImagePolicy
 from gan_jax.errors import ConfigError
 
@@ -49,6 +51,36 @@ def validate(data_config) -> None:
   if data_config.split not in sources.SPLITS:
     raise ValueError(f"unknown data.split {data_config.split!r}; choose from: '' (all), "
                      "train, test")
+  if labels_lib.label_set_of(data_config) is not None and data_config.feed == "stream":
+    raise ValueError(_NO_STREAMED_LABELS)
+
+
+_NO_STREAMED_LABELS = ("data.labels: streaming (data.feed='stream') does not deliver labels; "
+                       "use data.feed='device', 'host' or 'auto' (labelled sets are decoded "
+                       "into memory)")
+
+
+def label_classes(data_config) -> Tuple[int, ...]:
+  """Classes per label head of `config.data.labels` (e.g. (13, 13)); () when unlabelled."""
+  if toy_mixture(data_config) is not None:
+    return ()
+  label_set = labels_lib.label_set_of(data_config)
+  return label_set.num_classes if label_set is not None else ()
+
+
+def decode_split(data_config, split: str, max_images: int = 0):
+  """(uint8 images, int32 labels or None, one-line summary) of `split` of config.data's
+  source, decoded with its policy and cache; only labelled images when data.labels is set."""
+  source = sources.make_source(data_config.source, tfds_dir=data_config.tfds_dir, split=split)
+  policy = policy_of(data_config)
+  cache = dict(cache_dir=data_config.cache_dir or None, use_cache=data_config.cache)
+  label_set = labels_lib.label_set_of(data_config)
+  if label_set is None:
+    images, report = sources.decode_source(source, policy, max_images, **cache)
+    return images, None, report.summary()
+  images, labels, report, label_report = labels_lib.decode_labelled(
+      source, label_set, data_config, policy, max_images, **cache)
+  return images, labels, f"{report.summary()}; {label_report.summary()}"
 
 
 def example_spec(data_config) -> Tuple[Tuple[int, ...], np.dtype]:
@@ -97,6 +129,15 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
   if feed not in FEEDS:
     raise ConfigError(f"unknown data.feed {feed!r}; choose from: {', '.join(FEEDS)}")
   policy = policy_of(data_config)
+  if labels_lib.label_set_of(data_config) is not None:
+    if feed == "stream":
+      raise ConfigError(_NO_STREAMED_LABELS)
+    images, labels, summary = decode_split(data_config, data_config.split,
+                                          data_config.max_images)
+    feeder = feeding.make_feeder(images, feed=feed, batch_size=batch_size, d_steps=d_steps,
+                                 seed=seed, mesh=mesh, hflip=data_config.hflip,
+                                 device_budget_gb=DEVICE_BUDGET_GB, labels=labels)
+    return feeder, f"{summary}; fed from {feeder.mode} memory with labels"
   source = sources.make_source(data_config.source, tfds_dir=data_config.tfds_dir,
                                split=data_config.split)
   if feed == "auto":

@@ -44,6 +44,9 @@ class Source:
   spec: str
   list_entries: Callable[[], Tuple[List[Entry], List[str]]]
   fingerprint: Callable[[], str]
+  # {entry name: parsed tags} for sources that carry tags (tfds:anime_faces), else None
+  # (data/labels.py then looks the entries' ids up in a tags.csv).
+  tags: Optional[Callable[[], dict]] = None
   _listing: Optional[Tuple[List[Entry], List[str]]] = None
 
   def entries(self) -> Tuple[List[Entry], List[str]]:
@@ -177,7 +180,23 @@ def tfds_source(location: str, options: dict) -> Source:
     with open(info, "rb") as f:
       return hashlib.sha256(f.read() + split.encode()).hexdigest()
 
-  return Source(spec=f"tfds:{location}", list_entries=entries, fingerprint=fingerprint)
+  tag_keys = [k for k in ("hair_color", "hair_length", "eye_color")
+              if k in builder.info.features]
+
+  def tags():
+    """{entry name: {tag key: [class names]}} of the tagged examples (anime_faces' features)."""
+    source = builder.as_data_source(split=split, decoders={key: tfds.decode.SkipDecoding()})
+    names = {k: builder.info.features[k].feature.names for k in tag_keys}
+    out = {}
+    for i in range(len(source)):
+      example = source[i]
+      if example.get("tagged", True):
+        out[f"{name}:{split}[{i}]"] = {k: sorted(names[k][int(c)] for c in example[k])
+                                       for k in tag_keys}
+    return out
+
+  return Source(spec=f"tfds:{location}", list_entries=entries, fingerprint=fingerprint,
+                tags=tags if tag_keys else None)
 
 
 def parse(spec: str) -> Tuple[str, str]:

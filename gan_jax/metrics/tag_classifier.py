@@ -284,6 +284,18 @@ def histogram_distance(h_real: Mapping[str, Dict[str, Any]], h_fake: Mapping[str
   return out
 
 
+def hit_rates(predictions: Mapping[str, np.ndarray], labels: np.ndarray) -> Dict[str, float]:
+  """{'hair', 'eye', 'both'}: the share of images whose most probable hair colour (eye colour,
+  both) is the one in `labels` (int (N, 2): indices into HAIR_COLORS, EYE_COLORS, the
+  anime_hair_eyes label set); nan for no images."""
+  labels = np.asarray(labels)
+  if not len(labels):
+    return {"hair": float("nan"), "eye": float("nan"), "both": float("nan")}
+  hair = np.argmax(predictions["hair_color"], axis=1) == labels[:, 0]
+  eye = np.argmax(predictions["eye_color"], axis=1) == labels[:, 1]
+  return {"hair": float(hair.mean()), "eye": float(eye.mean()), "both": float((hair & eye).mean())}
+
+
 # ----------------------------------------------------------------------------- data
 
 

@@ -3,6 +3,11 @@
 Every family builds a pair of flax modules with one interface:
   generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
+Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet) also build
+class-conditional pairs (`label_classes`, the classes per label head):
+  generator.apply(variables, z, labels, train=...)
+  discriminator.apply(variables, x, labels, train=..., return_aux=False)
+with int32 labels (batch, heads); see models/conditional.py.
 Variables hold `params` and, for normalised models, `batch_stats`. The example
 shape comes from the data: (size, size, channels) for images, (dim,) for the
 toy lab's points.
@@ -12,7 +17,7 @@ from typing import Callable, Sequence, Tuple
 
 import flax.linen as nn
 
-from gan_jax.models import dcgan, layers, mlp, resnet, stylegan2
+from gan_jax.models import conditional, dcgan, layers, mlp, resnet, stylegan2
 from gan_jax.registry import Registry
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -20,8 +25,10 @@ MODELS: Registry[Callable[..., ModelPair]] = Registry("model")
 
 
 @MODELS.register("dcgan")
-def build_dcgan(model_config, example_shape: Sequence[int]) -> ModelPair:
-  """DCGAN generator and discriminator for square images (side a power of two >= 8)."""
+def build_dcgan(model_config, example_shape: Sequence[int],
+                label_classes: Tuple[int, ...] = ()) -> ModelPair:
+  """DCGAN generator and discriminator for square images (side a power of two >= 8);
+  class-conditional for non-empty `label_classes` (models/conditional.py)."""
   if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
     raise ValueError(f"DCGAN needs square images (size, size, channels), got data of "
                      f"shape {tuple(example_shape)}")
@@ -34,11 +41,13 @@ def build_dcgan(model_config, example_shape: Sequence[int]) -> ModelPair:
   if upconv not in layers.UPCONV_IMPLS:
     raise ValueError(f"unknown model.upconv {upconv!r}; choose from: "
                      f"{', '.join(layers.UPCONV_IMPLS)}")
+  cond = resnet.conditional_options(model_config, label_classes)
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
                           channels=channels, upconv=upconv,
-                          spectral_norm=model_config.get("g_spectral_norm", False)),
+                          spectral_norm=model_config.get("g_spectral_norm", False), **cond["g"]),
           dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm,
-                              spectral_norm=model_config.get("d_spectral_norm", False)))
+                              spectral_norm=model_config.get("d_spectral_norm", False),
+                              **cond["d"]))
 
 
 @MODELS.register("mlp")
@@ -58,6 +67,17 @@ MODELS.register("resnet")(resnet.build_resnet)
 MODELS.register("stylegan2")(stylegan2.build_stylegan2)
 
 
-def build_models(model_config, example_shape: Sequence[int]) -> ModelPair:
-  """(generator, discriminator) of the family `model_config.name` for data of `example_shape`."""
-  return MODELS.get(model_config.name)(model_config, tuple(example_shape))
+def build_models(model_config, example_shape: Sequence[int],
+                 label_classes: Sequence[int] = ()) -> ModelPair:
+  """(generator, discriminator) of the family `model_config.name` for data of `example_shape`;
+  class-conditional when `label_classes` (classes per label head) is non-empty, which only
+  the families in conditional.CONDITIONAL_FAMILIES support (ValueError for the others)."""
+  build = MODELS.get(model_config.name)
+  if not label_classes:
+    return build(model_config, tuple(example_shape))
+  if model_config.name not in conditional.CONDITIONAL_FAMILIES:
+    raise ValueError(
+        f"model.name={model_config.name!r} does not support class labels (data.labels is set); "
+        f"choose a conditional family: {', '.join(conditional.CONDITIONAL_FAMILIES)}, or set "
+        "data.labels=''")
+  return build(model_config, tuple(example_shape), tuple(label_classes))

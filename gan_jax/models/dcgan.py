@@ -7,14 +7,20 @@ discriminator mirrors it with stride-2 convolutions (BatchNorm + LeakyReLU 0.2,
 none on the first layer) down to 4x4 and one 4x4 valid convolution to a single
 logit. Weights start from N(0, 0.02) and BatchNorm scales from N(1, 0.02), as in
 the paper. At 64x64 and width 64 this is the reference DCGAN-64.
+
+Conditional variant (`label_classes` non-empty, models/conditional.py): G
+concatenates learned label embeddings to z; D adds the projection term (and/or
+an AC-GAN head) on its last hidden feature map, summed over space.
 """
+
+from typing import Optional, Tuple
 
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import layers
+from gan_jax.models import conditional, layers
 from gan_jax.models.layers import UpConv
 
 _INIT = nn.initializers.normal(stddev=0.02)
@@ -57,9 +63,13 @@ class Generator(nn.Module):
   channels: int = 3
   spectral_norm: bool = False
   upconv: str = "phases"  # how UpConv computes (layers.UPCONV_IMPLS); same function and params
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  embed_dim: int = 32  # conditional: size of each head's label embedding (concatenated to z)
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
+               train: bool) -> jax.Array:
+    z = conditional.condition_latent(z, labels, self.label_classes, self.embed_dim, train)
     n = num_doublings(self.image_size)
     ch = self.width * 2**(n - 1)
     sn = lambda layer, x: spectral_normalised(layer, x, self.spectral_norm, train)
@@ -99,13 +109,17 @@ class Discriminator(nn.Module):
   width: int = 64  # channels at the first layer (ndf)
   norm: str = "batch"  # batch | layer | none
   spectral_norm: bool = False
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
 
   def _conv(self, x, features, train, **kwargs):
     conv = nn.Conv(features, (4, 4), use_bias=False, kernel_init=_INIT, **kwargs)
     return spectral_normalised(conv, x, self.spectral_norm, train)
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool,
+               return_aux: bool = False):
+    """Logits (batch,); with `return_aux` (AC-GAN) also {head: class logits}."""
     if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
       raise ValueError(
           f"discriminator built for {self.image_size}x{self.image_size} images, "
@@ -118,5 +132,11 @@ class Discriminator(nn.Module):
       ch *= 2
       x = self._conv(x, ch, train, **stride2)
       x = nn.leaky_relu(_discriminator_norm(self.norm, train)(x), 0.2)
+    phi = x
     x = self._conv(x, 1, train, padding="VALID")
-    return x.reshape(x.shape[0])
+    logit = x.reshape(x.shape[0])
+    if not self.label_classes and not return_aux and labels is None:
+      return logit
+    return conditional.discriminator_output(
+        logit, jnp.sum(phi, axis=(1, 2)), labels, self.label_classes, self.d_cond,
+        self.spectral_norm, train, return_aux)

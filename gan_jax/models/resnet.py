@@ -28,15 +28,19 @@ At 64x64, w = 64 and z of 100: 11,761,923 G and 10,141,441 D parameters. Convolu
 Dense layers have biases; the residual convolutions start from Glorot-uniform
 with gain sqrt(2), shortcuts, the Dense layers and G's last conv with gain 1,
 as in the SNGAN code.
+
+Conditional variant (`label_classes` non-empty, models/conditional.py): G
+concatenates learned label embeddings to z; D adds the projection term of the
+cGAN-with-projection paper (and/or an AC-GAN head) on the summed features.
 """
 
-from typing import List
+from typing import List, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import layers
+from gan_jax.models import conditional, layers
 from gan_jax.models.dcgan import spectral_normalised
 
 _RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
@@ -141,9 +145,13 @@ class Generator(nn.Module):
   width: int = 64  # channels at the last up-block; see the module docstring
   channels: int = 3
   spectral_norm: bool = False
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  embed_dim: int = 32  # conditional: size of each head's label embedding (concatenated to z)
 
   @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
+               train: bool) -> jax.Array:
+    z = conditional.condition_latent(z, labels, self.label_classes, self.embed_dim, train)
     widths = generator_widths(self.image_size, self.width)
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
     x = sn(nn.Dense(4 * 4 * widths[0], kernel_init=_INIT), z)
@@ -165,9 +173,13 @@ class Discriminator(nn.Module):
   image_size: int = 64
   width: int = 64  # channels of the first block; see the module docstring
   spectral_norm: bool = True
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool,
+               return_aux: bool = False):
+    """Logits (batch,); with `return_aux` (AC-GAN) also {head: class logits}."""
     if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
       raise ValueError(
           f"discriminator built for {self.image_size}x{self.image_size} images, "
@@ -177,23 +189,42 @@ class Discriminator(nn.Module):
     for features in widths[1:-1]:
       x = DownBlock(features, spectral_norm=self.spectral_norm)(x, train=train)
     x = DownBlock(widths[-1], downsample=False, spectral_norm=self.spectral_norm)(x, train=train)
-    x = jnp.sum(nn.relu(x), axis=(1, 2))
-    x = spectral_normalised(nn.Dense(1, kernel_init=_INIT), x, self.spectral_norm, train)
-    return x.reshape(x.shape[0])
+    phi = jnp.sum(nn.relu(x), axis=(1, 2))
+    x = spectral_normalised(nn.Dense(1, kernel_init=_INIT), phi, self.spectral_norm, train)
+    logit = x.reshape(x.shape[0])
+    if not self.label_classes and not return_aux and labels is None:
+      return logit
+    return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
+                                            self.spectral_norm, train, return_aux)
 
 
-def build_resnet(model_config, example_shape):
+def build_resnet(model_config, example_shape, label_classes: Tuple[int, ...] = ()):
   """(Generator, Discriminator) of SNGAN's ResNet for square images (side a power of two >= 8).
 
   Reads model_config.g_width, d_width and, with .get, d_spectral_norm (default
-  True) and g_spectral_norm (default False).
+  True) and g_spectral_norm (default False); conditional (`label_classes`):
+  label_embed_dim (default 32) and d_cond (default projection).
   """
   if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
     raise ValueError(f"the ResNet GAN needs square images (size, size, channels), got data "
                      f"of shape {tuple(example_shape)}")
   image_size, _, channels = example_shape
   num_blocks(image_size)  # fail early on an unsupported size
+  cond = conditional_options(model_config, label_classes)
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,
-                    spectral_norm=model_config.get("g_spectral_norm", False)),
+                    spectral_norm=model_config.get("g_spectral_norm", False),
+                    **cond["g"]),
           Discriminator(image_size=image_size, width=model_config.d_width,
-                        spectral_norm=model_config.get("d_spectral_norm", True)))
+                        spectral_norm=model_config.get("d_spectral_norm", True), **cond["d"]))
+
+
+def conditional_options(model_config, label_classes: Tuple[int, ...]):
+  """{'g': G's conditional fields, 'd': D's} for `label_classes` (empty dicts when
+  unconditional, so unconditional modules keep their defaults)."""
+  if not label_classes:
+    return {"g": {}, "d": {}}
+  d_cond = model_config.get("d_cond", "projection")
+  conditional.parse_d_cond(d_cond)  # fail early on an unknown name
+  return {"g": dict(label_classes=tuple(label_classes),
+                    embed_dim=model_config.get("label_embed_dim", 32)),
+          "d": dict(label_classes=tuple(label_classes), d_cond=d_cond)}

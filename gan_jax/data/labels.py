@@ -1,0 +1,208 @@
+"""Class labels for conditional GANs: which label sets exist, and each image's label.
+
+`config.data.labels` names a label set ('' for none, the default). A label is
+one integer class per head, so a labelled batch carries int32 labels of shape
+(..., num_heads) beside its images:
+
+  anime_hair_eyes   (hair colour, eye colour) of the anime faces: classes are
+                    the indices in anime_tags.HAIR_COLORS / EYE_COLORS (13 each).
+                    Only images with exactly one hair colour tag and exactly one
+                    eye colour tag are used; the others are dropped and counted.
+
+Where an image's tags come from: a `tfds:anime_faces` source carries them as
+features (Source.tags); for `zip:`, `folder:` and path sources each entry's
+name is `<id>.jpg` and the id is looked up in tags.csv (`config.data.tags_path`,
+by default the tags.csv beside the zips or in the folder).
+
+`decode_labelled` decodes the labelled images of a source (through the same
+cache as unlabelled data) and returns their labels in the same order, so the
+feeders can gather images and labels with one index.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from gan_jax.data import anime_tags, images as images_lib, sources
+from gan_jax.data.images import ImagePolicy, LoadReport
+from gan_jax.errors import ConfigError, DataError
+from gan_jax.registry import Registry
+
+Tags = Dict[str, List[str]]  # anime_tags.parse_tags output
+
+
+class LabeledBatch(NamedTuple):
+  """A batch of images with their labels: uint8 (..., H, W, C) and int32 (..., num_heads).
+
+  Unlabelled runs keep batches as a plain image array."""
+  images: object
+  labels: object
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+  """A label set: named heads, each a tuple of class names, read from parsed tags."""
+  name: str
+  heads: Tuple[Tuple[str, Tuple[str, ...]], ...]  # ((tag key, class names), ...)
+
+  @property
+  def num_classes(self) -> Tuple[int, ...]:
+    """Classes per head."""
+    return tuple(len(classes) for _, classes in self.heads)
+
+  @property
+  def head_names(self) -> Tuple[str, ...]:
+    """The heads' tag keys, e.g. ('hair_color', 'eye_color')."""
+    return tuple(key for key, _ in self.heads)
+
+  def label_of(self, tags: Optional[Tags]) -> Optional[Tuple[int, ...]]:
+    """The class index per head, or None unless `tags` has exactly one class of every head."""
+    if tags is None:
+      return None
+    out = []
+    for key, classes in self.heads:
+      values = tags.get(key, [])
+      if len(values) != 1 or values[0] not in classes:
+        return None
+      out.append(classes.index(values[0]))
+    return tuple(out)
+
+  def describe(self, label: Sequence[int]) -> str:
+    """[3, 10] -> 'blue hair_color, red eye_color'."""
+    return ", ".join(f"{classes[int(i)]} {key}" for (key, classes), i in zip(self.heads, label))
+
+
+LABEL_SETS: Registry[LabelSet] = Registry("label set")
+LABEL_SETS.register("anime_hair_eyes")(LabelSet(
+    "anime_hair_eyes", (("hair_color", anime_tags.HAIR_COLORS),
+                        ("eye_color", anime_tags.EYE_COLORS))))
+
+
+def get_label_set(name: str) -> Optional[LabelSet]:
+  """The LabelSet `config.data.labels` names, or None for ''; ValueError listing the choices."""
+  return LABEL_SETS.get(name) if name else None
+
+
+def label_set_of(data_config) -> Optional[LabelSet]:
+  """The label set of `config.data` (None for unconditional data or configs without the field)."""
+  return get_label_set(data_config.get("labels", ""))
+
+
+def entry_id(name: str) -> Optional[int]:
+  """The numeric id of an entry named '<...>/<id>.jpg' (or 'a.zip:<id>.jpg'), else None."""
+  stem = os.path.splitext(os.path.basename(name.rsplit(":", 1)[-1]))[0]
+  return int(stem) if stem.isdigit() else None
+
+
+def default_tags_path(spec: str) -> str:
+  """Where tags.csv is looked for when data.tags_path is '': beside the (first) zip, or in
+  the folder (or beside it)."""
+  scheme, location = sources.parse(spec)
+  paths = images_lib.expand(location) if scheme != "tfds" else []
+  if not paths:
+    return ""
+  first = paths[0]
+  folder = first if os.path.isdir(first) else os.path.dirname(first)
+  for candidate in (os.path.join(folder, "tags.csv"),
+                    os.path.join(os.path.dirname(folder), "tags.csv")):
+    if os.path.isfile(candidate):
+      return candidate
+  return os.path.join(folder, "tags.csv")
+
+
+def _tag_lookup(source: sources.Source, data_config) -> Tuple[Callable[[str], Optional[Tags]], str]:
+  """(entry name -> tags or None, where the tags come from)."""
+  if source.tags is not None:
+    tags = source.tags()
+    return tags.get, f"the {source.spec} tag features"
+  path = data_config.get("tags_path", "") or default_tags_path(data_config.source)
+  if not path or not os.path.isfile(path):
+    raise DataError(
+        f"data.labels={data_config.labels!r} needs the images' tags, but there is no tags file "
+        f"at {path or '(nothing to look beside)'}: set config.data.tags_path to the tags.csv "
+        "(columns id,tags) of the images named <id>.jpg")
+  table = anime_tags.read_tags(path)
+  return (lambda name: table.get(entry_id(name)) if entry_id(name) is not None else None), path
+
+
+@dataclasses.dataclass
+class LabelReport:
+  """How many entries of a source had a usable label, and why the others were dropped."""
+  label_set: str
+  tags_from: str
+  num_entries: int = 0
+  num_labelled: int = 0
+  num_untagged: int = 0  # no id, or no line in the tags
+
+  def summary(self) -> str:
+    """One clause for the pipeline's summary line."""
+    other = self.num_entries - self.num_labelled - self.num_untagged
+    return (f"labels {self.label_set} from {self.tags_from}: kept {self.num_labelled} of "
+            f"{self.num_entries} images (exactly one tag per head); dropped {self.num_untagged} "
+            f"untagged and {other} without exactly one class per head")
+
+
+def labelled_source(source: sources.Source, label_set: LabelSet, data_config
+                    ) -> Tuple[sources.Source, Dict[str, Tuple[int, ...]], LabelReport]:
+  """(a Source of only the labelled entries, {entry name: label}, report).
+
+  The new source's spec names the label set and its fingerprint covers the
+  tags, so the decode cache keeps labelled and unlabelled sets apart.
+  """
+  lookup, tags_from = _tag_lookup(source, data_config)
+  entries, ignored = source.entries()
+  report = LabelReport(label_set.name, tags_from, num_entries=len(entries))
+  kept, labels = [], {}
+  for entry in entries:
+    tags = lookup(entry[0])
+    label = label_set.label_of(tags)
+    if tags is None:
+      report.num_untagged += 1
+    elif label is not None:
+      kept.append(entry)
+      labels[entry[0]] = label
+  report.num_labelled = len(kept)
+  if not kept:
+    raise DataError(f"no image of {source.spec} has a label of {label_set.name} "
+                    f"({report.summary()}); check config.data.tags_path")
+  tags_fingerprint = (sources._stat_fingerprint([tags_from]) if os.path.isfile(tags_from)
+                      else tags_from)
+  filtered = sources.Source(
+      spec=f"{source.spec} [labels {label_set.name}]", list_entries=lambda: (kept, ignored),
+      fingerprint=lambda: source.fingerprint() + tags_fingerprint)
+  return filtered, labels, report
+
+
+def loaded_names(entries: Sequence[images_lib.Entry], report: LoadReport) -> List[str]:
+  """The names of the entries that became the decoded array's rows, in order: the first
+  `num_loaded` entries that were not skipped (what images.decode_all keeps)."""
+  skipped = {name for name, _, _ in report.skipped}
+  return [name for name, _ in entries if name not in skipped][:report.num_loaded]
+
+
+def decode_labelled(source: sources.Source, label_set: LabelSet, data_config, policy: ImagePolicy,
+                    max_images: int = 0, *, cache_dir: Optional[str] = None, use_cache: bool = True
+                    ) -> Tuple[np.ndarray, np.ndarray, LoadReport, LabelReport]:
+  """(uint8 images (N, size, size, 3), int32 labels (N, num_heads), load report, label report)
+  of the labelled images of `source`, decoded once and cached like sources.decode_source."""
+  filtered, by_name, label_report = labelled_source(source, label_set, data_config)
+  images, report = sources.decode_source(filtered, policy, max_images, cache_dir=cache_dir,
+                                         use_cache=use_cache)
+  names = loaded_names(filtered.entries()[0], report)
+  if len(names) != len(images):
+    raise DataError(f"internal: {len(images)} decoded images but {len(names)} names "
+                    f"for {filtered.spec}; clear the cache in {cache_dir}")
+  labels = np.array([by_name[n] for n in names], np.int32).reshape(len(names), len(label_set.heads))
+  return images, labels, report, label_report
+
+
+def check_labels(labels: np.ndarray, label_set: LabelSet) -> None:
+  """ConfigError unless `labels` is int (N, heads) with every class in range."""
+  labels = np.asarray(labels)
+  if labels.ndim != 2 or labels.shape[1] != len(label_set.heads):
+    raise ConfigError(f"labels of {label_set.name} are (N, {len(label_set.heads)}), "
+                      f"got {labels.shape}")
+  if labels.size and ((labels < 0).any() or (labels >= np.array(label_set.num_classes)).any()):
+    raise ConfigError(f"labels out of range for {label_set.name} {label_set.num_classes}")

@@ -1,0 +1,126 @@
+"""Class conditioning shared by the model families that support labels (dcgan, resnet).
+
+Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
+eye colour, gan_jax/data/labels.py), `label_classes` the classes per head.
+
+  Generator      each head's label has a learned embedding (`embed_dim` each);
+                 the embeddings are concatenated to z before G's first layer.
+  Discriminator  from D's pooled features phi(x) (batch, F):
+                   projection (Miyato & Koyama 2018): logit = psi(phi) + sum over
+                     heads of <E_head[y_head], phi>, one learned F-dim embedding per
+                     class (spectrally normalised with the rest of D when D is);
+                   acgan (Odena et al. 2017): an auxiliary classifier, one Dense
+                     head per label head on phi, whose logits the step trains with
+                     cross-entropy (config.loss.ac_weight; gan_jax/step.py).
+                 `D_CONDS` lists the combinations.
+Unconditional models (label_classes == ()) are exactly the original modules.
+"""
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+D_CONDS = ("projection", "acgan", "projection+acgan")
+CONDITIONAL_FAMILIES = ("dcgan", "resnet")
+
+
+def parse_d_cond(text: str) -> Tuple[bool, bool]:
+  """'projection' | 'acgan' | 'projection+acgan' -> (projection, acgan); ValueError otherwise."""
+  if text not in D_CONDS:
+    raise ValueError(f"unknown model.d_cond {text!r}; choose from: {', '.join(D_CONDS)}")
+  return "projection" in text, "acgan" in text
+
+
+def check_labels(labels: Optional[jax.Array], label_classes: Sequence[int], who: str) -> None:
+  """ValueError when a conditional module gets no labels, an unconditional one gets labels,
+  or their shape does not match the heads (trace-time check)."""
+  if label_classes and labels is None:
+    raise ValueError(f"this {who} is conditional ({len(label_classes)} label heads with "
+                     f"{tuple(label_classes)} classes): call it with labels=(batch, "
+                     f"{len(label_classes)}) int labels")
+  if not label_classes and labels is not None:
+    raise ValueError(f"this {who} is unconditional: build it with label classes (set "
+                     "config.data.labels) to pass labels")
+  if labels is not None and (labels.ndim != 2 or labels.shape[1] != len(label_classes)):
+    raise ValueError(f"{who} labels must be (batch, {len(label_classes)}), got {labels.shape}")
+
+
+class LabelEmbedding(nn.Module):
+  """int labels (batch, heads) -> (batch, heads, features): one learned vector per class of
+  each head; spectrally normalised embeddings with `spectral_norm` (power iteration in
+  `batch_stats`, advanced in train mode)."""
+  label_classes: Tuple[int, ...]
+  features: int
+  spectral_norm: bool = False
+  embedding_init: nn.initializers.Initializer = nn.initializers.normal(stddev=0.02)
+
+  @nn.compact
+  def __call__(self, labels: jax.Array, *, train: bool) -> jax.Array:
+    out = []
+    for head, classes in enumerate(self.label_classes):
+      embed = nn.Embed(classes, self.features, embedding_init=self.embedding_init,
+                       name=f"head_{head}")
+      if self.spectral_norm:
+        out.append(nn.SpectralNorm(embed, name=f"sn_head_{head}")(labels[:, head],
+                                                                   update_stats=train))
+      else:
+        out.append(embed(labels[:, head]))
+    return jnp.stack(out, axis=1)
+
+
+def condition_latent(z: jax.Array, labels: Optional[jax.Array], label_classes: Tuple[int, ...],
+                     embed_dim: int, train: bool) -> jax.Array:
+  """z, or [z, embeddings of each head's label] for a conditional generator (call inside
+  the generator's compact __call__; the embedding is its submodule)."""
+  check_labels(labels, label_classes, "generator")
+  if not label_classes:
+    return z
+  embedded = LabelEmbedding(label_classes, embed_dim, name="label_embedding")(labels, train=train)
+  return jnp.concatenate([z, embedded.reshape(z.shape[0], -1).astype(z.dtype)], axis=-1)
+
+
+class ConditionalHead(nn.Module):
+  """D's conditional terms from pooled features phi (batch, F) and labels (batch, heads):
+  (projection logit term (batch,) or 0, {head index: class logits} for AC-GAN or {})."""
+  label_classes: Tuple[int, ...]
+  projection: bool = True
+  acgan: bool = False
+  spectral_norm: bool = False
+
+  @nn.compact
+  def __call__(self, phi: jax.Array, labels: jax.Array, *, train: bool
+               ) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+    term = jnp.zeros(phi.shape[:1], phi.dtype)
+    if self.projection:
+      embedded = LabelEmbedding(self.label_classes, phi.shape[-1], self.spectral_norm,
+                                embedding_init=nn.initializers.xavier_uniform(),
+                                name="projection")(labels, train=train)
+      term = jnp.einsum("bhf,bf->b", embedded, phi)
+    aux = {}
+    if self.acgan:
+      for head, classes in enumerate(self.label_classes):
+        aux[str(head)] = nn.Dense(classes, name=f"aux_head_{head}")(phi)
+    return term, aux
+
+
+def discriminator_output(logit: jax.Array, phi: jax.Array, labels: Optional[jax.Array],
+                         label_classes: Tuple[int, ...], d_cond: str, spectral_norm: bool,
+                         train: bool, return_aux: bool):
+  """D's output from its unconditional logit (batch,) and pooled features phi (batch, F):
+  the logit plus the projection term; with `return_aux`, (logit, {head: class logits})."""
+  check_labels(labels, label_classes, "discriminator")
+  if not label_classes:
+    if return_aux:
+      raise ValueError("return_aux: this discriminator is unconditional (no AC-GAN head)")
+    return logit
+  projection, acgan = parse_d_cond(d_cond)
+  term, aux = ConditionalHead(label_classes, projection, acgan, spectral_norm,
+                              name="conditional")(phi, labels, train=train)
+  logit = logit + term
+  if return_aux:
+    if not acgan:
+      raise ValueError(f"return_aux: model.d_cond={d_cond!r} has no AC-GAN head")
+    return logit, aux
+  return logit
