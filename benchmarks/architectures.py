@@ -1,7 +1,7 @@
 """Architectures side by side: the same data and the same wall-clock budget for each config.
 
   python benchmarks/architectures.py --minutes=2 \\
-      --configs=configs/anime.py,configs/sngan_resnet.py,configs/stylegan2.py \\
+      --configs=configs/dcgan.py,configs/sngan_resnet.py,configs/stylegan2.py \\
       --source=zip:../shared/data/anime-faces/faces64-000.zip --root=workdirs/arch
 
 Each config trains with `launch.py` in a fresh process for `--minutes` of
@@ -25,7 +25,7 @@ from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = flags.DEFINE_list(
-    "configs", ["configs/anime.py", "configs/sngan_resnet.py", "configs/stylegan2.py"],
+    "configs", ["configs/dcgan.py", "configs/sngan_resnet.py", "configs/stylegan2.py"],
     "Config files to compare (each may carry a :preset).")
 _MINUTES = flags.DEFINE_float("minutes", 2.0, "Training-loop minutes per config.")
 _SOURCE = flags.DEFINE_string("source", "", "config.data.source for every run ('': each config's).")
@@ -34,11 +34,14 @@ _METRICS = flags.DEFINE_string("metrics", "fd_anime,kid_anime,tags,afd,duplicate
                                "Evaluation metrics of the final checkpoint.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 2048, "Samples scored per run.")
 _AFD_NUM = flags.DEFINE_integer("afd_num", 1024, "Of which run through the face detector.")
+_EXTRA_METRICS = flags.DEFINE_list(
+    "extra_metrics", [], "NAME=M1+M2: metrics added for the config named NAME only "
+    "(e.g. anime_tags=tag_hit_rate for a conditional run).")
 _OVERRIDES = flags.DEFINE_list("overrides", [], "Extra --config.X=V flags for every run.")
 _OUT = flags.DEFINE_string("out", "", "Append the rows to this JSONL file.")
 
 _COLUMNS = ("config", "steps", "images_per_sec", "fd_anime", "kid_anime", "afd", "dup_rate",
-            "dup_rate_real", "diversity_ratio", "copy_rate", "tags_tv")
+            "dup_rate_real", "diversity_ratio", "copy_rate", "tags_tv", "hit_both")
 
 
 def _name(config: str) -> str:
@@ -69,9 +72,12 @@ def train_command(config: str, workdir: str) -> list:
   return [sys.executable, os.path.join(REPO, "launch.py")] + flags_
 
 
-def eval_command(workdir: str) -> list:
+def eval_command(workdir: str, name: str) -> list:
+  """gan_jax.evaluate on the run's latest checkpoint with --metrics (and its extra ones)."""
+  extra = dict(item.split("=", 1) for item in _EXTRA_METRICS.value)
+  metrics = _METRICS.value + ("," + extra[name].replace("+", ",") if name in extra else "")
   return [sys.executable, "-m", "gan_jax.evaluate", f"--workdir={workdir}", "--step=latest",
-          f"--metrics={_METRICS.value}"]
+          f"--metrics={metrics}"]
 
 
 def summarise(config: str, workdir: str, train_s: float) -> dict:
@@ -101,6 +107,7 @@ def summarise(config: str, workdir: str, train_s: float) -> dict:
       "diversity_ratio": values.get("diversity_ratio"),
       "copy_rate": values.get("mem/copy_rate_pixels"),
       "tags_tv": values.get("tags/hair_color_tv"),
+      "hit_both": values.get("hit/both"),
       "all": values,
   }
 
@@ -141,7 +148,7 @@ def main(argv):
       continue
     log = open(os.path.join(_ROOT.value, _name(config) + "_eval.log"), "w")  # pylint: disable=consider-using-with
     pending.append((config, workdir, train_s, subprocess.Popen(
-        eval_command(workdir), cwd=REPO, env=_env(0.2), stdout=log, stderr=subprocess.STDOUT)))
+        eval_command(workdir, _name(config)), cwd=REPO, env=_env(0.2), stdout=log, stderr=subprocess.STDOUT)))
     while pending and pending[0][3].poll() is not None:
       finish(pending.pop(0))
   for item in pending:

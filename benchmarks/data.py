@@ -1,6 +1,6 @@
 """Data pipeline figures: preparing, decoding, and what feeding adds to a train step.
 
-  python benchmarks/data.py --config=configs/anime.py --manual_dir=../shared/data/anime-faces
+  python benchmarks/data.py --config=configs/dcgan.py --manual_dir=../shared/data/anime-faces
 
 Prints one JSON line per measurement:
   prepare       anime_faces TFDS preparation from the manual dir (images/s)
@@ -28,7 +28,7 @@ import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/anime.py", "Config to feed.",
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/dcgan.py", "Config to feed.",
                                           lock_config=True)
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", "../shared/data/anime-faces",
                                   "anime_faces zips + tags.csv.")

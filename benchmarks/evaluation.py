@@ -116,7 +116,7 @@ def run_over_training(args) -> None:
       os.path.join(args.workdir, "checkpoints"), keep=0).restore_config())
   section = [
       f"\n## A DCGAN run's metrics over training ({datetime.date.today()})\n",
-      f"Run: `python launch.py --config=configs/anime.py {args.run_flags}` "
+      f"Run: `python launch.py --config=configs/dcgan.py {args.run_flags}` "
       f"({config.model.name}, {config.data.image_size}x{config.data.image_size}, widths "
       f"{config.model.g_width}/{config.model.d_width}, batch {config.train.batch_size}). "
       f"Evaluated with `python benchmarks/evaluation.py run --workdir=RUN "

@@ -2,7 +2,7 @@
 
   python benchmarks/presets.py --steps=1000 --image_size=32 --width=32 --batch_size=64
 
-Runs `launch.py` for configs/anime.py (DCGAN), wgan.py, wgan_gp.py and sngan.py
+Runs `launch.py` for configs/dcgan.py (DCGAN), wgan.py, wgan_gp.py and sngan.py
 with the same overrides, then writes benchmarks/presets_results.md (the last
 logged metrics and D diagnostics of each) and benchmarks/presets_samples.png
 (each run's final EMA sample grid, left to right in that order).
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRESETS = ["anime", "wgan", "wgan_gp", "sngan"]
+PRESETS = ["dcgan", "wgan", "wgan_gp", "sngan"]
 COLUMNS = ["d_loss", "g_loss", "diag/w_estimate", "diag/d_accuracy", "diag/grad_norm_real_mean",
            "diag/grad_norm_interp_mean", "diag/grad_norm_fake_mean"]
 

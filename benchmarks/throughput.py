@@ -1,7 +1,7 @@
 """Train-step throughput of a config on synthetic device-resident images, beside PyTorch.
 
-  python benchmarks/throughput.py --config=configs/anime.py --iters=50
-  python benchmarks/throughput.py --config=configs/anime.py --batches=128,512,2048 \\
+  python benchmarks/throughput.py --config=configs/dcgan.py --iters=50
+  python benchmarks/throughput.py --config=configs/dcgan.py --batches=128,512,2048 \\
       --dtypes=float32,bfloat16 --calls=1,10 --torch
 
 Times `iters` iterations (each = train.d_steps D updates + 1 G update) of the
@@ -10,9 +10,10 @@ same jitted, state-donating step that training uses, after compilation and
 (so input feeding is excluded). For every batch size x compute dtype
 (config.model.dtype) x iterations per device call (`--calls`: K > 1 runs K
 iterations in one lax.scan, so the host dispatches once per K) it prints one
-JSON row: images/s (batch_size x iterations / s), ms per iteration, XLA's
-compiled FLOPs per iteration (cost analysis: a count of the compiled program,
-not measured), the achieved TFLOP/s from them and their share of
+JSON row: images/s (batch_size x iterations / s), ms per iteration, the FLOPs
+per iteration by XLA's cost analysis of the program as lowered (a count, not a
+measurement; the compiled GPU program hides its convolutions in cuDNN calls
+that the analysis does not count), the achieved TFLOP/s from them and their share of
 `--peak_tflops`, and the device memory the compiled step needs (XLA's memory
 analysis). With --torch (and PyTorch installed) the same batch sizes and dtypes
 run through benchmarks/torch_dcgan.py's PyTorch DCGAN-64 in the same process,
@@ -35,7 +36,7 @@ import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_dcgan  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/anime.py", "Config to time.",
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/dcgan.py", "Config to time.",
                                           lock_config=True)
 _ITERS = flags.DEFINE_integer("iters", 50, "Timed iterations.")
 _WARMUP = flags.DEFINE_integer("warmup", 5, "Untimed iterations after compilation.")

@@ -1,5 +1,5 @@
 """Config sections every experiment shares: loss, constraints, penalties, optimizer, EMA,
-logging and checkpoints. Each experiment file (anime.py, toy_ring.py, ...) builds its
+logging and checkpoints. Each experiment file (dcgan.py, toy_ring.py, ...) builds its
 config from these and its own data/model/train sections, then overrides values.
 """
 

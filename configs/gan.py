@@ -8,11 +8,11 @@ confident (the lecture's point); the second command is the lecture's
 non-saturating algorithm (= configs/anime.py).
 """
 
-from configs import anime
+from configs import dcgan
 
 
 def get_config(preset: str = ""):
-  """anime.py with the minimax loss; `preset` as in anime.py ('' or 'smoke')."""
-  config = anime.get_config(preset)
+  """dcgan.py with the minimax loss; `preset` as in dcgan.py ('' or 'smoke')."""
+  config = dcgan.get_config(preset)
   config.loss.name = "minimax"
   return config

@@ -6,11 +6,11 @@ Least-squares loss with the paper's 0-1 coding (a, b, c) = (0, 1, 1), set in
 config.loss.least_squares; everything else as DCGAN (configs/anime.py).
 """
 
-from configs import anime
+from configs import dcgan
 
 
 def get_config(preset: str = ""):
-  """anime.py with the LSGAN loss; `preset` as in anime.py ('' or 'smoke')."""
-  config = anime.get_config(preset)
+  """dcgan.py with the LSGAN loss; `preset` as in dcgan.py ('' or 'smoke')."""
+  config = dcgan.get_config(preset)
   config.loss.name = "least_squares"
   return config

@@ -12,12 +12,12 @@ flowing through sigma, is one override away:
   --config.constraint.d= --config.model.d_spectral_norm=True
 """
 
-from configs import anime
+from configs import dcgan
 
 
 def get_config(preset: str = ""):
-  """anime.py with the SNGAN recipe; `preset` as in anime.py ('' or 'smoke')."""
-  config = anime.get_config(preset)
+  """dcgan.py with the SNGAN recipe; `preset` as in dcgan.py ('' or 'smoke')."""
+  config = dcgan.get_config(preset)
   config.loss.name = "hinge"
   config.constraint.d = "spectral_norm_projection"
   config.model.d_norm = "none"

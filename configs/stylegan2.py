@@ -11,12 +11,12 @@ betas (0, 0.99), G-EMA. DiffAugment for small data is one override away:
 Not measured yet against DCGAN on a GPU (issue 6): no session so far had one.
 """
 
-from configs import anime, common
+from configs import common, dcgan
 
 
 def get_config(preset: str = ""):
-  """anime.py with StyleGAN2's architecture and recipe; `preset` as in anime.py."""
-  config = anime.get_config(preset)
+  """dcgan.py with StyleGAN2's architecture and recipe; `preset` as in dcgan.py."""
+  config = dcgan.get_config(preset)
   config.model.name = "stylegan2"
   config.model.mapping_layers = 8  # MLP layers from z to w
   config.model.w_dim = 0           # size of w (0: latent_dim)

@@ -9,12 +9,12 @@ generator update. Expect slow but steady progress and a critic loss
 (the lecture's point), see configs/wgan_gp.py and configs/sngan.py.
 """
 
-from configs import anime
+from configs import dcgan
 
 
 def get_config(preset: str = ""):
-  """anime.py with the WGAN recipe; `preset` as in anime.py ('' or 'smoke')."""
-  config = anime.get_config(preset)
+  """dcgan.py with the WGAN recipe; `preset` as in dcgan.py ('' or 'smoke')."""
+  config = dcgan.get_config(preset)
   config.loss.name = "wasserstein"
   config.constraint.d = "weight_clip"            # critic only
   config.constraint.pattern = r".*"              # every parameter, as in the paper

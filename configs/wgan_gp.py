@@ -8,12 +8,12 @@ The paper's recipe: Wasserstein loss + lambda = 10 penalty on
 (LayerNorm instead, so the penalty stays per-sample).
 """
 
-from configs import anime
+from configs import dcgan
 
 
 def get_config(preset: str = ""):
-  """anime.py with the WGAN-GP recipe; `preset` as in anime.py ('' or 'smoke')."""
-  config = anime.get_config(preset)
+  """dcgan.py with the WGAN-GP recipe; `preset` as in dcgan.py ('' or 'smoke')."""
+  config = dcgan.get_config(preset)
   config.loss.name = "wasserstein"
   config.penalty.use = "wgan_gp"
   config.penalty.wgan_gp.weight = 10.0

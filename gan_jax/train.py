@@ -356,12 +356,12 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   # ------------------------------------------------------------------ loop --
   writer = writers.RunWriter(workdir)
   writer.jsonl.truncate_after(start)
-  progress = writers.Progress(num_steps, start, config.train.batch_size)
-  pending = []  # (step, metrics on device) not yet checked for NaN/Inf
   # train.max_minutes: this process stops (logging, sampling, evaluating and saving as at
   # the last step) at the first step that ends after this wall-clock time in the loop.
   max_minutes = config.train.get("max_minutes", 0)
   deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else math.inf
+  progress = writers.Progress(num_steps, start, config.train.batch_size, deadline=deadline)
+  pending = []  # (step, metrics on device) not yet checked for NaN/Inf
   done = start
   try:
     for step in range(start, num_steps):

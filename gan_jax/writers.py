@@ -158,8 +158,9 @@ class Progress:
   """
 
   def __init__(self, total: int, initial: int, images_per_step: int,
-               stream=None, use_bar: Optional[bool] = None):
+               stream=None, use_bar: Optional[bool] = None, deadline: float = math.inf):
     self.total, self.images_per_step = total, images_per_step
+    self.deadline = deadline  # time.monotonic() at which the run stops anyway (max_minutes)
     self.stream = stream or sys.stderr
     self._step, self._time = initial, time.perf_counter()
     use_bar = self.stream.isatty() if use_bar is None else use_bar
@@ -186,6 +187,7 @@ class Progress:
           f"{speed['images_per_sec']:.0f} img/s {format_scalars(losses)}", refresh=False)
     elif steps > 0:
       eta = (self.total - step) / rate if rate > 0 else float("inf")
+      eta = min(eta, max(0.0, self.deadline - time.monotonic()))
       self.write(f"step {step}/{self.total} {rate:.2f} steps/s "
                  f"{speed['images_per_sec']:.0f} img/s eta {_format_seconds(eta)} "
                  f"{format_scalars(losses)}")

@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
-from configs import anime  # pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import anime, dcgan  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # The smallest of the real anime-face zips, when this machine has them.
 REAL_FACES_ZIP = sorted(glob.glob(anime.ANIME_FACES))[-1:] or [None]
@@ -65,8 +65,8 @@ def cache_dir(tmp_path_factory) -> str:
 
 @pytest.fixture
 def smoke_config(face_data, cache_dir):
-  """configs/anime.py:smoke pointed at the test data."""
-  config = anime.get_config("smoke")
+  """configs/dcgan.py:smoke pointed at the test data."""
+  config = dcgan.get_config("smoke")
   config.data.source = face_data
   config.data.cache_dir = cache_dir
   return config

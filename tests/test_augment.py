@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import anime
+from configs import dcgan
 from gan_jax import augment, train
 from gan_jax.errors import ConfigError
 
@@ -119,7 +119,7 @@ def test_unknown_name_lists_the_valid_ones():
     ("p", -0.1, r"config.augment.p must be in \[0, 1\], got -0.1"),
 ])
 def test_bad_config_fails_validation(field, value, message):
-  config = anime.get_config("smoke")
+  config = dcgan.get_config("smoke")
   config.augment[field] = value
   with pytest.raises(ConfigError, match=message):
     train.validate_config(config)
@@ -147,7 +147,7 @@ def run_step(config, state=None, repeat=1):
 
 def smoke(policy=None, p=1.0):
   """The tiny anime config with batch 8; policy None removes the augment section."""
-  config = anime.get_config("smoke")
+  config = dcgan.get_config("smoke")
   config.train.batch_size = 8
   if policy is None:
     del config["augment"]

@@ -103,9 +103,9 @@ def test_auto_chooses_by_size():
 
 def test_pipeline_feed_modes(tmp_path, monkeypatch):
   from conftest import write_synthetic_faces  # pylint: disable=g-import-not-at-top
-  from configs import anime  # pylint: disable=g-import-not-at-top
+  from configs import dcgan  # pylint: disable=g-import-not-at-top
   from gan_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  config = anime.get_config("smoke")
+  config = dcgan.get_config("smoke")
   config.data.source = write_synthetic_faces(str(tmp_path / "faces"), count=32, size=16)
   config.data.cache_dir = str(tmp_path / "cache")
   kwargs = dict(batch_size=16, d_steps=1, seed=0, mesh=parallel.make_mesh())

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import anime, toy_ring
+from configs import dcgan, toy_ring
 from gan_jax import lab, precision, train
 
 _FAMILIES = {
@@ -16,7 +16,7 @@ _FAMILIES = {
 
 
 def _build(model_name, dtype, **overrides):
-  config = anime.get_config("smoke")
+  config = dcgan.get_config("smoke")
   config.model.name = model_name
   config.model.dtype = dtype
   config.unlock()
@@ -45,7 +45,7 @@ def test_compute_dtype_names_and_casts():
 
 
 def test_an_unknown_dtype_fails_validation():
-  config = anime.get_config("smoke")
+  config = dcgan.get_config("smoke")
   config.model.dtype = "half"
   with pytest.raises(train.ConfigError, match=r"config.model.dtype: unknown compute dtype 'half'"):
     train.validate_config(config)

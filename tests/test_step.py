@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import anime
+from configs import dcgan
 from gan_jax import parallel, train
 from gan_jax.step import ema_decay_at, batch_to_float
 
 
 def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
   """(step_fn, state, images) for a tiny DCGAN on 16x16 random uint8 images."""
-  config = anime.get_config("smoke")
+  config = dcgan.get_config("smoke")
   config.train.d_steps = d_steps
   config.train.batch_size = batch
   config.optim.name = optimizer

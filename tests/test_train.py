@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from configs import anime
+from configs import dcgan
 from conftest import REPO
 from gan_jax import train
 from gan_jax.checkpoint import Checkpointer
@@ -149,12 +149,12 @@ def launch(*flags, env_devices=None, wait=True):
 
 def test_cli_override_changes_the_loss_and_nothing_else(tmp_path, face_data):
   workdir = str(tmp_path)
-  result = launch("--config=configs/anime.py:smoke", f"--workdir={workdir}",
+  result = launch("--config=configs/dcgan.py:smoke", f"--workdir={workdir}",
                   f"--config.data.source={face_data}", "--config.train.num_steps=2",
                   "--config.loss.name=hinge")
   assert result.returncode == 0, result.stderr[-3000:]
   saved = Checkpointer(os.path.join(workdir, "checkpoints")).restore_config()
-  reference = anime.get_config("smoke")
+  reference = dcgan.get_config("smoke")
   reference.data.source = face_data
   reference.train.num_steps = 2
   assert train.config_differences(train.config_to_dict(reference), saved) == [
@@ -162,7 +162,7 @@ def test_cli_override_changes_the_loss_and_nothing_else(tmp_path, face_data):
 
 
 def test_cli_rejects_an_unknown_loss_before_compiling(tmp_path, face_data):
-  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
+  result = launch("--config=configs/dcgan.py:smoke", f"--workdir={tmp_path}",
                   f"--config.data.source={face_data}", "--config.loss.name=hinj")
   assert result.returncode == 1
   assert ("error: config.loss.name: unknown loss 'hinj'; choose from: f_jensen_shannon, "
@@ -172,14 +172,14 @@ def test_cli_rejects_an_unknown_loss_before_compiling(tmp_path, face_data):
 
 
 def test_cli_rejects_a_mistyped_field(tmp_path):
-  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
+  result = launch("--config=configs/dcgan.py:smoke", f"--workdir={tmp_path}",
                   "--config.loss.nmae=hinge")
   assert result.returncode != 0
   assert "nmae" in result.stderr and "Traceback" not in result.stderr[-500:]
 
 
 def test_cli_missing_data_says_where_it_looked(tmp_path):
-  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path}",
+  result = launch("--config=configs/dcgan.py:smoke", f"--workdir={tmp_path}",
                   f"--config.data.source={tmp_path}/nowhere/*.zip")
   assert result.returncode == 1
   assert f"no training images found at '{tmp_path}/nowhere/*.zip'" in result.stderr
@@ -190,7 +190,7 @@ def test_sigkilled_run_resumes_exactly(tmp_path, face_data, smoke_config):
   """Kill -9 a training process (preferably mid-save), resume: same as never killed."""
   workdir = tmp_path / "killed"
   ckpt_dir = workdir / "checkpoints"
-  flags = ["--config=configs/anime.py:smoke", f"--config.data.source={face_data}",
+  flags = ["--config=configs/dcgan.py:smoke", f"--config.data.source={face_data}",
            "--config.checkpoint.every=3", "--config.log.every=1000",
            "--config.sample.every=1000"]
   process = launch(*flags, f"--workdir={workdir}", "--config.train.num_steps=100000",
@@ -221,16 +221,16 @@ def test_sigkilled_run_resumes_exactly(tmp_path, face_data, smoke_config):
 def test_a_folder_of_your_own_pngs_trains_with_one_flag(tmp_path, cache_dir):
   from conftest import write_synthetic_faces  # pylint: disable=g-import-not-at-top
   folder = write_synthetic_faces(str(tmp_path / "my pngs"), count=20, size=40)
-  result = launch("--config=configs/anime.py:smoke", f"--workdir={tmp_path / 'run'}",
+  result = launch("--config=configs/dcgan.py:smoke", f"--workdir={tmp_path / 'run'}",
                   f"--config.data.source=folder:{folder}", "--config.train.num_steps=2")
   assert result.returncode == 0, result.stderr[-3000:]
-  # configs/anime.py trains on the 'train' split: 1 in 20 files (here 0000.png) is held out.
+  # configs/dcgan.py trains on the 'train' split: 1 in 20 files (here 0000.png) is held out.
   assert f"loaded 19 images from folder:{folder} (train split)" in result.stderr
   assert os.path.exists(tmp_path / "run" / "samples" / "step_0000002.png")
 
 
 def test_a_recipe_config_runs_from_the_command_line(tmp_path, face_data):
-  """configs/<recipe>.py imports configs/anime.py: that must work through --config too."""
+  """configs/<recipe>.py imports configs/dcgan.py: that must work through --config too."""
   result = launch("--config=configs/wgan_gp.py:smoke", f"--workdir={tmp_path}",
                   f"--config.data.source={face_data}", "--config.train.num_steps=1",
                   "--config.penalty.wgan_gp.weight=5")

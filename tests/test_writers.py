@@ -56,6 +56,18 @@ def test_progress_line_off_a_terminal():
   np.testing.assert_allclose(speed["images_per_sec"], 64 * speed["steps_per_sec"])
 
 
+def test_progress_eta_stops_at_the_time_limit():
+  """With train.max_minutes the ETA is the time left, not the (huge) step count's."""
+  import time  # pylint: disable=g-import-not-at-top
+  stream = io.StringIO()
+  progress = writers.Progress(total=10**8, initial=0, images_per_step=1, stream=stream,
+                              deadline=time.monotonic() + 90)
+  time.sleep(0.01)
+  progress.update(1, {})
+  progress.close()
+  assert " eta 0:01:29 " in stream.getvalue() or " eta 0:01:30 " in stream.getvalue()
+
+
 def test_progress_bar_on_a_terminal():
   stream = io.StringIO()
   progress = writers.Progress(total=100, initial=20, images_per_step=8, stream=stream,
