@@ -21,7 +21,9 @@ here.
 """
 
 from configs import sngan_resnet
-from configs.dcgan import ANIME_FACES, ANIME_FACES_DIR, default_source  # pylint: disable=unused-import
+from configs.dcgan import ANIME_FACES, ANIME_FACES_DIR, default_source
+
+__all__ = ["ANIME_FACES", "ANIME_FACES_DIR", "default_source", "get_config"]
 
 
 def get_config(preset: str = ""):

@@ -217,7 +217,7 @@ class RunEvaluator:
     return report, evaluator_lib.flatten(report)
 
 
-def _config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
+def config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
   """The saved run config as a ConfigDict, with default eval options where it has none."""
   config = ml_collections.ConfigDict(saved)
   if "split" not in config.data:
@@ -226,6 +226,19 @@ def _config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
     from configs import common  # pylint: disable=g-import-not-at-top
     config.eval = common.evaluation()
   return config
+
+
+def abstract_state(config) -> Tuple[Any, Any]:
+  """(generator, abstract TrainState) of a saved run's `config`, laid out replicated on this
+  process's devices (whatever the training run had), for Checkpointer.restore."""
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  generator, discriminator = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  replicated = parallel.replicated(parallel.make_mesh())
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
+      jax.eval_shape(train.make_init(config, generator, discriminator, g_tx, d_tx)))
+  return generator, abstract
 
 
 def choose_steps(checkpointer: checkpoint_lib.Checkpointer, step: str) -> List[int]:
@@ -253,7 +266,6 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
 
   `overrides` replace fields of the run's config.eval (e.g. metrics, num_samples).
   """
-  from gan_jax import train  # pylint: disable=g-import-not-at-top
   workdir = os.path.abspath(workdir)
   if step == "best":
     directory = os.path.join(workdir, checkpoint_lib.BEST_DIR)
@@ -267,18 +279,12 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
   checkpointer = checkpoint_lib.Checkpointer(directory, keep=0, async_save=False)
   try:
     steps = choose_steps(checkpointer, step)
-    config = _config_with_eval(checkpointer.restore_config(steps[-1]))
+    config = config_with_eval(checkpointer.restore_config(steps[-1]))
     for key, value in (overrides or {}).items():
       if key not in config.eval:
         raise UserError(f"unknown eval option {key!r}; choose from: {', '.join(config.eval)}")
       config.eval[key] = type(config.eval[key])(value)
-    generator, discriminator = train.make_models(config)
-    g_tx, d_tx = train.make_optimizers(config)
-    # Restored onto this process's devices, whatever the training run had.
-    replicated = parallel.replicated(parallel.make_mesh())
-    abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
-        jax.eval_shape(train.make_init(config, generator, discriminator, g_tx, d_tx)))
+    generator, abstract = abstract_state(config)
     run_evaluator = RunEvaluator(config, generator, workdir)
     reports = []
     for s in steps:

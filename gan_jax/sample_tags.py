@@ -26,7 +26,7 @@ import numpy as np
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
-from gan_jax import evaluate, parallel, sampling, writers
+from gan_jax import evaluate, sampling, writers
 from gan_jax.data import anime_tags
 from gan_jax.data.labels import LabelSet
 from gan_jax.errors import UserError
@@ -77,7 +77,6 @@ def parse_request(text: str, label_set: LabelSet) -> Tuple[int, ...]:
 def restore_generator(workdir: str, step: str = "latest"):
   """(config, generator, ema_params, g_stats, step) of a run's checkpoint (`step`: latest, N or
   best), restored onto this process's devices."""
-  from gan_jax import train  # pylint: disable=g-import-not-at-top
   workdir = os.path.abspath(workdir)
   directory = os.path.join(workdir, checkpoint_lib.BEST_DIR if step == "best" else "checkpoints")
   if not os.path.isdir(directory):
@@ -86,16 +85,11 @@ def restore_generator(workdir: str, step: str = "latest"):
   try:
     steps = evaluate.choose_steps(checkpointer, "latest" if step == "best" else step)
     saved = checkpointer.restore_config(steps[-1])
-    config = evaluate._config_with_eval(saved)  # pylint: disable=protected-access
+    config = evaluate.config_with_eval(saved)
     if not data_lib.label_classes(config.data):
       raise UserError(f"the run in {workdir} is unconditional (config.data.labels is empty): "
                       "train with configs/anime_tags.py to choose colours")
-    generator, discriminator = train.make_models(config)
-    g_tx, d_tx = train.make_optimizers(config)
-    replicated = parallel.replicated(parallel.make_mesh())
-    abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated),
-        jax.eval_shape(train.make_init(config, generator, discriminator, g_tx, d_tx)))
+    generator, abstract = evaluate.abstract_state(config)
     state, _, _ = checkpointer.restore(abstract, steps[-1])
   finally:
     checkpointer.close()
