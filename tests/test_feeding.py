@@ -132,6 +132,16 @@ def test_permute_index_is_a_permutation(n):
   assert sorted(image.tolist()) == list(range(n))
 
 
+@pytest.mark.parametrize("n", [3, 17, 1000, 4097])
+def test_unrolled_walk_steps_change_nothing(n):
+  """The walk steps unrolled before the loop (for GPUs) give the loop-only permutation."""
+  from gan_jax.data.permutation import permute_index  # pylint: disable=g-import-not-at-top
+  f = jax.jit(permute_index, static_argnums=(2, 3))
+  for seed in range(3):
+    key = jax.random.PRNGKey(seed)
+    np.testing.assert_array_equal(f(np.arange(n), key, n, 8), f(np.arange(n), key, n, 0))
+
+
 def test_permute_index_depends_on_the_key_and_looks_uniform():
   from gan_jax.data.permutation import permute_index  # pylint: disable=g-import-not-at-top
   n, trials = 10, 4000
