@@ -8,14 +8,18 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import data as data_lib, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import data as data_lib, fed_step, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def build(config, mesh, iterations_per_call: int = 1):
+def build(config, mesh, iterations_per_call: int = 1, feeder=None):
   """(compiled step, initial state, compile seconds, FLOPs per call) for `config`.
 
-  With `iterations_per_call` K > 1 the compiled function runs K iterations on the
-  same batch in one `lax.scan` (one dispatch, no host round trip between them).
+  The compiled step is f(state, batch). With `iterations_per_call` K > 1 it runs K
+  iterations on the same batch in one `lax.scan` (one dispatch, no host round trip
+  between them). With a `feeder` that selects batches on the devices (a DeviceFeeder)
+  the selection is compiled in as training does it (gan_jax/fed_step.py): the step is
+  f(state, feeder.device_data()) and every iteration, scanned ones too, trains on its
+  own batch, iteration state.step's.
   """
   train.validate_config(config)
   parallel.check_batch_size(config.train.batch_size, mesh)
@@ -30,6 +34,8 @@ def build(config, mesh, iterations_per_call: int = 1):
       (config.train.d_steps, config.train.batch_size, *shape), dtype,
       sharding=parallel.batch_sharding(mesh, batch_axis=1))
   step = train.make_step(config, generator, discriminator, g_tx, d_tx)
+  if feeder is not None and feeder.device_data() is not None:
+    step, example = fed_step.fuse(step, feeder.select), feeder.device_data()
   if iterations_per_call > 1:
     single = step
 

@@ -23,6 +23,7 @@ from gan_jax import constraints, diagnostics, latents, losses, models, optim, pa
 from gan_jax import evaluate, precision, sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
+from gan_jax.fed_step import FedStep
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.state import TrainState, count_params, create_state
@@ -328,9 +329,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # --------------------------------------------------------------- compile --
   step_fn = make_step(config, generator, discriminator, g_tx, d_tx)
-  batch_spec = make_batch_spec(config, mesh)
-  train_step = jax.jit(step_fn, donate_argnums=0,
-                       out_shardings=(shardings, replicated)).lower(state, batch_spec).compile()
+  # A device-resident feeder's batch selection is compiled into the step (gan_jax/fed_step.py).
+  train_step = FedStep(step_fn, feeder, state, make_batch_spec(config, mesh),
+                       (shardings, replicated))
   sample_z = jax.device_put(
       sampling.fixed_latents(config.seed, config.sample.num, config.model.latent_dim,
                              config.model.latent_dist), replicated)
@@ -365,8 +366,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   done = start
   try:
     for step in range(start, num_steps):
-      batch = feeder.batch(step)
-      state, metrics = train_step(state, batch)
+      state, metrics = train_step(state, step)
       done = step + 1
       pending.append((done, metrics))
       last = done == num_steps or time.monotonic() >= deadline
@@ -391,7 +391,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         scalars = {k: float(v) for k, v in history[-1][1].items()}
         if config.log.diagnostics:
           scalars.update({k: float(v) for k, v in jax.device_get(diagnostics_fn(
-              state, batch, jax.random.fold_in(diagnostics_key, done))).items()})
+              state, train_step.last_batch(step),
+              jax.random.fold_in(diagnostics_key, done))).items()})
         scalars.update(progress.update(done, scalars))
       if sample_now:
         picture, scores = sample_report(

@@ -16,9 +16,15 @@ gathered with the images' own indices; without, it stays a plain image array.
                 itself: no host work per step.
 `make_feeder` chooses by size unless told. For datasets too large to decode
 into memory, see streaming.StreamFeeder.
+
+A feeder whose batches are a pure function of arrays already on the devices
+(DeviceFeeder) also gives `device_data()` (those arrays) and `select(data,
+step)` (the batch from them, traceable inside jit): training then compiles the
+selection into the train step itself (gan_jax/fed_step.py), one device call per
+iteration; `batch(step)` stays for callers that want the batch on its own.
 """
 
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +55,16 @@ class Feeder:
     """Iteration `step`'s uint8 images (d_steps, batch, H, W, C), split along `data` (a
     LabeledBatch with their labels when the feeder has labels)."""
     raise NotImplementedError
+
+  def device_data(self) -> Optional[Tuple[jax.Array, ...]]:
+    """The device arrays `select` reads, for a feeder whose batches can be selected inside
+    the train step; None (the default) for one that must deliver each batch itself."""
+    return None
+
+  def select(self, data: Tuple[jax.Array, ...], step: jax.Array) -> Any:
+    """Iteration `step`'s batch, exactly as batch(step) gives it, from `device_data()`: a pure
+    function of jax values, traceable inside jit (feeders with device_data only)."""
+    raise NotImplementedError(f"{type(self).__name__} does not select batches on the devices")
 
   def skipped_counts(self) -> Dict[str, int]:
     """Inputs found unusable while feeding, by reason (none for decoded arrays)."""
@@ -147,27 +163,35 @@ class DeviceFeeder(Feeder):
         batch = jnp.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
       return batch.reshape(d_steps, per_device // d_steps, *shape), index
 
-    def local_images_only(local_images, step):
-      return local_batch(local_images, step)[0]
-
-    def local_labelled(local_images, local_labels, step):
+    def local_select(local_images, *rest):
+      *local_labels, step = rest
       batch, index = local_batch(local_images, step)
-      return batch, local_labels[index].reshape(d_steps, per_device // d_steps, -1)
+      if not local_labels:
+        return batch
+      return batch, local_labels[0][index].reshape(d_steps, per_device // d_steps, -1)
 
     data, replicated, split = P(parallel.DATA_AXIS), P(), P(None, parallel.DATA_AXIS)
     if self.labels is None:
-      self._gather = jax.jit(jax.shard_map(
-          local_images_only, mesh=mesh, in_specs=(data, replicated), out_specs=split))
+      self._select = jax.shard_map(local_select, mesh=mesh, in_specs=(data, replicated),
+                                   out_specs=split)
     else:
-      self._gather_labelled = jax.jit(jax.shard_map(
-          local_labelled, mesh=mesh, in_specs=(data, data, replicated),
-          out_specs=(split, split)))
+      self._select = jax.shard_map(local_select, mesh=mesh, in_specs=(data, data, replicated),
+                                   out_specs=(split, split))
+    self._batch = jax.jit(self.select)
+
+  def device_data(self) -> Tuple[jax.Array, ...]:
+    """(images,) or (images, labels): the whole set on the devices, split along `data`."""
+    return (self.images,) if self.labels is None else (self.images, self.labels)
+
+  def select(self, data: Tuple[jax.Array, ...], step: jax.Array) -> Any:
+    """Iteration `step`'s images (a LabeledBatch with labels when `data` has them) from
+    device_data(): the keyed permutation, flips and gather, traceable inside jit."""
+    out = self._select(*data, jnp.asarray(step, jnp.int32))
+    return out if len(data) == 1 else LabeledBatch(*out)
 
   def batch(self, step: int) -> jax.Array:
-    """Iteration `step`'s images (and labels), gathered on the devices."""
-    if self.labels is None:
-      return self._gather(self.images, jnp.int32(step))
-    return LabeledBatch(*self._gather_labelled(self.images, self.labels, jnp.int32(step)))
+    """Iteration `step`'s images (and labels), gathered on the devices (one jitted call)."""
+    return self._batch(self.device_data(), jnp.int32(step))
 
 
 def _checked_labels(labels: Optional[np.ndarray], num_images: int) -> Optional[np.ndarray]:
