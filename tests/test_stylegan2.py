@@ -1,5 +1,5 @@
 """StyleGAN2 family (gan_jax/models/stylegan2.py): layers against direct references,
-shapes, parameter count, noise modes, and one train step."""
+shapes, parameter count, noise modes, style mixing, the tracked w average and truncation."""
 
 import math
 
@@ -9,6 +9,8 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import anime
+from gan_jax import sampling, train
 from gan_jax.models import stylegan2
 from gan_jax.state import count_params
 
@@ -35,7 +37,7 @@ def reference_conv(x, w):
 def abstract_init_and_apply(module, x):
   """(variables, module(x)) as shapes and dtypes only (jax.eval_shape: nothing compiled)."""
   variables = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x, train=False), x[:1])
-  return variables, jax.eval_shape(lambda v, x: module.apply(v, x, train=True), variables, x)
+  return variables, jax.eval_shape(lambda v, x: module.apply(v, x, train=False), variables, x)
 
 
 def numpy_params(module, x, seed=0):
@@ -54,7 +56,8 @@ def test_shapes(size):
   assert images.shape == (2, size, size, 3) and images.dtype == jnp.float32
   d_vars, logits = abstract_init_and_apply(d, jnp.zeros(images.shape))
   assert logits.shape == (2,)
-  assert set(g_vars) == {"params"} and set(d_vars) == {"params"}
+  assert set(g_vars) == {"params", "batch_stats"} and set(d_vars) == {"params"}
+  assert g_vars["batch_stats"]["w_avg"].shape == (8,)  # w_dim = latent_dim
   assert g_vars["params"]["synthesis"]["const"].shape == (4, 4, 4 * size // 4)
   assert d_vars["params"]["fromrgb"]["kernel"].shape == (1, 1, 3, 4)
 
@@ -198,3 +201,51 @@ def test_bad_discriminator_input_size():
   _, d = stylegan2.build_stylegan2(tiny_config(), (16, 16, 3))
   with pytest.raises(ValueError, match="built for 16x16"):
     d.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)
+
+
+def with_noise_strength(params, value=1.0):
+  """`params` with every layer's noise strength set to `value` (they start at 0)."""
+  return jax.tree_util.tree_map_with_path(
+      lambda p, v: jnp.full_like(v, value) if "noise_strength" in jax.tree_util.keystr(p) else v,
+      params)
+
+
+def test_style_mixing_uses_the_second_latent_only_where_it_mixes():
+  g, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  z, z2, z3 = jax.random.normal(jax.random.PRNGKey(0), (3, 3, 8))
+  variables = {"params": numpy_params(g, z)}
+  num_ws = g.num_ws
+  layers = jnp.array([num_ws, 2, 1])  # sample 0 does not mix
+  mix = jax.jit(lambda z2: g.apply(variables, z, train=True, z2=z2, mix_layer=layers))
+  a, b = np.asarray(mix(z2)), np.asarray(mix(z3))
+  np.testing.assert_array_equal(a[0], b[0])
+  assert not np.allclose(a[1], b[1]) and not np.allclose(a[2], b[2])
+
+
+def test_w_average_tracking_and_truncation():
+  g, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+  stats = {"w_avg": jnp.full((8,), 0.3), "pl_mean": jnp.zeros(())}
+  params = with_noise_strength(numpy_params(g, z), 0.5)
+
+  @jax.jit
+  def run(params, stats, z):
+    variables = {"params": params, "batch_stats": stats}
+    w = g.apply(variables, z, method="ws")[:, 0]
+    _, new = g.apply(variables, z, train=True, mutable=["batch_stats"])
+    images = {psi: sampling.generate(g, params, stats, z, truncation_psi=psi)
+              for psi in (0.0, 0.5, 1.0)}
+    plain = g.apply(variables, z)
+    return w, new["batch_stats"]["w_avg"], images, plain
+
+  w, w_avg, images, plain = run(params, stats, z)
+  np.testing.assert_allclose(w_avg, w.mean(0) + 0.995 * (0.3 - w.mean(0)), rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(images[1.0], plain)  # psi = 1: off
+  for i in range(1, 4):  # psi = 0: every z gives w_avg's image (the noise is fixed)
+    np.testing.assert_allclose(images[0.0][i], images[0.0][0], rtol=1e-5, atol=1e-5)
+  assert not np.allclose(images[0.5], plain) and not np.allclose(images[0.5][0], images[0.5][1])
+  with pytest.raises(ValueError, match="needs the tracked w average"):
+    sampling.generate(g, params, {}, z, truncation_psi=0.5)
+  dcgan = train.make_models(anime.get_config("smoke"))[0]
+  with pytest.raises(ValueError, match="has no truncation trick"):
+    sampling.generate(dcgan, {}, {}, z, truncation_psi=0.5)
