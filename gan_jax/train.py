@@ -91,7 +91,7 @@ def validate_config(config) -> None:
   validate_eval_config(config)
   try:  # the generator's training options (style mixing, G penalties) fit the model
     make_step(config, *make_models(config), None, None)
-  except (ValueError, TypeError) as e:
+  except ValueError as e:
     raise ConfigError(f"config: {e}") from None
 
 
