@@ -1,5 +1,6 @@
 """Images from the generator: fixed latents (and labels) for progress grids, and sampling."""
 
+import inspect
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -33,7 +34,8 @@ def fixed_labels(seed: int, num: int, label_table: np.ndarray,
 
 
 def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
-             batch_statistics: bool = True, labels: Optional[jax.Array] = None) -> jax.Array:
+             batch_statistics: bool = True, labels: Optional[jax.Array] = None,
+             truncation_psi: float = 1.0, noise_key: Optional[jax.Array] = None) -> jax.Array:
   """Images in [-1, 1] for latents `z` (and, for a conditional generator, int `labels`
   (batch, heads)).
 
@@ -41,15 +43,29 @@ def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
   statistics of this batch of samples; the state is not changed. That suits the
   EMA generator, whose weights differ from the ones the running averages were
   collected with. With False they use the stored running averages.
+
+  `truncation_psi` != 1 applies the truncation trick (w <- w_avg + psi (w - w_avg);
+  generators that track w, i.e. stylegan2, else ValueError). `noise_key` gives a
+  generator with noise inputs fresh noise (rngs={'noise': key}); without it they
+  use their fixed noise, so samples are a deterministic function of z.
   """
   variables = {"params": params}
   if stats:
     variables["batch_stats"] = stats
   args = (z,) if labels is None else (z, labels)
+  options = {}
+  if truncation_psi != 1.0:
+    if "truncation_psi" not in inspect.signature(type(generator).__call__).parameters:
+      raise ValueError(f"truncation_psi={truncation_psi}: {type(generator).__module__}."
+                       f"{type(generator).__name__} has no truncation trick (stylegan2 has)")
+    options["truncation_psi"] = truncation_psi
+  if noise_key is not None:
+    options["rngs"] = {"noise": noise_key}
   if batch_statistics and stats:
-    images, _ = generator.apply(variables, *args, train=True, mutable=["batch_stats"])
+    images, _ = generator.apply(variables, *args, train=True, mutable=["batch_stats"],
+                                **options)
     return images
-  return generator.apply(variables, *args, train=False)
+  return generator.apply(variables, *args, train=False, **options)
 
 
 def to_uint8(images: jax.Array) -> jax.Array:

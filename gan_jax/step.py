@@ -23,6 +23,26 @@ draws from fold_in(fold_in(k_u, AUGMENT_STREAM), 0) and that of the fakes from
 fold_in(..., 1), so augmented runs stay reproducible and resume exactly. With
 `augment` None the step is exactly the unaugmented one.
 
+Generator randomness beyond z (only when configured; each from its own stream of
+the update's key k_u, so a run without them draws exactly as before):
+  * g_rngs (e.g. ('noise',) for StyleGAN2's per-layer noise inputs,
+    noise_mode='random'): G's train-mode calls get rngs={name_j:
+    fold_in(fold_in(k_u, NOISE_STREAM), j)}, fresh per update.
+  * style_mixing p > 0 (StyleGAN2's mixing regularisation): per sample, with
+    probability p, G's w slots from a random crossover c in [1, num_ws) on come
+    from a second latent z2. With m = fold_in(k_u, MIXING_STREAM): z2 from
+    fold_in(m, 0), the per-sample coin from fold_in(m, 1), c from fold_in(m, 2).
+    Applies to the fakes of the D updates and of the G update alike.
+  * path_length (StyleGAN2's path-length regularisation, G's loss only): on
+    iterations with step % every == 0 G's loss adds every * weight *
+    mean_i (|J_i^T y_i| - a)^2 over batch // batch_shrink fresh latents, where
+    J_i is the Jacobian of image i w.r.t. its ws, y_i ~ N(0, I) / sqrt(H * W)
+    and a the running mean of the lengths (g_stats['pl_mean'], a <- a + decay *
+    (mean length - a), updated before use, as in StyleGAN2-ADA); unlike the
+    paper it is added to the ordinary G update instead of a separate one. With
+    q = fold_in(k_u, PATH_LENGTH_STREAM): its z from fold_in(q, 0), y from
+    fold_in(q, 1), G's rngs and mixing as above with q in place of k_u.
+
 Class labels (conditional runs, config.data.labels): the batch is then a
 LabeledBatch(images, labels) (gan_jax/data/labels.py), labels int32 (d_steps,
 batch, heads). D sees each real image with its own label; the fakes of a D
@@ -45,6 +65,7 @@ does not depend on the number of devices (up to float summation order).
 """
 
 import dataclasses
+import math
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import flax.linen as nn
@@ -62,6 +83,10 @@ Metrics = Dict[str, jax.Array]
 # fold_in constant of the augmentation's key stream within an update (apart from
 # z's key, and from the penalties' fold_in(k_i, 1 + j)): 'aug' in ASCII.
 AUGMENT_STREAM = 0x617567
+# fold_in constants of G's extra randomness within an update (module docstring):
+NOISE_STREAM = 0x6e6f6973        # 'nois': G's rngs (noise inputs)
+MIXING_STREAM = 0x6d6978         # 'mix': style mixing's z2, coins and crossovers
+PATH_LENGTH_STREAM = 0x706c656e  # 'plen': path-length regularisation
 
 
 def batch_to_float(batch: jax.Array) -> jax.Array:
@@ -78,13 +103,15 @@ def apply_in_train_mode(module: nn.Module, params: Any, stats: Any, x: jax.Array
                         labels: Optional[jax.Array] = None, dtype: Optional[Any] = None,
                         **kwargs) -> Tuple[Any, Any]:
   """`module` on `x` (with `labels`, for a conditional module, and `kwargs` such as
-  return_aux) in train mode, and its BatchNorm statistics updated by this batch.
+  return_aux, rngs or z2) in train mode, and its BatchNorm statistics updated by this batch.
 
-  With a compute `dtype` (gan_jax/precision.py) the parameters and `x` are cast to
-  it for the call; the outputs come back in x's dtype and the statistics in their
+  With a compute `dtype` (gan_jax/precision.py) the parameters, `x` and float array
+  kwargs are cast to it for the call; the outputs come back in x's dtype and the statistics in their
   own dtypes.
   """
   if dtype is not None:
+    kwargs = {k: v.astype(dtype) if isinstance(v, jax.Array) and jnp.issubdtype(
+        v.dtype, jnp.floating) else v for k, v in kwargs.items()}
     out, new_stats = apply_in_train_mode(module, precision.cast_floats(params, dtype), stats,
                                          x.astype(dtype), labels, **kwargs)
     return precision.cast_floats(out, x.dtype), precision.like(new_stats, stats)
@@ -128,6 +155,14 @@ class Penalty(NamedTuple):
   every: int = 1  # lazy regularisation: apply every N iterations, scaled by N
 
 
+class PathLength(NamedTuple):
+  """StyleGAN2's path-length regulariser as the step applies it (module docstring)."""
+  weight: float = 2.0
+  every: int = 4          # lazy regularisation: every N iterations, scaled by N
+  decay: float = 0.01     # of the running mean of path lengths
+  batch_shrink: int = 2   # evaluated on batch // batch_shrink latents
+
+
 @dataclasses.dataclass(frozen=True)
 class GANStep:
   """One training iteration as a pure function; see the module docstring."""
@@ -144,11 +179,59 @@ class GANStep:
   augment: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None  # (key, x) -> x
   ac_weight: float = 0.0  # AC-GAN cross-entropy weight (conditional runs; 0: none)
   compute_dtype: Optional[Any] = None  # e.g. jnp.bfloat16 (precision.py); None: float32
+  g_rngs: Tuple[str, ...] = ()  # rng streams G's train-mode calls get (StyleGAN2: 'noise')
+  style_mixing: float = 0.0  # per-sample mixing probability (G must take z2, mix_layer)
+  path_length: Optional[PathLength] = None  # G-side regulariser (G must have ws, synthesize)
 
-  def _g(self, params: Any, stats: Any, z: jax.Array,
-         labels: Optional[jax.Array]) -> Tuple[jax.Array, Any]:
-    """G on z (and labels) in train mode, in the compute dtype: (images, updated statistics)."""
-    return apply_in_train_mode(self.generator, params, stats, z, labels, self.compute_dtype)
+  def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
+    """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
+    style mixing's z2, mix_layer (none when not configured; module docstring)."""
+    options = {}
+    if self.g_rngs:
+      noise_key = jax.random.fold_in(key, NOISE_STREAM)
+      options["rngs"] = {name: jax.random.fold_in(noise_key, j)
+                         for j, name in enumerate(self.g_rngs)}
+    if self.style_mixing:
+      mix_key = jax.random.fold_in(key, MIXING_STREAM)
+      num_ws = self.generator.num_ws
+      options["z2"] = self.sample_latent(jax.random.fold_in(mix_key, 0),
+                                         (batch, self.latent_dim))
+      coin = jax.random.uniform(jax.random.fold_in(mix_key, 1), (batch,)) < self.style_mixing
+      cutoff = jax.random.randint(jax.random.fold_in(mix_key, 2), (batch,), 1, num_ws)
+      options["mix_layer"] = jnp.where(coin, cutoff, num_ws)
+    return options
+
+  def _g(self, params: Any, stats: Any, z: jax.Array, labels: Optional[jax.Array],
+         key: Optional[jax.Array] = None) -> Tuple[jax.Array, Any]:
+    """G on z (and labels) in train mode, in the compute dtype: (images, updated statistics).
+    `key` (the update's) draws G's extra randomness (see _g_options)."""
+    options = {} if key is None else self._g_options(key, z.shape[0])
+    return apply_in_train_mode(self.generator, params, stats, z, labels, self.compute_dtype,
+                               **options)
+
+  def _path_length_penalty(self, params: Any, stats: Any, batch: int,
+                           key: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    """(mean_i (|J_i^T y_i| - a')^2, a') with a' the updated running mean of path lengths
+    (module docstring), on batch // batch_shrink fresh latents; G in the compute dtype."""
+    options = self.path_length
+    key = jax.random.fold_in(key, PATH_LENGTH_STREAM)
+    n = max(1, batch // options.batch_shrink)
+    z = self.sample_latent(jax.random.fold_in(key, 0), (n, self.latent_dim))
+    g_options = self._g_options(key, n)
+    rngs = g_options.pop("rngs", None)
+    dtype = self.compute_dtype or jnp.float32
+    variables = {"params": precision.cast_floats(params, dtype), "batch_stats": stats}
+    g_options = {k: v.astype(dtype) if k == "z2" else v for k, v in g_options.items()}
+    ws = self.generator.apply(variables, z.astype(dtype), method="ws", **g_options)
+    synthesize = lambda ws: self.generator.apply(variables, ws, method="synthesize", rngs=rngs)
+    images, vjp = jax.vjp(synthesize, ws)
+    y = jax.random.normal(jax.random.fold_in(key, 1), images.shape, jnp.float32)
+    y = y / math.sqrt(images.shape[1] * images.shape[2])
+    (grads,) = vjp(y.astype(images.dtype))
+    lengths = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads.astype(jnp.float32)), axis=2), axis=1))
+    mean = stats["pl_mean"] + options.decay * (jnp.mean(lengths) - stats["pl_mean"])
+    mean = jax.lax.stop_gradient(mean)
+    return jnp.mean(jnp.square(lengths - mean)), mean
 
   def _d(self, params: Any, stats: Any, x: jax.Array, labels: Optional[jax.Array]):
     """(float32 logits, aux class logits or None, new stats) of D in train mode, computed
@@ -198,7 +281,7 @@ class GANStep:
     them and the fakes are generated from them (see the module docstring).
     """
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
-    fake, _ = self._g(state.g_params, state.g_stats, z, labels)
+    fake, _ = self._g(state.g_params, state.g_stats, z, labels, key)
     fake = jax.lax.stop_gradient(fake)
     real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
 
@@ -246,14 +329,28 @@ class GANStep:
     real_logits = jax.lax.stop_gradient(real_logits)
 
     def loss(g_params):
-      fake, g_stats = self._g(g_params, state.g_stats, z, labels)
+      fake, g_stats = self._g(g_params, state.g_stats, z, labels, key)
       fake_logits, fake_aux, _ = self._d(state.d_params, state.d_stats,
                                          self._augmented(key, fake, 1), labels)
       g_loss = self.loss_fn(real_logits, fake_logits).g_loss
-      if fake_aux is None:
-        return g_loss, (g_stats, g_loss, {})
-      ac_loss = class_cross_entropy(fake_aux, labels)
-      return g_loss + self.ac_weight * ac_loss, (g_stats, g_loss, {"g_ac_loss": ac_loss})
+      total, extra = g_loss, {}
+      if fake_aux is not None:
+        extra["g_ac_loss"] = class_cross_entropy(fake_aux, labels)
+        total = total + self.ac_weight * extra["g_ac_loss"]
+      if self.path_length is not None:
+        options = self.path_length
+        compute = lambda: self._path_length_penalty(g_params, state.g_stats, z.shape[0], key)
+        if options.every > 1:
+          penalty, mean = jax.lax.cond(
+              state.step % options.every == 0, compute,
+              lambda: (jnp.zeros((), jnp.float32), state.g_stats["pl_mean"]))
+        else:
+          penalty, mean = compute()
+        g_stats = {**g_stats, "pl_mean": mean}
+        extra["path_length_penalty"] = penalty  # 0 on the iterations without it
+        extra["path_length_mean"] = mean
+        total = total + options.weight * options.every * penalty
+      return total, (g_stats, g_loss, extra)
 
     (_, (g_stats, g_loss, extra)), grads = jax.value_and_grad(
         loss, has_aux=True)(state.g_params)

@@ -27,7 +27,7 @@ from gan_jax.fed_step import FedStep
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import GANStep, Penalty, batch_to_float, split_batch
+from gan_jax.step import GANStep, PathLength, Penalty, batch_to_float, split_batch
 
 
 def validate_config(config) -> None:
@@ -90,6 +90,10 @@ def validate_config(config) -> None:
     raise ConfigError(f"config.model (for data {config.data.source!r}): {e}") from None
   validate_conditional_config(config)
   validate_eval_config(config)
+  try:  # the generator's training options (style mixing, G penalties) fit the model
+    make_step(config, *make_models(config), None, None)
+  except ValueError as e:
+    raise ConfigError(f"config: {e}") from None
 
 
 def ac_weight_of(config) -> float:
@@ -197,9 +201,35 @@ def make_init(config, generator, discriminator, g_tx, d_tx):
       len(data_lib.label_classes(config.data)))
 
 
+def make_path_length(config) -> Optional[PathLength]:
+  """The path-length regulariser of config.g_penalty.path_length (None: no such section or
+  weight 0); ValueError for unusable options."""
+  options = config.get("g_penalty", {}).get("path_length")
+  if not options or not options.get("weight", 0.0):
+    return None
+  unknown = set(options) - set(PathLength._fields)
+  if unknown:
+    raise ValueError(f"unknown g_penalty.path_length option(s) {', '.join(sorted(unknown))}; "
+                     f"choose from: {', '.join(PathLength._fields)}")
+  path_length = PathLength(**dict(options))
+  if (path_length.weight < 0 or path_length.every < 1 or path_length.batch_shrink < 1
+      or not 0.0 < path_length.decay <= 1.0):
+    raise ValueError(f"g_penalty.path_length needs weight >= 0, every >= 1, batch_shrink >= 1 and decay "
+                     f"in (0, 1], got {dict(options)}")
+  return path_length
+
+
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
   augment = config.get("augment")  # D's input augmentation; toy configs may have no section
+  # StyleGAN2's generator options (models/stylegan2.py); other families have none.
+  style_mixing = config.model.get("style_mixing", 0.0)
+  path_length = make_path_length(config)
+  if style_mixing and not hasattr(generator, "num_ws"):
+    raise ValueError(f"model.style_mixing: model {config.model.name!r} has no style mixing")
+  if path_length and not hasattr(generator, "synthesize"):
+    raise ValueError(f"g_penalty.path_length: model {config.model.name!r} has no w to "
+                     "regularise (stylegan2 has)")
   return GANStep(
       generator=generator, discriminator=discriminator,
       loss_fn=losses.get_loss(config.loss.name, **dict(config.loss.get(config.loss.name, {}))),
@@ -211,7 +241,9 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       augment=(augment_lib.make_augment(augment.policy, augment.p)
                if augment is not None else None),
       compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")),
-      ac_weight=ac_weight_of(config))
+      ac_weight=ac_weight_of(config),
+      g_rngs=tuple(getattr(generator, "train_rngs", ())), style_mixing=style_mixing,
+      path_length=path_length)
 
 
 def make_batch_spec(config, mesh):

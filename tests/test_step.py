@@ -1,5 +1,7 @@
 """The train step: phase isolation, composition, EMA, and data parallelism."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,3 +152,13 @@ def test_eight_devices_match_one_device(optimizer):
       np.testing.assert_allclose(m1[k], m8[k], rtol=4e-5, atol=1e-6, err_msg=k)
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_unconditional_dcgan_step_is_unchanged_by_the_generator_options():
+  """The StyleGAN2-only options are off for other families, and handing G rngs it does
+  not use changes nothing: one DCGAN step with g_rngs=('noise',) is bit-identical."""
+  step, state, images = tiny(data__image_size=8, batch=4)
+  assert (step.g_rngs, step.style_mixing, step.path_length) == ((), 0.0, None)
+  with_rngs = dataclasses.replace(step, g_rngs=("noise",))
+  a, b = jax.jit(lambda s, x: (step(s, x), with_rngs(s, x)))(state, images)
+  assert same(a, b)

@@ -1,5 +1,6 @@
 """StyleGAN2 family (gan_jax/models/stylegan2.py): layers against direct references,
-shapes, parameter count, noise modes, and one train step."""
+shapes, parameter count, noise modes, style mixing, the tracked w average and truncation,
+and a tiny train step with noise, mixing and path-length regularisation on."""
 
 import math
 
@@ -9,8 +10,12 @@ import ml_collections
 import numpy as np
 import pytest
 
+from configs import anime
+from configs import stylegan2 as stylegan2_config
+from gan_jax import sampling, train
 from gan_jax.models import stylegan2
 from gan_jax.state import count_params
+from gan_jax.step import MIXING_STREAM, PathLength
 
 
 def tiny_config(g_width=4, d_width=4, latent_dim=8, **extra):
@@ -35,7 +40,7 @@ def reference_conv(x, w):
 def abstract_init_and_apply(module, x):
   """(variables, module(x)) as shapes and dtypes only (jax.eval_shape: nothing compiled)."""
   variables = jax.eval_shape(lambda x: module.init(jax.random.PRNGKey(0), x, train=False), x[:1])
-  return variables, jax.eval_shape(lambda v, x: module.apply(v, x, train=True), variables, x)
+  return variables, jax.eval_shape(lambda v, x: module.apply(v, x, train=False), variables, x)
 
 
 def numpy_params(module, x, seed=0):
@@ -54,7 +59,8 @@ def test_shapes(size):
   assert images.shape == (2, size, size, 3) and images.dtype == jnp.float32
   d_vars, logits = abstract_init_and_apply(d, jnp.zeros(images.shape))
   assert logits.shape == (2,)
-  assert set(g_vars) == {"params"} and set(d_vars) == {"params"}
+  assert set(g_vars) == {"params", "batch_stats"} and set(d_vars) == {"params"}
+  assert g_vars["batch_stats"]["w_avg"].shape == (8,)  # w_dim = latent_dim
   assert g_vars["params"]["synthesis"]["const"].shape == (4, 4, 4 * size // 4)
   assert d_vars["params"]["fromrgb"]["kernel"].shape == (1, 1, 3, 4)
 
@@ -198,3 +204,134 @@ def test_bad_discriminator_input_size():
   _, d = stylegan2.build_stylegan2(tiny_config(), (16, 16, 3))
   with pytest.raises(ValueError, match="built for 16x16"):
     d.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)
+
+
+def tiny_models(**overrides):
+  """(config, generator, discriminator, step_fn) of configs/stylegan2.py:smoke at 8x8 (one
+  mapping layer, latent 8, batch 4) with `overrides` ('section.field': value)."""
+  config = stylegan2_config.get_config("smoke")
+  config.model.mapping_layers = 1
+  config.model.latent_dim = 8
+  config.train.batch_size = 4
+  for field, value in overrides.items():
+    *sections, key = field.split(".")
+    node = config
+    for section in sections:
+      node = node[section]
+    node[key] = value
+  g, d = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  return config, g, d, train.make_step(config, g, d, g_tx, d_tx)
+
+
+def tiny_step(**overrides):
+  """(step_fn, state, images) of tiny_models(**overrides), with random uint8 images."""
+  config, g, d, step = tiny_models(**overrides)
+  state = jax.jit(train.make_init(config, g, d, step.g_tx, step.d_tx))()
+  images = np.random.default_rng(0).integers(0, 256, (1, 4, 8, 8, 3), np.uint8)
+  return step, state, jnp.asarray(images)
+
+
+def with_noise_strength(params, value=1.0):
+  """`params` with every layer's noise strength set to `value` (they start at 0)."""
+  return jax.tree_util.tree_map_with_path(
+      lambda p, v: jnp.full_like(v, value) if "noise_strength" in jax.tree_util.keystr(p) else v,
+      params)
+
+
+def test_training_noise_is_fresh_per_key_and_deterministic_per_key():
+  _, g, _, step = tiny_models(**{"model.style_mixing": 0.0})
+  assert step.g_rngs == ("noise",)
+  z = jnp.zeros((2, 8))  # equal latents: any difference between the samples is noise
+  params = with_noise_strength(numpy_params(g, z))
+  stats = {"w_avg": jnp.zeros((8,)), "pl_mean": jnp.zeros(())}
+  g = jax.jit(lambda key: step._g(params, stats, z, None, key)[0])  # pylint: disable=protected-access
+  a, b = g(jax.random.PRNGKey(1)), g(jax.random.PRNGKey(2))
+  np.testing.assert_array_equal(a, g(jax.random.PRNGKey(1)))
+  assert not np.allclose(a, b)
+  assert not np.allclose(a[0], a[1])  # fresh per sample too
+  assert tiny_models(**{"model.noise": "const"})[-1].g_rngs == ()
+  with pytest.raises(ValueError, match="unknown model.noise 'fresh'; choose from: random, const"):
+    tiny_models(**{"model.noise": "fresh"})
+
+
+def test_style_mixing_uses_the_second_latent_only_where_it_mixes():
+  g, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  z, z2, z3 = jax.random.normal(jax.random.PRNGKey(0), (3, 3, 8))
+  variables = {"params": numpy_params(g, z)}
+  num_ws = g.num_ws
+  layers = jnp.array([num_ws, 2, 1])  # sample 0 does not mix
+  mix = jax.jit(lambda z2: g.apply(variables, z, train=True, z2=z2, mix_layer=layers))
+  a, b = np.asarray(mix(z2)), np.asarray(mix(z3))
+  np.testing.assert_array_equal(a[0], b[0])
+  assert not np.allclose(a[1], b[1]) and not np.allclose(a[2], b[2])
+  # The step's draws: crossovers in [1, num_ws) with probability style_mixing, else num_ws.
+  step = tiny_models(**{"model.style_mixing": 0.5})[-1]
+  assert step.style_mixing == 0.5
+  options = step._g_options(jax.random.PRNGKey(3), 1000)  # pylint: disable=protected-access
+  layer = np.asarray(options["mix_layer"])
+  assert options["z2"].shape == (1000, 8) and layer.min() >= 1 and layer.max() <= num_ws
+  assert 0.4 < np.mean(layer < num_ws) < 0.6
+  np.testing.assert_array_equal(layer, step._g_options(jax.random.PRNGKey(3), 1000)["mix_layer"])  # pylint: disable=protected-access
+  mix_key = jax.random.fold_in(jax.random.PRNGKey(3), MIXING_STREAM)
+  np.testing.assert_array_equal(options["z2"], jax.random.normal(jax.random.fold_in(mix_key, 0),
+                                                                 (1000, 8)))
+  with pytest.raises(ValueError, match="style_mixing must be a probability"):
+    tiny_models(**{"model.style_mixing": 1.5})
+
+
+def test_w_average_tracking_and_truncation():
+  g, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+  stats = {"w_avg": jnp.full((8,), 0.3), "pl_mean": jnp.zeros(())}
+  params = with_noise_strength(numpy_params(g, z), 0.5)
+
+  @jax.jit
+  def run(params, stats, z):
+    variables = {"params": params, "batch_stats": stats}
+    w = g.apply(variables, z, method="ws")[:, 0]
+    _, new = g.apply(variables, z, train=True, mutable=["batch_stats"])
+    images = {psi: sampling.generate(g, params, stats, z, truncation_psi=psi)
+              for psi in (0.0, 0.5, 1.0)}
+    plain = g.apply(variables, z)
+    return w, new["batch_stats"]["w_avg"], images, plain
+
+  w, w_avg, images, plain = run(params, stats, z)
+  np.testing.assert_allclose(w_avg, w.mean(0) + 0.995 * (0.3 - w.mean(0)), rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(images[1.0], plain)  # psi = 1: off
+  for i in range(1, 4):  # psi = 0: every z gives w_avg's image (the noise is fixed)
+    np.testing.assert_allclose(images[0.0][i], images[0.0][0], rtol=1e-5, atol=1e-5)
+  assert not np.allclose(images[0.5], plain) and not np.allclose(images[0.5][0], images[0.5][1])
+  with pytest.raises(ValueError, match="needs the tracked w average"):
+    sampling.generate(g, params, {}, z, truncation_psi=0.5)
+  dcgan = train.make_models(anime.get_config("smoke"))[0]
+  with pytest.raises(ValueError, match="has no truncation trick"):
+    sampling.generate(dcgan, {}, {}, z, truncation_psi=0.5)
+
+
+def test_train_step_with_noise_mixing_and_lazy_path_length():
+  """Every StyleGAN2 training piece on: path length on iteration 0 of every 2 (finite,
+  updating its running mean), skipped on iteration 1; w_avg tracked; zero weight is off."""
+  step, state, images = tiny_step(**{"penalty.use": "",  # R1's compile is covered elsewhere
+                                     "g_penalty.path_length.weight": 2.0,
+                                     "g_penalty.path_length.every": 2,
+                                     "model.style_mixing": 0.9})
+  assert step.path_length == PathLength(2.0, 2, 0.01, 2) and step.g_rngs == ("noise",)
+  f = jax.jit(step)
+  one, m0 = f(state, images)
+  two, m1 = f(one, images)
+  assert np.isfinite(float(m0["path_length_penalty"])) and float(m0["path_length_penalty"]) > 0
+  assert float(one.g_stats["pl_mean"]) > 0 and float(m1["path_length_penalty"]) == 0
+  np.testing.assert_array_equal(two.g_stats["pl_mean"], one.g_stats["pl_mean"])
+  assert all(np.isfinite(float(v)) for m in (m0, m1) for v in m.values())
+  assert not np.array_equal(one.g_stats["w_avg"], state.g_stats["w_avg"])
+  config = stylegan2_config.get_config("smoke")
+  config.g_penalty.path_length.weight = 0.0
+  assert train.make_path_length(config) is None  # the step then is the one without it
+  config.g_penalty.path_length.weight, config.g_penalty.path_length.every = 2.0, 0
+  with pytest.raises(ValueError, match="every >= 1"):
+    train.make_path_length(config)
+  dcgan = anime.get_config("smoke")
+  dcgan.model.style_mixing = 0.5
+  with pytest.raises(train.ConfigError, match="style_mixing: model 'dcgan' has no style mixing"):
+    train.validate_config(dcgan)

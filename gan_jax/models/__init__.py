@@ -8,7 +8,10 @@ class-conditional pairs (`label_classes`, the classes per label head):
   generator.apply(variables, z, labels, train=...)
   discriminator.apply(variables, x, labels, train=..., return_aux=False)
 with int32 labels (batch, heads); see models/conditional.py.
-Variables hold `params` and, for normalised models, `batch_stats`. The example
+Variables hold `params` and, for normalised models, `batch_stats` (StyleGAN2's
+generator keeps its tracked w average there). Generators may declare extra
+training inputs the step supplies (models/stylegan2.py: `train_rngs`, and
+`num_ws`, `ws`, `synthesize` for style mixing and path-length regularisation). The example
 shape comes from the data: (size, size, channels) for images, (dim,) for the
 toy lab's points.
 """

@@ -18,13 +18,25 @@ Generator = mapping network + synthesis network ("skip" architecture):
     RGB skip path uses the same bilinear upsample (the paper's upfirdn2d with
     [1, 3, 3, 1] is this filter, up to the border handling).
 
-Noise inputs (noise_mode): the noise image of each layer comes from
-`self.make_rng('noise')` when the caller passes `rngs={'noise': key}` to apply
-(StyleGAN2's noise_mode='random'); without that rng (the train step applies the
-models with no rngs at all) each layer uses a fixed noise image derived
-deterministically from the layer's index (noise_mode='const'), shared over the
-batch, so the model is a deterministic function of (params, z) and the current
-train step works unchanged.
+Noise inputs: the noise image of each layer comes from `self.make_rng('noise')`
+when the caller passes `rngs={'noise': key}` to apply (StyleGAN2's
+noise_mode='random', fresh per sample and layer); without that rng each layer
+uses a fixed noise image derived deterministically from the layer's index
+(noise_mode='const'), shared over the batch. With model.noise='random' (configs/
+stylegan2.py) the train step passes a fresh 'noise' rng to every G call
+(Generator.train_rngs; key streams in gan_jax/step.py); sampling and evaluation
+use the fixed images (a deterministic function of z) unless given a key.
+
+Training pieces (gan_jax/step.py applies them; config fields in configs/stylegan2.py):
+  * style mixing regularisation (model.style_mixing): per sample, two latents
+    with a random crossover slot (Generator's z2, mix_layer);
+  * the tracked average w (batch_stats/w_avg, an EMA with decay model.w_avg_decay
+    = 0.995 of the batch mean of mapping(z), updated by train-mode calls with
+    mutable batch_stats) and the truncation trick (truncation_psi, see
+    gan_jax/sampling.py's generate);
+  * path-length regularisation (config.g_penalty.path_length), lazily every N
+    iterations, through Generator.ws and Generator.synthesize; its running mean
+    lives in batch_stats/pl_mean.
 
 Discriminator ("resnet" architecture): fromRGB (1x1 conv) at the input resolution;
 per resolution down to 8x8 a residual block: conv3x3, conv3x3 then 2x2 average
@@ -47,15 +59,22 @@ Config fields read by build_stylegan2 (model.*):
   w_dim = 0              size of w (0: latent_dim)
   max_channels = 512     channel cap of both networks
   mbstd_group = 4        minibatch-stddev group size (capped by the batch)
+  noise = 'const'        training noise: random | const ('const' when absent, so older
+                         configs train as before; configs/stylegan2.py sets random)
+  w_avg_decay = 0.995    EMA decay of the tracked w average
+  style_mixing = 0.0     mixing probability (validated here, applied by the step)
 
-Not implemented here: path length regularisation, style mixing regularisation
-during training (the generator accepts `z2, mix_layer` for mixing at apply time),
-the truncation trick (no tracked w average), lazy R1 (use penalty r1 with
-`every`), mixed precision and conv clamping.
+Mixed precision: config.model.dtype=bfloat16 runs G (noise, mixing and path length
+included) in bfloat16 through the step's casts; w_avg and pl_mean stay float32.
+
+Not implemented here: conv clamping (StyleGAN2-ADA's conv_clamp for fp16), the
+paper's separate G regularisation pass (path length is added to the ordinary G
+update on its iterations), the truncation cutoff (psi applies to every slot), and
+lazy R1 is not special here (use penalty r1 with `every`).
 """
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -327,14 +346,30 @@ class SynthesisNetwork(nn.Module):
     return img
 
 
+NOISE_MODES = ("random", "const")
+
+
 class Generator(nn.Module):
   """z (batch, latent_dim) -> images (batch, size, size, channels), roughly in [-1, 1].
 
-  `train` is accepted for the common interface and unused (no normalisation
-  statistics). With `z2` and `mix_layer`, w = mapping(z) drives the first
-  `mix_layer` w slots (see SynthesisNetwork) and mapping(z2) the rest (style
-  mixing at apply time; mix_layer may be a traced integer). Noise: see the module
-  docstring (pass rngs={'noise': key} for fresh noise).
+  __call__(z) = synthesize(ws(z)). Options of `ws` (and so of __call__):
+    * train: update the tracked average w (`batch_stats/w_avg`, the EMA
+      w_avg <- mean_batch(mapping(z)) + w_avg_decay * (w_avg - mean), as
+      StyleGAN2's w_avg) when the caller makes batch_stats mutable.
+    * z2, mix_layer: style mixing; w = mapping(z) drives the first `mix_layer`
+      w slots (see SynthesisNetwork) and mapping(z2) the rest. mix_layer is an
+      int, a traced int scalar or an int vector (batch,) (one crossover per
+      sample; num_ws: no mixing for that sample).
+    * truncation_psi: the truncation trick, w <- w_avg + psi * (w - w_avg) (for
+      both latents); 1.0 (the default) leaves w untouched.
+  Noise: see the module docstring (pass rngs={'noise': key} for fresh noise);
+  `train_rngs` names the rngs the train step should pass ('noise' with
+  noise_mode='random', none with 'const').
+
+  batch_stats holds w_avg and `pl_mean` (the path-length regulariser's running
+  mean of path lengths, which the train step updates; see gan_jax/step.py).
+  Applied with params only (no batch_stats), the generator still runs but has
+  no w average: truncation then raises.
   """
   image_size: int = 64
   width: int = 64
@@ -343,23 +378,67 @@ class Generator(nn.Module):
   mapping_layers: int = 8
   max_channels: int = 512
   impl: str = "scaled"
+  noise_mode: str = "random"  # the train step's noise: random (fresh rng) | const
+  w_avg_decay: float = 0.995
 
-  @nn.compact
-  def __call__(self, z: jax.Array, *, train: bool = False, z2: Optional[jax.Array] = None,
-               mix_layer: Optional[jax.Array] = None) -> jax.Array:
-    del train
-    num_ws = SynthesisNetwork.num_ws(self.image_size)
-    mapping = MappingNetwork(self.w_dim, self.mapping_layers, name="mapping")
-    w = mapping(z)
-    ws = jnp.broadcast_to(w[:, None], (w.shape[0], num_ws, self.w_dim))
+  @property
+  def num_ws(self) -> int:
+    """Number of w slots of the synthesis network (crossover points for style mixing)."""
+    return SynthesisNetwork.num_ws(self.image_size)
+
+  @property
+  def train_rngs(self) -> Tuple[str, ...]:
+    """The rng streams the train step passes to apply (gan_jax/step.py's g_rngs)."""
+    return ("noise",) if self.noise_mode == "random" else ()
+
+  def setup(self):
+    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers)
+    self.synthesis = SynthesisNetwork(self.image_size, self.width, self.channels,
+                                      self.max_channels, self.impl)
+    if self.has_variable("batch_stats", "w_avg") or self.is_mutable_collection("batch_stats"):
+      self.w_avg = self.variable("batch_stats", "w_avg",
+                                 lambda: jnp.zeros((self.w_dim,), jnp.float32))
+      self.pl_mean = self.variable("batch_stats", "pl_mean", lambda: jnp.zeros((), jnp.float32))
+    else:
+      self.w_avg = self.pl_mean = None
+
+  def ws(self, z: jax.Array, *, train: bool = False, z2: Optional[jax.Array] = None,
+         mix_layer: Optional[jax.Array] = None, truncation_psi: Any = 1.0) -> jax.Array:
+    """The w of every synthesis slot, (batch, num_ws, w_dim); see the class docstring."""
+    w = self.mapping(z)
+    truncate = not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1.0)
+    if truncate and self.w_avg is None:
+      raise ValueError("the truncation trick needs the tracked w average: apply the "
+                       "generator with its batch_stats")
+    avg = None if self.w_avg is None else self.w_avg.value  # before this batch's update
+    if (train and self.w_avg is not None and self.is_mutable_collection("batch_stats")
+        and not self.is_initializing()):
+      mean = jax.lax.stop_gradient(jnp.mean(w.astype(jnp.float32), axis=0))
+      self.w_avg.value = mean + self.w_avg_decay * (avg - mean)
+
+    def truncated(w):
+      if not truncate:
+        return w
+      return avg.astype(w.dtype) + jnp.asarray(truncation_psi, w.dtype) * (w - avg.astype(w.dtype))
+
+    num_ws = self.num_ws
+    ws = jnp.broadcast_to(truncated(w)[:, None], (w.shape[0], num_ws, self.w_dim))
     if z2 is not None:
       if mix_layer is None:
         raise ValueError("style mixing needs mix_layer along with z2")
-      w2 = mapping(z2)
-      first = (jnp.arange(num_ws) < mix_layer)[None, :, None]
-      ws = jnp.where(first, ws, w2[:, None])
-    return SynthesisNetwork(self.image_size, self.width, self.channels, self.max_channels,
-                            self.impl, name="synthesis")(ws)
+      w2 = truncated(self.mapping(z2))
+      first = jnp.arange(num_ws)[None, :] < jnp.reshape(jnp.asarray(mix_layer), (-1, 1))
+      ws = jnp.where(first[:, :, None], ws, w2[:, None])
+    return ws
+
+  def synthesize(self, ws: jax.Array) -> jax.Array:
+    """Images from the w of every slot, (batch, num_ws, w_dim)."""
+    return self.synthesis(ws)
+
+  def __call__(self, z: jax.Array, *, train: bool = False, z2: Optional[jax.Array] = None,
+               mix_layer: Optional[jax.Array] = None, truncation_psi: Any = 1.0) -> jax.Array:
+    return self.synthesize(self.ws(z, train=train, z2=z2, mix_layer=mix_layer,
+                                   truncation_psi=truncation_psi))
 
 
 class DiscriminatorBlock(nn.Module):
@@ -419,7 +498,17 @@ def build_stylegan2(model_config, example_shape: Sequence[int]) -> Tuple[nn.Modu
     raise ValueError(f"model.max_channels and model.mbstd_group must be >= 1, got "
                      f"{max_channels}, {mbstd_group}")
   w_dim = model_config.get("w_dim", 0) or model_config.latent_dim
+  noise_mode = model_config.get("noise", "const")
+  if noise_mode not in NOISE_MODES:
+    raise ValueError(f"unknown model.noise {noise_mode!r}; choose from: {', '.join(NOISE_MODES)}")
+  w_avg_decay = model_config.get("w_avg_decay", 0.995)
+  if not 0.0 <= w_avg_decay < 1.0:
+    raise ValueError(f"model.w_avg_decay must be in [0, 1), got {w_avg_decay}")
+  style_mixing = model_config.get("style_mixing", 0.0)
+  if not 0.0 <= style_mixing <= 1.0:
+    raise ValueError(f"model.style_mixing must be a probability in [0, 1], got {style_mixing}")
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,
-                    w_dim=w_dim, mapping_layers=mapping_layers, max_channels=max_channels),
+                    w_dim=w_dim, mapping_layers=mapping_layers, max_channels=max_channels,
+                    noise_mode=noise_mode, w_avg_decay=w_avg_decay),
           Discriminator(image_size=image_size, width=model_config.d_width,
                         max_channels=max_channels, mbstd_group=mbstd_group))
