@@ -151,6 +151,21 @@ def validate_eval_config(config) -> None:
     raise ConfigError(f"config.eval.num_samples must be >= 2, got {options.num_samples}")
 
 
+def validate_processes(config, processes: int) -> None:
+  """Raises ConfigError for what a run over `processes` > 1 processes does not support: device
+  feeding (use data.feed=host) and evaluation in the loop (evaluate the checkpoints after)."""
+  if processes <= 1:
+    return
+  if config.data.feed == "device":
+    raise ConfigError(f"config.data.feed='device' works in a single process only (this run has "
+                      f"{processes}); use data.feed=host (or auto, which picks host)")
+  if config.eval.every:
+    raise ConfigError(f"config.eval.every={config.eval.every}: evaluation during training works "
+                      f"in a single process only (this run has {processes}); set "
+                      "config.eval.every=0 and evaluate the checkpoints afterwards "
+                      "(python -m gan_jax.evaluate)")
+
+
 def config_to_dict(config) -> Dict[str, Any]:
   """The config as plain JSON-compatible data (tuples become lists)."""
   return json.loads(config.to_json_best_effort())
@@ -306,10 +321,13 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   num_steps = config.train.num_steps
 
   # --------------------------------------------------------------- devices --
-  mesh = parallel.make_mesh()
+  mesh = parallel.make_mesh()  # every device of every process
   parallel.check_batch_size(config.train.batch_size, mesh)
+  validate_processes(config, jax.process_count())
+  primary = parallel.is_primary()  # only process 0 writes metrics, samples and progress
   replicated = parallel.replicated(mesh)
-  logging.info("devices: %d x %s", mesh.size, jax.devices()[0].device_kind)
+  logging.info("devices: %d x %s in %d process(es); this is process %d", mesh.size,
+               jax.devices()[0].device_kind, jax.process_count(), jax.process_index())
 
   # ------------------------------------------------------------------ data --
   feeder, data_summary = data_lib.make_pipeline(
@@ -387,13 +405,15 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     best = checkpoint_lib.BestCheckpoint(workdir, config.eval.best, resumed_step=start)
 
   # ------------------------------------------------------------------ loop --
-  writer = writers.RunWriter(workdir)
-  writer.jsonl.truncate_after(start)
-  # train.max_minutes: this process stops (logging, sampling, evaluating and saving as at
-  # the last step) at the first step that ends after this wall-clock time in the loop.
+  writer = writers.make_run_writer(workdir, primary)
+  writer.truncate_after(start)
+  # train.max_minutes: the run stops (logging, sampling, evaluating and saving as at the last
+  # step) at the first step that ends after this wall-clock time in the loop (by process 0's
+  # clock in a multi-process run, so that every process stops at the same step).
   max_minutes = config.train.get("max_minutes", 0)
   deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else math.inf
-  progress = writers.Progress(num_steps, start, config.train.batch_size, deadline=deadline)
+  progress = writers.Progress(num_steps, start, config.train.batch_size, deadline=deadline,
+                              quiet=not primary)
   pending = []  # (step, metrics on device) not yet checked for NaN/Inf
   done = start
   try:
@@ -401,7 +421,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       state, metrics = train_step(state, step)
       done = step + 1
       pending.append((done, metrics))
-      last = done == num_steps or time.monotonic() >= deadline
+      last = done == num_steps or (
+          bool(max_minutes) and parallel.process_zero_says(time.monotonic() >= deadline))
       log_now = _is_due(done, config.log.every, last)
       save_now = _is_due(done, config.checkpoint.every, last)
       sample_now = _is_due(done, config.sample.every, last)

@@ -126,6 +126,10 @@ class RunWriter:
     self.jsonl = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
     self.tensorboard = TensorBoardWriter(os.path.join(workdir, "tensorboard"))
 
+  def truncate_after(self, step: int) -> None:
+    """Drops metrics.jsonl lines of steps > `step` (see JsonlWriter.truncate_after)."""
+    self.jsonl.truncate_after(step)
+
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     self.jsonl.write(step, scalars)
     self.tensorboard.write_scalars(step, scalars)
@@ -145,6 +149,32 @@ class RunWriter:
     self.tensorboard.close()
 
 
+class NullRunWriter:
+  """RunWriter's methods, writing nothing: processes other than 0 of a multi-process run."""
+
+  def truncate_after(self, step: int) -> None:
+    """Nothing to truncate."""
+
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    """Drops the scalars."""
+
+  def write_samples(self, step: int, picture: np.ndarray) -> str:
+    """Drops the picture; returns ''."""
+    return ""
+
+  def flush(self) -> None:
+    """Nothing to flush."""
+
+  def close(self) -> None:
+    """Nothing to close."""
+
+
+def make_run_writer(workdir: str, primary: bool = True):
+  """A RunWriter into `workdir` on the primary process (0), a NullRunWriter elsewhere, so that
+  a multi-process run writes one metrics.jsonl, one event file and one set of samples."""
+  return RunWriter(workdir) if primary else NullRunWriter()
+
+
 def format_scalars(scalars: Mapping[str, float]) -> str:
   """'d_loss=1.234 g_loss=0.567 ...' with 4 significant digits."""
   return " ".join(f"{k}={v:.4g}" for k, v in scalars.items())
@@ -154,16 +184,19 @@ class Progress:
   """A console progress bar (tqdm) with steps/s, images/s, ETA and the latest losses.
 
   Off a terminal (cluster logs) the bar is replaced by one line per `update`
-  with the same figures.
+  with the same figures. `quiet` (processes other than 0 of a multi-process
+  run) prints nothing but still measures the speed.
   """
 
   def __init__(self, total: int, initial: int, images_per_step: int,
-               stream=None, use_bar: Optional[bool] = None, deadline: float = math.inf):
-    self.total, self.images_per_step = total, images_per_step
+               stream=None, use_bar: Optional[bool] = None, deadline: float = math.inf,
+               quiet: bool = False):
+    self.total, self.images_per_step, self.quiet = total, images_per_step, quiet
     self.deadline = deadline  # time.monotonic() at which the run stops anyway (max_minutes)
     self.stream = stream or sys.stderr
     self._step, self._time = initial, time.perf_counter()
     use_bar = self.stream.isatty() if use_bar is None else use_bar
+    use_bar = use_bar and not quiet
     self._bar = None
     if use_bar:
       try:
@@ -185,7 +218,7 @@ class Progress:
       self._bar.update(steps)
       self._bar.set_postfix_str(
           f"{speed['images_per_sec']:.0f} img/s {format_scalars(losses)}", refresh=False)
-    elif steps > 0:
+    elif steps > 0 and not self.quiet:
       eta = (self.total - step) / rate if rate > 0 else float("inf")
       eta = min(eta, max(0.0, self.deadline - time.monotonic()))
       self.write(f"step {step}/{self.total} {rate:.2f} steps/s "
@@ -194,7 +227,9 @@ class Progress:
     return speed
 
   def write(self, line: str) -> None:
-    """Prints `line` above the bar."""
+    """Prints `line` above the bar (nothing when quiet)."""
+    if self.quiet:
+      return
     if self._bar is not None:
       self._bar.write(line, file=self.stream)
     else:

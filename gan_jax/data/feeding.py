@@ -8,14 +8,16 @@ LabeledBatch(images, labels (d_steps, batch_size, num_heads)), the labels
 gathered with the images' own indices; without, it stays a plain image array.
 
   HostFeeder    the uint8 array stays on the host; each batch is gathered
-                there (EpochSampler) and transferred.
+                there (EpochSampler) and transferred. In a multi-process run
+                each process gathers and sends only its own devices' rows.
   DeviceFeeder  the whole array lives on the devices, split along `data`;
                 each device draws its part of every batch from its own shard
                 (a keyed permutation per epoch from (seed, device, epoch),
                 evaluated per index: data/permutation.py) and gathers it
                 itself: no host work per step.
-`make_feeder` chooses by size unless told. For datasets too large to decode
-into memory, see streaming.StreamFeeder.
+`make_feeder` chooses by size unless told; DeviceFeeder is single-process only
+(a multi-process run refuses data.feed='device' and 'auto' picks host). For
+datasets too large to decode into memory, see streaming.StreamFeeder.
 
 A feeder whose batches are a pure function of arrays already on the devices
 (DeviceFeeder) also gives `device_data()` (those arrays) and `select(data,
@@ -86,28 +88,38 @@ class HostFeeder(Feeder):
     self.batch_size, self.d_steps, self.seed, self.hflip = batch_size, d_steps, seed, hflip
     self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
     self.sampler = EpochSampler(len(images), seed)
+    # The global batch's columns this process feeds (all of them with one process).
+    self.columns = parallel.process_rows(self.sharding, (d_steps, batch_size), axis=1)
+
+  def _index(self, step: int) -> np.ndarray:
+    """Which images make this process's columns of iteration `step`: (d_steps, local batch)."""
+    n = self.d_steps * self.batch_size
+    return self.sampler.indices(step * n, n).reshape(self.d_steps, self.batch_size)[:, self.columns]
 
   def host_batch(self, step: int) -> np.ndarray:
-    """Iteration `step`'s images on the host."""
-    n = self.d_steps * self.batch_size
-    batch = self.images[self.sampler.indices(step * n, n)]
+    """This process's columns of iteration `step`'s images, on the host: (d_steps, local
+    batch, H, W, C), the whole batch with one process."""
+    batch = self.images[self._index(step)]
     if self.hflip:
-      flip = host_flips(self.seed, step, n)
-      batch[flip] = batch[flip, :, ::-1]
-    return batch.reshape(self.d_steps, self.batch_size, *self.images.shape[1:])
+      n = self.d_steps * self.batch_size
+      flip = host_flips(self.seed, step, n).reshape(self.d_steps, self.batch_size)[:, self.columns]
+      batch[flip] = batch[flip][:, :, ::-1]
+    return batch
 
   def host_labels(self, step: int) -> np.ndarray:
-    """Iteration `step`'s labels on the host (the same indices as host_batch's images)."""
-    n = self.d_steps * self.batch_size
-    return self.labels[self.sampler.indices(step * n, n)].reshape(
-        self.d_steps, self.batch_size, self.labels.shape[1])
+    """This process's columns of iteration `step`'s labels (the images' own indices)."""
+    return self.labels[self._index(step)]
+
+  def _to_devices(self, local: np.ndarray) -> jax.Array:
+    global_shape = (self.d_steps, self.batch_size, *local.shape[2:])
+    return jax.make_array_from_process_local_data(self.sharding, local, global_shape)
 
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s images (and labels) on the devices, split along `data`."""
-    images = jax.device_put(self.host_batch(step), self.sharding)
+    images = self._to_devices(self.host_batch(step))
     if self.labels is None:
       return images
-    return LabeledBatch(images, jax.device_put(self.host_labels(step), self.sharding))
+    return LabeledBatch(images, self._to_devices(self.host_labels(step)))
 
 
 class DeviceFeeder(Feeder):
@@ -208,11 +220,17 @@ def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int,
                 mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0,
                 labels: Optional[np.ndarray] = None) -> Feeder:
   """A DeviceFeeder for feed='device', a HostFeeder for 'host'; 'auto' picks device when
-  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it. `labels`
-  (int32 (N, heads)) makes every batch a LabeledBatch."""
+  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it (and host in a
+  multi-process run, which refuses 'device'). `labels` (int32 (N, heads)) makes every batch
+  a LabeledBatch."""
   if feed not in ("auto", "device", "host"):
     raise ConfigError(f"unknown feed {feed!r} for an in-memory array; choose from: "
                       "auto, device, host")
+  if jax.process_count() > 1:
+    if feed == "device":
+      raise ConfigError(f"data.feed='device' works in a single process only (this run has "
+                        f"{jax.process_count()}); use data.feed=host")
+    feed = "host"
   if feed == "auto":
     devices = mesh.shape[parallel.DATA_AXIS]
     fits = images.nbytes / devices / 2**30 <= device_budget_gb

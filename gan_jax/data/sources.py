@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import zipfile
 from typing import Callable, List, Optional, Tuple
 
@@ -249,11 +250,14 @@ def decode_source(source: Source, policy: ImagePolicy, max_images: int = 0, *,
   entries, ignored = source.entries()
   array, report = images_lib.decode_all(entries, policy, source.spec, max_images, ignored)
   os.makedirs(os.path.dirname(array_path), exist_ok=True)
+  # A temporary name of this process's own: the processes of a multi-process run may share
+  # the cache directory and decode at the same time.
+  suffix = f".{socket.gethostname()}.{os.getpid()}.tmp"
   for path, write in ((array_path, lambda f: np.save(f, array)),
                       (report_path, lambda f: f.write(json.dumps(report.to_dict()).encode()))):
-    with open(path + ".tmp", "wb") as f:
+    with open(path + suffix, "wb") as f:
       write(f)
-    os.replace(path + ".tmp", path)
+    os.replace(path + suffix, path)
   return array, report
 
 

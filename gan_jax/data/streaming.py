@@ -37,15 +37,16 @@ class StreamFeeder(Feeder):
                d_steps: int, seed: int, mesh: Mesh, hflip: bool = False, prefetch: int = 4):
     if not entries:
       raise DataError("streaming needs at least one image")
-    processes, process = jax.process_count(), jax.process_index()
+    processes = jax.process_count()
     if batch_size % processes:
       raise ConfigError(f"batch_size {batch_size} must divide by the {processes} processes")
     self.entries, self.policy = list(entries), policy
     self.batch_size, self.d_steps, self.seed, self.hflip = batch_size, d_steps, seed, hflip
     self.prefetch = max(1, prefetch)
-    self.local = batch_size // processes
-    self.columns = slice(process * self.local, (process + 1) * self.local)
     self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
+    # The global batch's columns this process decodes (all of them with one process).
+    self.columns = parallel.process_rows(self.sharding, (d_steps, batch_size), axis=1)
+    self.local = len(self.columns)
     self.sampler = EpochSampler(len(self.entries), seed)
     self._sampler_lock = threading.Lock()
     self._skips: Dict[int, tuple] = {}  # entry index -> (category, reason), first time seen
