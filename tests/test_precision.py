@@ -76,13 +76,14 @@ def test_bfloat16_step_computes_in_bfloat16_and_keeps_float32_state(family):
 
 
 def test_bfloat16_covers_the_ring_like_float32():
-  """The toy ring (8 modes, SN layers in D): bf16 training covers it as fp32 does (2 seeds)."""
+  """The toy ring (8 modes, SN layers in D): bf16 training covers it as fp32 does (seed 0;
+  tests/test_toy_lab.py holds the fp32 claim over five seeds)."""
   config = toy_ring.get_config()
   config.model.d_spectral_norm = True
   coverage = {}
   for dtype in ("float32", "bfloat16"):
     config.model.dtype = dtype
-    states, _ = lab.train_seeds(config, [0, 1], num_steps=2000)
+    states, _ = lab.train_seeds(config, [0], num_steps=2000)
     coverage[dtype] = lab.mode_metrics_seeds(config, states)["modes_covered"]
   assert np.all(coverage["float32"] >= 7), coverage
   assert np.all(coverage["bfloat16"] >= 7), coverage

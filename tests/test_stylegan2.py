@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import anime
+from configs import dcgan as dcgan_config
 from configs import stylegan2 as stylegan2_config
 from gan_jax import sampling, train
 from gan_jax.models import stylegan2
@@ -304,7 +304,7 @@ def test_w_average_tracking_and_truncation():
   assert not np.allclose(images[0.5], plain) and not np.allclose(images[0.5][0], images[0.5][1])
   with pytest.raises(ValueError, match="needs the tracked w average"):
     sampling.generate(g, params, {}, z, truncation_psi=0.5)
-  dcgan = train.make_models(anime.get_config("smoke"))[0]
+  dcgan = train.make_models(dcgan_config.get_config("smoke"))[0]
   with pytest.raises(ValueError, match="has no truncation trick"):
     sampling.generate(dcgan, {}, {}, z, truncation_psi=0.5)
 
@@ -331,7 +331,7 @@ def test_train_step_with_noise_mixing_and_lazy_path_length():
   config.g_penalty.path_length.weight, config.g_penalty.path_length.every = 2.0, 0
   with pytest.raises(ValueError, match="every >= 1"):
     train.make_path_length(config)
-  dcgan = anime.get_config("smoke")
+  dcgan = dcgan_config.get_config("smoke")
   dcgan.model.style_mixing = 0.5
   with pytest.raises(train.ConfigError, match="style_mixing: model 'dcgan' has no style mixing"):
     train.validate_config(dcgan)
