@@ -6,13 +6,17 @@ import time
 
 import jax
 import numpy as np
+try:
+  from jax.extend.core import jaxprs_in_params  # pylint: disable=g-import-not-at-top
+except ImportError:  # older JAX
+  from jax.core import jaxprs_in_params  # pylint: disable=g-import-not-at-top
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import data as data_lib, fed_step, parallel, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def build(config, mesh, iterations_per_call: int = 1, feeder=None):
-  """(compiled step, initial state, compile seconds, FLOPs per call) for `config`.
+  """(compiled step, initial state, compile seconds, model FLOPs per call) for `config`.
 
   The compiled step is f(state, batch). With `iterations_per_call` K > 1 it runs K
   iterations on the same batch in one `lax.scan` (one dispatch, no host round trip
@@ -34,6 +38,7 @@ def build(config, mesh, iterations_per_call: int = 1, feeder=None):
       (config.train.d_steps, config.train.batch_size, *shape), dtype,
       sharding=parallel.batch_sharding(mesh, batch_axis=1))
   step = train.make_step(config, generator, discriminator, g_tx, d_tx)
+  flops = model_flops(config, example)
   if feeder is not None and feeder.device_data() is not None:
     step, example = fed_step.fuse(step, feeder.select), feeder.device_data()
   if iterations_per_call > 1:
@@ -48,18 +53,56 @@ def build(config, mesh, iterations_per_call: int = 1, feeder=None):
       state, example)
   compiled = lowered.compile()
   compile_s = time.perf_counter() - start
-  # FLOPs of the program as lowered (before the backend rewrites it): on GPU the compiled
-  # program's convolutions are cuDNN custom calls that XLA's cost analysis does not count.
-  # A scan's body is counted once, so count one iteration and multiply.
-  one = lowered if iterations_per_call == 1 else jax.jit(single).lower(state, example)
-  try:
-    cost = one.cost_analysis()
-  except (NotImplementedError, AttributeError):
-    cost = compiled.cost_analysis() if iterations_per_call == 1 else None
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-  flops *= iterations_per_call
-  return compiled, state, compile_s, flops
+  return compiled, state, compile_s, iterations_per_call * flops
+
+
+def model_flops(config, example) -> float:
+  """FLOPs of one training iteration of `config` on `example` batches: an analytic count
+  of the step's convolutions and matmuls (matmul_flops) with the models in their reference
+  forms (model.upconv=phases, model.downconv=strided), so that forms which compute the same
+  function with extra border work are not credited with it. XLA's cost analysis is not
+  used: cuDNN convolutions are opaque to it and JAX 0.11 on GPU returns none."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for field, reference in (("upconv", "phases"), ("downconv", "strided")):
+      if field in config.model:
+        config.model[field] = reference
+  generator, discriminator = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  init = train.make_init(config, generator, discriminator, g_tx, d_tx)
+  step = train.make_step(config, generator, discriminator, g_tx, d_tx)
+  state = jax.eval_shape(init)
+  example = jax.ShapeDtypeStruct(example.shape, example.dtype)
+  return matmul_flops(jax.make_jaxpr(step)(state, example).jaxpr)
+
+
+def _size(shape) -> int:
+  return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def matmul_flops(jaxpr) -> float:
+  """FLOPs (2 per multiply-add) of the convolutions and dot products in `jaxpr`, sub-jaxprs
+  included (a scan's body times its length); elementwise work is not counted, nor are
+  work that XLA later removes as dead or the padding taps at image borders."""
+  total = 0.0
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    if name == "conv_general_dilated":
+      rhs = eqn.invars[1].aval.shape
+      spec = eqn.params["dimension_numbers"].rhs_spec  # (out features, in features, *spatial)
+      per_output = _size([rhs[d] for d in spec[1:]])   # in features x window
+      # An input dilated by d (a strided conv's input gradient) meets the window's taps
+      # only at every d-th position: count those, not the zeros.
+      per_output /= _size(eqn.params["lhs_dilation"])
+      total += 2.0 * _size(eqn.outvars[0].aval.shape) * per_output
+    elif name == "dot_general":
+      (contract, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      total += 2.0 * _size(eqn.outvars[0].aval.shape) * _size([lhs[d] for d in contract])
+    repeat = eqn.params.get("length", 1) if name == "scan" else 1
+    for sub in jaxprs_in_params(eqn.params):
+      total += repeat * matmul_flops(getattr(sub, "jaxpr", sub))
+  return total
 
 
 def memory_gb(compiled) -> float:

@@ -10,10 +10,10 @@ same jitted, state-donating step that training uses, after compilation and
 (so input feeding is excluded). For every batch size x compute dtype
 (config.model.dtype) x iterations per device call (`--calls`: K > 1 runs K
 iterations in one lax.scan, so the host dispatches once per K) it prints one
-JSON row: images/s (batch_size x iterations / s), ms per iteration, the FLOPs
-per iteration by XLA's cost analysis of the program as lowered (a count, not a
-measurement; the compiled GPU program hides its convolutions in cuDNN calls
-that the analysis does not count), the achieved TFLOP/s from them and their share of
+JSON row: images/s (batch_size x iterations / s), ms per iteration, the model FLOPs
+per iteration (an analytic count of the step's convolutions and matmuls with the
+models in their reference forms: common.model_flops; a count, not a measurement),
+the achieved TFLOP/s from them and their share of
 `--peak_tflops`, and the device memory the compiled step needs (XLA's memory
 analysis). With --torch (and PyTorch installed) the same batch sizes and dtypes
 run through benchmarks/torch_dcgan.py's PyTorch DCGAN-64 in the same process,
@@ -34,7 +34,7 @@ from ml_collections import config_flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 import torch_dcgan  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import models, parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/dcgan.py", "Config to time.",
                                           lock_config=True)
@@ -72,12 +72,15 @@ def measure(config, iters: int, warmup: int, iterations_per_call: int = 1,
       "model": config.model.name,
       "device": f"{mesh.size} x {jax.devices()[0].device_kind}",
       "dtype": config.model.get("dtype", "float32"),
+      "upconv": config.model.get("upconv", ""),
+      "downconv": models.resolve_downconv(config.model.downconv) if "downconv" in config.model
+                  else "",
       "batch_size": config.train.batch_size,
       "d_steps": config.train.d_steps,
       "iters_per_call": k,
       "images_per_sec": round(config.train.batch_size / per_iter_s, 1),
       "ms_per_iter": round(1e3 * per_iter_s, 3),
-      "compiled_gflop_per_iter": round(flops / k / 1e9, 1),
+      "model_gflop_per_iter": round(flops / k / 1e9, 1),
       "tflops": round(tflops, 1),
       "utilisation": round(tflops / peak_tflops, 3),
       "mem_gb": common.memory_gb(compiled),

@@ -98,9 +98,9 @@ def test_latent_distributions():
     latents.get_latent_sampler("normal")
 
 
-@pytest.mark.parametrize("impl", ["phases", "transpose"])
+@pytest.mark.parametrize("impl", ["phases", "stacked", "transpose"])
 def test_upconv_is_the_4x4_stride_2_transposed_convolution(impl):
-  """Same kernel, same outputs and kernel gradients as nn.ConvTranspose(SAME), either way."""
+  """Same kernel, same outputs, kernel and input gradients as nn.ConvTranspose(SAME), every way."""
   from gan_jax.models.layers import UpConv  # pylint: disable=g-import-not-at-top
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 6))  # non-square, odd sizes
   reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME", use_bias=False)
@@ -114,6 +114,64 @@ def test_upconv_is_the_4x4_stride_2_transposed_convolution(impl):
   np.testing.assert_allclose(jax.grad(loss(ours))(variables)["params"]["kernel"],
                              jax.grad(loss(reference))(variables)["params"]["kernel"],
                              rtol=1e-4, atol=1e-4)
+  x_loss = lambda module: lambda x: jnp.sum(jnp.sin(module.apply(variables, x)))
+  np.testing.assert_allclose(jax.grad(x_loss(ours))(x), jax.grad(x_loss(reference))(x),
+                             rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["strided", "s2d"])
+def test_downconv_is_the_4x4_stride_2_convolution(impl):
+  """Same kernel, same outputs, kernel and input gradients as nn.Conv((4, 4), 2, padding 1)."""
+  from gan_jax.models.layers import DownConv  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 10, 5))  # non-square
+  reference = nn.Conv(4, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False)
+  variables = reference.init(jax.random.PRNGKey(1), x)
+  ours = DownConv(4, impl=impl)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+  np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda module: lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))
+  for ours_grad, reference_grad in zip(
+      jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(variables, x)),
+      jax.tree.leaves(jax.grad(loss(reference), argnums=(0, 1))(variables, x))):
+    np.testing.assert_allclose(ours_grad, reference_grad, rtol=1e-4, atol=1e-4)
+  if impl == "s2d":
+    with pytest.raises(ValueError, match="'s2d' needs even height and width, got 5x10"):
+      ours.apply(variables, x[:, :5])
+
+
+def test_discriminator_downconv_forms_share_parameters_and_outputs():
+  """model.downconv changes how D computes, not its parameter tree or its logits."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 16, 16, 3))
+  strided = dcgan.Discriminator(image_size=16, width=4)
+  variables = strided.init(jax.random.PRNGKey(1), x, train=False)
+  s2d = dcgan.Discriminator(image_size=16, width=4, downconv="s2d")
+  assert jax.tree.map(jnp.shape, s2d.init(jax.random.PRNGKey(1), x, train=False)) == jax.tree.map(
+      jnp.shape, variables)
+  assert set(variables["params"]) >= {"Conv_0", "Conv_1", "Conv_2"}
+  np.testing.assert_allclose(s2d.apply(variables, x, train=False),
+                             strided.apply(variables, x, train=False), rtol=1e-5, atol=1e-5)
+
+
+def test_downconv_auto_is_s2d_on_gpu_only_and_unknown_forms_are_named():
+  assert models.resolve_downconv("auto", backend="gpu") == "s2d"
+  assert models.resolve_downconv("auto", backend="cpu") == "strided"
+  assert models.resolve_downconv("auto", backend="tpu") == "strided"
+  assert models.resolve_downconv("s2d", backend="cpu") == "s2d"
+  from configs import dcgan as dcgan_config  # pylint: disable=g-import-not-at-top
+  config = dcgan_config.get_config("smoke").model
+  config.downconv = "pixelshuffle"
+  with pytest.raises(ValueError, match="unknown model.downconv 'pixelshuffle'; choose from: "
+                     "strided, s2d, auto"):
+    models.build_models(config, (16, 16, 3))
+
+
+def test_upconv_impls_are_listed_and_checked():
+  from gan_jax.models.layers import UPCONV_IMPLS, UpConv  # pylint: disable=g-import-not-at-top
+  assert UPCONV_IMPLS == ("phases", "stacked", "transpose")
+  with pytest.raises(ValueError, match="unknown UpConv impl 'fast'; choose from: phases, stacked"):
+    UpConv(4, impl="fast").init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 2)))
 
 
 def test_spectral_norm_layers_normalise_every_conv():

@@ -33,8 +33,9 @@ def free_port() -> int:
 def start_processes(flags, workdir, log_dir):
   """launch.py once per process, each with DEVICES_PER_PROCESS CPU devices, joined on a free
   localhost port; stderr of process i goes to log_dir/i.log."""
+  from conftest import TEST_XLA_FLAGS  # pylint: disable=g-import-not-at-top
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = TEST_XLA_FLAGS  # compiled as the single-process reference is
   env.update(JAX_NUM_CPU_DEVICES=str(DEVICES_PER_PROCESS), JAX_PLATFORMS="cpu",
              **{FAST_COMPILE.upper(): "1"},
              XDG_CACHE_HOME=os.path.join(REPO, ".pytest_cache", "xdg"))

@@ -77,14 +77,12 @@ def test_bfloat16_step_computes_in_bfloat16_and_keeps_float32_state(family):
 
 
 def test_bfloat16_covers_the_ring_like_float32():
-  """The toy ring (8 modes, SN layers in D): bf16 training covers it as fp32 does (seed 0;
-  tests/test_toy_lab.py holds the fp32 claim over five seeds)."""
+  """The toy ring (8 modes, SN layers in D): bf16 training covers it as fp32 does. Seed 0;
+  the fp32 side of the claim, this config and step count, is tests/test_toy_lab.py's
+  test_non_saturating_gan_with_sn_or_gp_covers_the_ring (>= 7 modes on seeds 0-2)."""
   config = toy_ring.get_config()
   config.model.d_spectral_norm = True
-  coverage = {}
-  for dtype in ("float32", "bfloat16"):
-    config.model.dtype = dtype
-    states, _ = lab.train_seeds(config, [0], num_steps=2000)
-    coverage[dtype] = lab.mode_metrics_seeds(config, states)["modes_covered"]
-  assert np.all(coverage["float32"] >= 7), coverage
-  assert np.all(coverage["bfloat16"] >= 7), coverage
+  config.model.dtype = "bfloat16"
+  states, _ = lab.train_seeds(config, [0], num_steps=2000)
+  coverage = lab.mode_metrics_seeds(config, states)["modes_covered"]
+  assert np.all(coverage >= 7), coverage

@@ -135,11 +135,12 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, smoke_co
 # ------------------------------------------------------------------ the CLI --
 
 def launch(*flags, env_devices=None, wait=True):
+  from conftest import TEST_XLA_FLAGS  # pylint: disable=g-import-not-at-top
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = TEST_XLA_FLAGS  # compiled as this process compiles
   env["XDG_CACHE_HOME"] = os.path.join(REPO, ".pytest_cache", "xdg")  # not the user's cache
   if env_devices:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={env_devices}"
+    env["XLA_FLAGS"] += f" --xla_force_host_platform_device_count={env_devices}"
   command = [sys.executable, os.path.join(REPO, "launch.py"), *flags]
   if not wait:
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,

@@ -16,15 +16,27 @@ shape comes from the data: (size, size, channels) for images, (dim,) for the
 toy lab's points.
 """
 
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
+import jax
 
 from gan_jax.models import conditional, dcgan, layers, mlp, resnet, stylegan2
 from gan_jax.registry import Registry
 
 ModelPair = Tuple[nn.Module, nn.Module]
 MODELS: Registry[Callable[..., ModelPair]] = Registry("model")
+
+
+def resolve_downconv(name: str, backend: Optional[str] = None) -> str:
+  """The DownConv form model.downconv names; 'auto' is the faster measured form on the
+  backend (default: JAX's): s2d on GPU, strided elsewhere (benchmarks/README.md)."""
+  if name == "auto":
+    return "s2d" if (backend or jax.default_backend()) == "gpu" else "strided"
+  if name not in layers.DOWNCONV_IMPLS:
+    raise ValueError(f"unknown model.downconv {name!r}; choose from: "
+                     f"{', '.join(layers.DOWNCONV_IMPLS + ('auto',))}")
+  return name
 
 
 @MODELS.register("dcgan")
@@ -44,12 +56,13 @@ def build_dcgan(model_config, example_shape: Sequence[int],
   if upconv not in layers.UPCONV_IMPLS:
     raise ValueError(f"unknown model.upconv {upconv!r}; choose from: "
                      f"{', '.join(layers.UPCONV_IMPLS)}")
+  downconv = resolve_downconv(model_config.get("downconv", "strided"))
   cond = resnet.conditional_options(model_config, label_classes)
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
                           channels=channels, upconv=upconv,
                           spectral_norm=model_config.get("g_spectral_norm", False), **cond["g"]),
           dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm,
-                              spectral_norm=model_config.get("d_spectral_norm", False),
+                              downconv=downconv, spectral_norm=model_config.get("d_spectral_norm", False),
                               **cond["d"]))
 
 

@@ -111,9 +111,16 @@ class Discriminator(nn.Module):
   spectral_norm: bool = False
   label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
   d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
+  downconv: str = "strided"  # how the stride-2 convs compute (layers.DOWNCONV_IMPLS); same params
 
-  def _conv(self, x, features, train, **kwargs):
-    conv = nn.Conv(features, (4, 4), use_bias=False, kernel_init=_INIT, **kwargs)
+  def _conv(self, x, features, train, index, stride2=True):
+    # Named Conv_{index} whichever layer computes it, so parameter trees and checkpoints
+    # do not depend on `downconv`.
+    if stride2:
+      conv = layers.DownConv(features, kernel_init=_INIT, impl=self.downconv, name=f"Conv_{index}")
+    else:
+      conv = nn.Conv(features, (4, 4), use_bias=False, kernel_init=_INIT, padding="VALID",
+                     name=f"Conv_{index}")
     return spectral_normalised(conv, x, self.spectral_norm, train)
 
   @nn.compact
@@ -126,14 +133,13 @@ class Discriminator(nn.Module):
           f"got {x.shape[1]}x{x.shape[2]}")
     n = num_doublings(self.image_size)
     ch = self.width
-    stride2 = dict(strides=(2, 2), padding=((1, 1), (1, 1)))
-    x = nn.leaky_relu(self._conv(x, ch, train, **stride2), 0.2)
-    for _ in range(n - 1):
+    x = nn.leaky_relu(self._conv(x, ch, train, 0), 0.2)
+    for i in range(1, n):
       ch *= 2
-      x = self._conv(x, ch, train, **stride2)
+      x = self._conv(x, ch, train, i)
       x = nn.leaky_relu(_discriminator_norm(self.norm, train)(x), 0.2)
     phi = x
-    x = self._conv(x, 1, train, padding="VALID")
+    x = self._conv(x, 1, train, n, stride2=False)
     logit = x.reshape(x.shape[0])
     if not self.label_classes and not return_aux and labels is None:
       return logit

@@ -24,22 +24,29 @@ _PHASE_TAPS = ((0, 2), (1, 3))
 _PHASE_PADDING = ((1, 0), (0, 1))
 
 
-UPCONV_IMPLS = ("phases", "transpose")
+UPCONV_IMPLS = ("phases", "stacked", "transpose")
 
 
 class UpConv(nn.Module):
   """x2 upsampling convolution: nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME").
 
   The same function and the same `kernel` parameter (4, 4, in, out) as that
-  transposed convolution, computed as four 2x2 convolutions, one per output
-  pixel phase, interleaved into the doubled grid. The two agree to float
-  rounding; this form avoids the input-dilated convolution whose weight
-  gradient XLA's CPU backend computes about 30x slower than a plain one.
+  transposed convolution, in one of three computations (`impl`, all equal to float
+  rounding):
+    phases     four 2x2 convolutions, one per output pixel phase, each on its own
+               asymmetrically padded copy of x, interleaved into the doubled grid;
+    stacked    one 2x2 convolution of x padded by 1 on every side whose 4 * out
+               features are the four phases' kernels; each phase is a shifted
+               (H, W) window of its (H + 1, W + 1) output. One GEMM with 4x the
+               output features and no padded copies, for (1 + 1/H)^2 the FLOPs;
+    transpose  lax.conv_transpose (the input-dilated convolution, whose weight
+               gradient XLA's CPU backend computes about 30x slower than a plain one).
+  benchmarks/README.md records which is fastest where.
   """
   features: int
   use_bias: bool = False
   kernel_init: Callable = nn.initializers.lecun_normal()
-  impl: str = "phases"  # phases: four 2x2 convolutions | transpose: lax.conv_transpose
+  impl: str = "phases"  # phases | stacked | transpose (see the class docstring)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -50,17 +57,74 @@ class UpConv(nn.Module):
       y = jax.lax.conv_transpose(x, kernel.astype(x.dtype), (2, 2), "SAME",
                                  dimension_numbers=_DIMENSIONS)
       return y + self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else y
-    phases = []
-    for row_taps, row_pad in zip(_PHASE_TAPS, _PHASE_PADDING):
-      row = []
-      for col_taps, col_pad in zip(_PHASE_TAPS, _PHASE_PADDING):
-        k = kernel[jnp.array(row_taps)][:, jnp.array(col_taps)]
-        row.append(jax.lax.conv_general_dilated(
-            x, k, (1, 1), (row_pad, col_pad), dimension_numbers=_DIMENSIONS))
-      phases.append(jnp.stack(row, axis=3))    # (B, H, W, col phase, C)
-    y = jnp.stack(phases, axis=2)               # (B, H, row phase, W, col phase, C)
-    b, h, _, w, _, c = y.shape
-    y = y.reshape(b, 2 * h, 2 * w, c)
+    b, h, w, _ = x.shape
+    phase_kernels = [[kernel[jnp.array(row_taps)][:, jnp.array(col_taps)]
+                      for col_taps in _PHASE_TAPS] for row_taps in _PHASE_TAPS]
+    if self.impl == "stacked":
+      # Features ordered (row phase, col phase, out); padding 1 puts x[m-1], x[m] under
+      # output m (the even phase's taps) and x[m], x[m+1] under output m + 1 (the odd's).
+      stacked = jnp.concatenate([k for row in phase_kernels for k in row], axis=-1)
+      # The padding is explicit (one copy of x) and the convolution VALID: given as conv
+      # padding, XLA's GPU backend computes the kernel gradient as a forward convolution
+      # over the batch that cuDNN runs ~20x slower (benchmarks/README.md).
+      out = jax.lax.conv_general_dilated(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))),
+                                         stacked.astype(x.dtype), (1, 1), "VALID",
+                                         dimension_numbers=_DIMENSIONS)
+      out = out.reshape(b, h + 1, w + 1, 2, 2, self.features)
+      phase = lambda r, c: out[:, r:r + h, c:c + w, r, c]
+    else:
+      phase = lambda r, c: jax.lax.conv_general_dilated(
+          x, phase_kernels[r][c].astype(x.dtype), (1, 1), (_PHASE_PADDING[r], _PHASE_PADDING[c]),
+          dimension_numbers=_DIMENSIONS)
+    rows = [jnp.stack([phase(r, 0), phase(r, 1)], axis=3) for r in range(2)]  # (B, H, W, 2, C)
+    y = jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, self.features)  # (B, H, 2, W, 2, C)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+    return y
+
+
+DOWNCONV_IMPLS = ("strided", "s2d")
+
+
+class DownConv(nn.Module):
+  """x/2 downsampling convolution: nn.Conv(features, (4, 4), strides=(2, 2), padding=1).
+
+  The same function and `kernel` parameter (4, 4, in, out) as that strided convolution,
+  in one of two computations (`impl`, equal to float rounding):
+    strided  the stride-2 convolution itself;
+    s2d      space-to-depth: x padded by 1, each 2x2 block folded into the features
+             (4 * in), then a stride-1 2x2 VALID convolution with the kernel refolded
+             to (2, 2, 4 * in, out). Same FLOPs; its gradients are stride-1 convolutions,
+             which spares the GPU the rhs-dilated weight-gradient convolution that cuDNN
+             runs slowly for small outputs (benchmarks/README.md).
+  The s2d form needs even heights and widths.
+  """
+  features: int
+  use_bias: bool = False
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  impl: str = "strided"  # strided | s2d (see the class docstring)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if self.impl not in DOWNCONV_IMPLS:
+      raise ValueError(f"unknown DownConv impl {self.impl!r}; choose from: "
+                       f"{', '.join(DOWNCONV_IMPLS)}")
+    b, h, w, c = x.shape
+    kernel = self.param("kernel", self.kernel_init, (4, 4, c, self.features)).astype(x.dtype)
+    if self.impl == "strided":
+      y = jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
+                                       dimension_numbers=_DIMENSIONS)
+    else:
+      if h % 2 or w % 2:
+        raise ValueError(f"DownConv impl 's2d' needs even height and width, got {h}x{w}")
+      # Padded row 2i + u (u = 2a + p) is block row i + a, phase p: fold p, q into features.
+      blocks = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(
+          b, h // 2 + 1, 2, w // 2 + 1, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+              b, h // 2 + 1, w // 2 + 1, 4 * c)
+      folded = kernel.reshape(2, 2, 2, 2, c, self.features).transpose(0, 2, 1, 3, 4, 5).reshape(
+          2, 2, 4 * c, self.features)
+      y = jax.lax.conv_general_dilated(blocks, folded, (1, 1), "VALID",
+                                       dimension_numbers=_DIMENSIONS)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return y

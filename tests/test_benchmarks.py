@@ -1,0 +1,60 @@
+"""The benchmark scripts' own arithmetic: the analytic FLOP count and the profile table."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "benchmarks"))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+import profile_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _flops(fn, *shapes):
+  return common.matmul_flops(jax.make_jaxpr(fn)(*(jnp.zeros(s) for s in shapes)).jaxpr)
+
+
+def test_matmul_flops_counts_multiply_adds_by_hand():
+  # (8, 5) @ (5, 3): 8 * 3 outputs x 5 multiply-adds x 2.
+  assert _flops(jnp.dot, (8, 5), (5, 3)) == 2 * 8 * 3 * 5
+  # 3x3 SAME conv, 4 -> 6 features on 2 x 7 x 7: every output takes 3 * 3 * 4 multiply-adds.
+  conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=_NHWC)
+  assert _flops(conv, (2, 7, 7, 4), (3, 3, 4, 6)) == 2 * (2 * 7 * 7 * 6) * (3 * 3 * 4)
+  # A scan's body counts once per iteration; elementwise work not at all.
+  scanned = lambda x, w: jax.lax.scan(lambda c, _: (jnp.tanh(c @ w), None), x, None, length=4)[0]
+  assert _flops(scanned, (2, 3), (3, 3)) == 4 * 2 * 2 * 3 * 3
+
+
+def test_strided_conv_gradients_count_their_real_taps():
+  """A 4x4 stride-2 conv's input gradient is a conv of the x2-dilated output gradient: counted
+  without the zeros, it costs what the forward conv does (up to border taps)."""
+  conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
+                                                   dimension_numbers=_NHWC)
+  x, k = jnp.ones((2, 16, 16, 8)), jnp.ones((4, 4, 8, 16))
+  forward = common.matmul_flops(jax.make_jaxpr(conv)(x, k).jaxpr)
+  _, input_vjp = jax.vjp(lambda x: conv(x, k), x)
+  input_grad = common.matmul_flops(jax.make_jaxpr(input_vjp)(conv(x, k)).jaxpr)
+  _, kernel_vjp = jax.vjp(lambda k: conv(x, k), k)
+  kernel_grad = common.matmul_flops(jax.make_jaxpr(kernel_vjp)(conv(x, k)).jaxpr)
+  assert forward == 2 * (2 * 8 * 8 * 16) * (4 * 4 * 8)
+  assert 0.8 * forward <= input_grad <= 1.1 * forward  # uncorrected: 4x
+  assert 0.8 * forward <= kernel_grad <= 1.1 * forward
+
+
+def test_profile_table_lists_the_step_s_work(tmp_path):
+  f = jax.jit(lambda x: jnp.sin(x) @ x)
+  x = jnp.ones((128, 128))
+  f(x).block_until_ready()
+  with jax.profiler.trace(str(tmp_path)):
+    f(x).block_until_ready()
+  paths = [os.path.join(r, n) for r, _, files in os.walk(tmp_path) for n in files
+           if n.endswith(".xplane.pb")]
+  table = profile_step.kernel_table(paths[0], iters=1, top=50)
+  rows = [row for plane in table.values() for rows in plane["top"].values() for row in rows]
+  assert rows and all(row["ms_per_iter"] >= 0 and 0 <= row["share"] <= 1 for row in rows)
+  assert any("sine" in row["name"] or "dot" in row["name"] or "fusion" in row["name"]
+             for row in rows), [row["name"] for row in rows]
