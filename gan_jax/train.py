@@ -60,6 +60,13 @@ def validate_config(config) -> None:
       raise ConfigError(f"config.{field} must be positive, got {config[section][key]}")
   if config.train.num_steps < 0:
     raise ConfigError(f"config.train.num_steps must be >= 0, got {config.train.num_steps}")
+  per_call = config.train.get("iterations_per_call", 1)
+  if per_call < 1:
+    raise ConfigError(f"config.train.iterations_per_call must be >= 1, got {per_call}")
+  if per_call > 1 and config.data.get("feed", "auto") in ("host", "stream"):
+    raise ConfigError(f"config.train.iterations_per_call={per_call} needs batches selected on "
+                      f"the devices: set config.data.feed=device (or auto), not "
+                      f"{config.data.feed!r}, or iterations_per_call=1")
   if config.train.get("max_minutes", 0) < 0:
     raise ConfigError(f"config.train.max_minutes must be >= 0 (0: no limit), got "
                       f"{config.train.max_minutes}")
@@ -311,6 +318,32 @@ def _is_due(step: int, every: int, last: bool) -> bool:
   return step % every == 0 or last
 
 
+def iterations_this_call(step: int, per_call: int, num_steps: int, cadences) -> int:
+  """How many iterations the loop runs from `step` in one device call: `per_call` when the
+  window [step, step + per_call) starts at a multiple of it, ends by num_steps and has no
+  multiple of any (positive) cadence strictly inside (so logging, sampling, saving and
+  evaluation happen at the same steps as one iteration per call); else 1."""
+  if per_call <= 1 or step % per_call or step + per_call > num_steps:
+    return 1
+  for every in cadences:
+    if every > 0 and (step // every + 1) * every < step + per_call:
+      return 1
+  return per_call
+
+
+def _unstack(history):
+  """[(done, metrics, count)] -> [(step, metrics)] with one row per iteration (calls of
+  `count` > 1 iterations deliver their metrics stacked)."""
+  rows = []
+  for done, metrics, count in history:
+    if count == 1:
+      rows.append((done, metrics))
+    else:
+      rows.extend((done - count + 1 + i, {k: v[i] for k, v in metrics.items()})
+                  for i in range(count))
+  return rows
+
+
 def train_and_evaluate(config, workdir: str) -> TrainState:
   """Trains the GAN `config` describes, writing everything to `workdir`; returns the final state."""
   # ---------------------------------------------------------------- config --
@@ -380,8 +413,16 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   # --------------------------------------------------------------- compile --
   step_fn = make_step(config, generator, discriminator, g_tx, d_tx)
   # A device-resident feeder's batch selection is compiled into the step (gan_jax/fed_step.py).
-  train_step = FedStep(step_fn, feeder, state, make_batch_spec(config, mesh),
-                       (shardings, replicated))
+  per_call = config.train.get("iterations_per_call", 1)
+  try:
+    train_step = FedStep(step_fn, feeder, state, make_batch_spec(config, mesh),
+                         (shardings, replicated), iterations_per_call=per_call)
+  except ValueError as e:
+    feeder.close()
+    checkpointer.close()
+    raise ConfigError(f"config.train.iterations_per_call={per_call}: {e}") from None
+  cadences = (config.log.every, config.checkpoint.every, config.sample.every,
+              config.eval.every if run_evaluator is not None else 0)
   sample_z = jax.device_put(
       sampling.fixed_latents(config.seed, config.sample.num, config.model.latent_dim,
                              config.model.latent_dist), replicated)
@@ -414,13 +455,14 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else math.inf
   progress = writers.Progress(num_steps, start, config.train.batch_size, deadline=deadline,
                               quiet=not primary)
-  pending = []  # (step, metrics on device) not yet checked for NaN/Inf
+  pending = []  # (step, metrics on device, iterations) not yet checked for NaN/Inf
   done = start
   try:
-    for step in range(start, num_steps):
-      state, metrics = train_step(state, step)
-      done = step + 1
-      pending.append((done, metrics))
+    while done < num_steps:
+      count = iterations_this_call(done, per_call, num_steps, cadences)
+      state, metrics = train_step(state, done) if count == 1 else train_step.many(state)
+      done += count
+      pending.append((done, metrics, count))
       last = done == num_steps or (
           bool(max_minutes) and parallel.process_zero_says(time.monotonic() >= deadline))
       log_now = _is_due(done, config.log.every, last)
@@ -430,7 +472,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       if not (log_now or save_now or sample_now or eval_now):
         continue
       # NaN guard: nothing is logged, sampled or saved past a non-finite value.
-      history, pending = jax.device_get(pending), []
+      history, pending = _unstack(jax.device_get(pending)), []
       bad = first_non_finite(history)
       if bad is not None:
         checkpointer.wait()
@@ -444,7 +486,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         scalars = {k: float(v) for k, v in history[-1][1].items()}
         if config.log.diagnostics:
           scalars.update({k: float(v) for k, v in jax.device_get(diagnostics_fn(
-              state, train_step.last_batch(step),
+              state, train_step.last_batch(done - 1),
               jax.random.fold_in(diagnostics_key, done))).items()})
         scalars.update(progress.update(done, scalars))
       if sample_now:

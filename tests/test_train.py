@@ -17,7 +17,7 @@ from configs import dcgan
 from conftest import REPO
 from gan_jax import train
 from gan_jax.checkpoint import Checkpointer
-from gan_jax.errors import NonFiniteError, UserError
+from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from test_checkpoint import abstract_of
 from test_step import same, tiny
 
@@ -84,6 +84,58 @@ def test_resume_continues_exactly(tmp_path, smoke_config, feed):
   assert int(resumed.step) == 6
   assert same(straight, resumed)
   assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
+
+
+def test_iterations_per_call_windows_avoid_every_due_step():
+  # K = 4 from step 0: nothing due strictly inside [0, 4) with cadences 4 and 8 -> 4.
+  assert train.iterations_this_call(0, 4, 100, (4, 8, 0)) == 4
+  assert train.iterations_this_call(4, 4, 100, (4, 8)) == 4
+  assert train.iterations_this_call(2, 4, 100, (4,)) == 1      # not aligned to K (a resume)
+  assert train.iterations_this_call(0, 4, 100, (2,)) == 1      # step 2 is due inside
+  assert train.iterations_this_call(0, 4, 100, (3, 4)) == 1    # step 3 is due inside
+  assert train.iterations_this_call(96, 4, 99, (4,)) == 1      # would run past num_steps
+  assert train.iterations_this_call(96, 4, 100, (4,)) == 4     # ends exactly at it
+  assert train.iterations_this_call(5, 1, 100, (4,)) == 1
+
+
+def test_several_iterations_per_call_train_the_same_run(tmp_path, smoke_config):
+  """train.iterations_per_call=K: K iterations per device call (one lax.scan) where nothing
+  is due inside, single calls elsewhere. The run matches one of one iteration per call to
+  float rounding (XLA compiles the scanned body on its own; on this CPU not to the bit),
+  with the same metrics rows and checkpoints, and resumes mid-way exactly."""
+  smoke_config.data.feed = "device"
+  smoke_config.data.hflip = True
+  smoke_config.train.num_steps = 7  # windows [0, 3), [3, 6), then one single call
+  smoke_config.log.every = smoke_config.sample.every = smoke_config.checkpoint.every = 3
+  one = train.train_and_evaluate(smoke_config, str(tmp_path / "one"))
+  smoke_config.train.iterations_per_call = 3
+  many = train.train_and_evaluate(smoke_config, str(tmp_path / "many"))
+  assert int(many.step) == 7
+  for name in ("d_params", "g_params", "ema_params", "d_opt_state", "g_opt_state", "g_stats"):
+    for a, b in zip(jax.tree.leaves(getattr(one, name)), jax.tree.leaves(getattr(many, name))):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  rows_one, rows_many = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "many")
+  assert [r["step"] for r in rows_one] == [r["step"] for r in rows_many] == [3, 6, 7]
+  for a, b in zip(rows_one, rows_many):
+    np.testing.assert_allclose(a["d_loss"], b["d_loss"], rtol=1e-5)
+  assert (Checkpointer(str(tmp_path / "many" / "checkpoints")).all_steps()
+          == Checkpointer(str(tmp_path / "one" / "checkpoints")).all_steps())
+  smoke_config.train.num_steps = 3
+  train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  smoke_config.train.num_steps = 7
+  resumed = train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  assert same(resumed, many)
+  assert read_metrics(tmp_path / "resumed") == rows_many
+
+
+def test_iterations_per_call_needs_device_feeding(tmp_path, smoke_config):
+  smoke_config.train.iterations_per_call = 0
+  with pytest.raises(ConfigError, match="iterations_per_call must be >= 1, got 0"):
+    train.validate_config(smoke_config)
+  smoke_config.train.iterations_per_call = 2
+  smoke_config.data.feed = "host"
+  with pytest.raises(ConfigError, match="set config.data.feed=device"):
+    train.train_and_evaluate(smoke_config, str(tmp_path))
 
 
 def test_trains_from_the_tfds_anime_faces(tmp_path, smoke_config, anime_tfds_dir):
