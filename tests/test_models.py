@@ -98,35 +98,10 @@ def test_latent_distributions():
     latents.get_latent_sampler("normal")
 
 
-@pytest.mark.parametrize("impl", ["phases", "stacked", "transpose"])
-def test_upconv_is_the_4x4_stride_2_transposed_convolution(impl):
-  """Same kernel, same outputs, kernel and input gradients as nn.ConvTranspose(SAME), every way."""
-  from gan_jax.models.layers import UpConv  # pylint: disable=g-import-not-at-top
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 6))  # non-square, odd sizes
-  reference = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME", use_bias=False)
+def assert_same_layer(ours, reference, x):
+  """`ours` has `reference`'s parameter shapes and, on its parameters, the same outputs and
+  the same gradients with respect to the parameters and to x."""
   variables = reference.init(jax.random.PRNGKey(1), x)
-  ours = UpConv(4, impl=impl)
-  assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
-      jnp.shape, variables)
-  np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
-                             rtol=1e-5, atol=1e-5)
-  loss = lambda module: lambda v: jnp.sum(jnp.sin(module.apply(v, x)))
-  np.testing.assert_allclose(jax.grad(loss(ours))(variables)["params"]["kernel"],
-                             jax.grad(loss(reference))(variables)["params"]["kernel"],
-                             rtol=1e-4, atol=1e-4)
-  x_loss = lambda module: lambda x: jnp.sum(jnp.sin(module.apply(variables, x)))
-  np.testing.assert_allclose(jax.grad(x_loss(ours))(x), jax.grad(x_loss(reference))(x),
-                             rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("impl", ["strided", "s2d"])
-def test_downconv_is_the_4x4_stride_2_convolution(impl):
-  """Same kernel, same outputs, kernel and input gradients as nn.Conv((4, 4), 2, padding 1)."""
-  from gan_jax.models.layers import DownConv  # pylint: disable=g-import-not-at-top
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 10, 5))  # non-square
-  reference = nn.Conv(4, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False)
-  variables = reference.init(jax.random.PRNGKey(1), x)
-  ours = DownConv(4, impl=impl)
   assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(
       jnp.shape, variables)
   np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
@@ -136,6 +111,26 @@ def test_downconv_is_the_4x4_stride_2_convolution(impl):
       jax.tree.leaves(jax.grad(loss(ours), argnums=(0, 1))(variables, x)),
       jax.tree.leaves(jax.grad(loss(reference), argnums=(0, 1))(variables, x))):
     np.testing.assert_allclose(ours_grad, reference_grad, rtol=1e-4, atol=1e-4)
+  return variables
+
+
+@pytest.mark.parametrize("impl", ["phases", "stacked", "transpose"])
+def test_upconv_is_the_4x4_stride_2_transposed_convolution(impl):
+  """Same kernel, outputs and gradients as nn.ConvTranspose(SAME), every way."""
+  from gan_jax.models.layers import UpConv  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 6))  # non-square, odd sizes
+  assert_same_layer(UpConv(4, impl=impl),
+                    nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME", use_bias=False), x)
+
+
+@pytest.mark.parametrize("impl", ["strided", "s2d"])
+def test_downconv_is_the_4x4_stride_2_convolution(impl):
+  """Same kernel, outputs and gradients as nn.Conv((4, 4), 2, padding 1), either way."""
+  from gan_jax.models.layers import DownConv  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 10, 5))  # non-square
+  ours = DownConv(4, impl=impl)
+  variables = assert_same_layer(
+      ours, nn.Conv(4, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=False), x)
   if impl == "s2d":
     with pytest.raises(ValueError, match="'s2d' needs even height and width, got 5x10"):
       ours.apply(variables, x[:, :5])

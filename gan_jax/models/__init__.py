@@ -62,7 +62,8 @@ def build_dcgan(model_config, example_shape: Sequence[int],
                           channels=channels, upconv=upconv,
                           spectral_norm=model_config.get("g_spectral_norm", False), **cond["g"]),
           dcgan.Discriminator(image_size=image_size, width=model_config.d_width, norm=d_norm,
-                              downconv=downconv, spectral_norm=model_config.get("d_spectral_norm", False),
+                              downconv=downconv,
+                              spectral_norm=model_config.get("d_spectral_norm", False),
                               **cond["d"]))
 
 

@@ -65,8 +65,9 @@ class UpConv(nn.Module):
       # output m (the even phase's taps) and x[m], x[m+1] under output m + 1 (the odd's).
       stacked = jnp.concatenate([k for row in phase_kernels for k in row], axis=-1)
       # The padding is explicit (one copy of x) and the convolution VALID: given as conv
-      # padding, XLA's GPU backend computes the kernel gradient as a forward convolution
-      # over the batch that cuDNN runs ~20x slower (benchmarks/README.md).
+      # padding, the kernel gradient ran 12x slower on XLA:CPU. (On the GPU either way one
+      # layer's kernel gradient becomes a slow forward convolution over the batch:
+      # benchmarks/README.md.)
       out = jax.lax.conv_general_dilated(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))),
                                          stacked.astype(x.dtype), (1, 1), "VALID",
                                          dimension_numbers=_DIMENSIONS)
