@@ -54,8 +54,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.d_steps = 1       # discriminator updates per generator update
   config.train.max_minutes = 0.0  # also stop (and save) after this much time in the loop (0: off)
   config.train.iterations_per_call = 1  # K > 1: K iterations per device call (one lax.scan)
-                                 # where nothing is due inside; needs data.feed=device. The
-                                 # same run to float rounding, fewer dispatches (benchmarks/)
+                                 # where nothing is due inside. The same run to float
+                                 # rounding; no faster on a CPU (benchmarks/README.md)
 
   config.ema = common.ema(decay=0.99)  # samples from a G-EMA: far more reliable mode coverage
   config.log = common.log(every=500)

@@ -3,7 +3,8 @@
 A feeder that delivers batches (host, stream) hands each iteration's batch to
 the jitted step. A feeder whose batches are a pure function of arrays already
 on the devices (DeviceFeeder: `device_data()`, `select(data, step)`; see
-data/feeding.py) is compiled into the step instead: the call takes (state,
+data/feeding.py; ToyFeeder, whose draw needs no arrays) is compiled into the step
+instead: the call takes (state,
 data), selects iteration `state.step`'s batch from `data` itself and trains
 on it, so each iteration is one device call with no host work and the batch
 never round-trips through its own program. The selection is the very function
@@ -12,8 +13,8 @@ either way (tests/test_feeding.py checks the train states).
 
 The state is donated, the data never is (it is read again every iteration).
 
-Several iterations per call (`iterations_per_call` K > 1, fused feeders only): a
-second program runs K fused iterations in one lax.scan, so the host dispatches
+Several iterations per call (`iterations_per_call` K > 1, compiled-in feeders only):
+a second program runs K fused iterations in one lax.scan, so the host dispatches
 once per K iterations (benchmarks/README.md: +44% at batch 128 on an H100). The
 training loop calls it for windows of K iterations with nothing due inside
 (train.py); its metrics come stacked, one row per iteration.

@@ -139,6 +139,7 @@ def test_train_seeds_is_the_run_launch_makes(tmp_path):
   config.penalty.r1.every = 2
   config.seed = 5
   config.log.diagnostics = False  # not part of the comparison; saves a compile
+  config.train.iterations_per_call = 5  # launch's scanned calls (the draw compiled in) too
   state = train.train_and_evaluate(config, str(tmp_path))
   states, metrics = lab.train_seeds(config, [5, 6])
   assert metrics["d_loss"].shape == (2, config.train.num_steps)

@@ -18,7 +18,7 @@ to it.
 import dataclasses
 import functools
 import math
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -113,17 +113,28 @@ def toy_batch(mixture: Mixture, seed: int, step: jax.Array, d_steps: int,
 
 
 class ToyFeeder(Feeder):
-  """Batches of a Mixture drawn on the devices, split along `data`."""
+  """Batches of a Mixture drawn on the devices, split along `data`. The draw needs no data
+  (`device_data()` is empty), so training compiles it into the step (gan_jax/fed_step.py)."""
 
   mode = "device (sampled)"
 
   def __init__(self, mixture: Mixture, *, batch_size: int, d_steps: int, seed: int,
                mesh: Mesh):
     self.mixture = mixture
-    self._batch = jax.jit(
-        functools.partial(toy_batch, mixture, seed, d_steps=d_steps, batch_size=batch_size),
-        out_shardings=parallel.batch_sharding(mesh, batch_axis=1))
+    self._sharding = parallel.batch_sharding(mesh, batch_axis=1)
+    self._draw = functools.partial(toy_batch, mixture, seed, d_steps=d_steps,
+                                   batch_size=batch_size)
+    self._batch = jax.jit(self._draw, out_shardings=self._sharding)
 
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s float32 points (d_steps, batch, dim)."""
     return self._batch(jnp.int32(step))
+
+  def device_data(self) -> Tuple[()]:
+    """Nothing: the points are drawn from (seed, step) alone."""
+    return ()
+
+  def select(self, data: Tuple[()], step: jax.Array) -> jax.Array:
+    """batch(step), traceable inside the train step."""
+    del data
+    return jax.lax.with_sharding_constraint(self._draw(step), self._sharding)
