@@ -44,6 +44,9 @@ def test_periodic_evaluation_writes_metrics_reports_and_the_best_checkpoint(tmp_
     # 64 real images, or all 60 of the generated set's train split when the real zip is absent.
     assert protocol["n_fake"] == 32 and protocol["n_real"] == (64 if REAL_FACES_ZIP else 60)
     assert protocol["step"] == step
+    # The real images' source and split, once each (the held-out set's are named too).
+    assert protocol["real"].startswith(f"{eval_config.data.source} (train split), held-out ")
+    assert protocol["real"].count("split") == 1 and protocol["real"].endswith("(test)")
     assert protocol["subset_size"] == 16 and "tag classifier" in protocol["features"]
     # The held-out split is 1 in 20 of the data: the real zip has >32, the generated set 4.
     assert report["memorisation"]["protocol"]["n_heldout"] == (32 if REAL_FACES_ZIP else 4)
@@ -210,7 +213,7 @@ def test_inception_metrics_report_values_and_protocols(monkeypatch):
   assert same["fid"]["values"]["fid"] < evaluator(255 - real[:40])["fid"]["values"]["fid"]
   assert same["pr"]["values"]["precision"] == 1 and same["dc"]["values"]["coverage"] > 0.5
   assert same["kid"]["protocol"] == {
-      "n_fake": 40, "n_real": 60, "real": "test images (train split)", "step": 7,
+      "n_fake": 40, "n_real": 60, "real": "test images", "step": 7,
       "features": evaluator.networks.protocol("inception"), "subsets": 5, "subset_size": 20,
       "kernel": "(x.y/d + 1)^3, unbiased MMD^2"}
   assert "one-domain" in same["is"]["protocol"]["note"] and same["is"]["values"]["is"] >= 1

@@ -165,8 +165,9 @@ class Context:
 
   def protocol(self, **extra) -> Protocol:
     """The record every number carries: what was compared with what, and how."""
-    out = {"n_fake": len(self.fake), "n_real": len(self.train),
-           "real": f"{self.real_spec} (train split)"}
+    # real_spec names the source and split itself (evaluate.load_reference_sets): appending
+    # a split here once recorded "... held-out X (test) (train split)".
+    out = {"n_fake": len(self.fake), "n_real": len(self.train), "real": self.real_spec}
     out.update(extra)
     return out
 
