@@ -210,3 +210,13 @@ def test_spectrally_normalised_generator_ignores_the_scale_of_its_kernels(name, 
 
   np.testing.assert_allclose(samples(True, 10.0), samples(True, 1.0), rtol=1e-4, atol=1e-5)
   assert not np.allclose(samples(False, 10.0), samples(False, 1.0), rtol=1e-3, atol=1e-3)
+
+
+def test_discriminators_name_the_image_size_they_were_built_for():
+  from gan_jax.models import layers  # pylint: disable=g-import-not-at-top
+  layers.check_image_size(jnp.zeros((1, 16, 16, 3)), 16)
+  with pytest.raises(ValueError, match="built for 16x16 images, got 16x8"):
+    layers.check_image_size(jnp.zeros((1, 16, 8, 3)), 16)
+  d = dcgan.Discriminator(image_size=16, width=4)
+  with pytest.raises(ValueError, match="built for 16x16 images, got 32x32"):
+    d.init(jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)), train=False)

@@ -18,6 +18,16 @@ def num_doublings(image_size: int, family: str) -> int:
     raise ValueError(
         f"{family} needs an image size that is a power of two >= 8, got {image_size}")
   return n
+
+
+def check_image_size(x: jax.Array, image_size: int) -> None:
+  """ValueError unless the images x (batch, H, W, C) are image_size x image_size (what a
+  discriminator was built for)."""
+  if x.shape[1] != image_size or x.shape[2] != image_size:
+    raise ValueError(f"discriminator built for {image_size}x{image_size} images, "
+                     f"got {x.shape[1]}x{x.shape[2]}")
+
+
 # Output phase (row or column parity) -> the 4-tap kernel rows it uses, and the
 # input padding that lines those taps up with x[m-1], x[m] (even) or x[m], x[m+1] (odd).
 _PHASE_TAPS = ((0, 2), (1, 3))

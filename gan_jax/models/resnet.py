@@ -180,10 +180,7 @@ class Discriminator(nn.Module):
   def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool,
                return_aux: bool = False):
     """Logits (batch,); with `return_aux` (AC-GAN) also {head: class logits}."""
-    if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
-      raise ValueError(
-          f"discriminator built for {self.image_size}x{self.image_size} images, "
-          f"got {x.shape[1]}x{x.shape[2]}")
+    layers.check_image_size(x, self.image_size)
     widths = discriminator_widths(self.image_size, self.width)
     x = OptimisedBlock(widths[0], spectral_norm=self.spectral_norm)(x, train=train)
     for features in widths[1:-1]:

@@ -466,10 +466,7 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     del train
-    if x.shape[1] != self.image_size or x.shape[2] != self.image_size:
-      raise ValueError(
-          f"discriminator built for {self.image_size}x{self.image_size} images, "
-          f"got {x.shape[1]}x{x.shape[2]}")
+    layers.check_image_size(x, self.image_size)
     n_dbl = num_doublings(self.image_size)
     ch = lambda r: channels_at(r, self.image_size, self.width, self.max_channels)
     x = lrelu(EqualConv(ch(self.image_size), 1, name="fromrgb")(x))
