@@ -91,6 +91,25 @@ def test_step_is_d_steps_discriminator_updates_then_one_generator_update():
   assert not np.isclose(m0["d_fake"], m1["d_fake"])  # fresh z (and updated D) per D step
 
 
+def test_scanned_d_updates_are_the_unrolled_ones():
+  """train.d_loop=scan: the same d_steps D updates (keys, batches, metrics' mean) as the
+  unrolled loop, to float rounding, with one D update in the program instead of d_steps."""
+  unrolled, state, images = tiny(d_steps=3)
+  scanned, _, _ = tiny(d_steps=3, train__d_loop="scan")
+  state = state.replace(step=jnp.int32(4))
+  a, metrics_a = jax.jit(unrolled)(state, images)
+  b, metrics_b = jax.jit(scanned)(state, images)
+  for x, y in zip(jax.tree.leaves((a, metrics_a)), jax.tree.leaves((b, metrics_b))):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  convs = lambda step: str(jax.make_jaxpr(step)(state, images)).count("conv_general_dilated")
+  assert convs(scanned) < convs(unrolled)
+  config = dcgan.get_config("smoke")
+  config.train.d_loop = "vmap"
+  with pytest.raises(train.ConfigError, match="unknown train.d_loop 'vmap'; choose from: "
+                     "unroll, scan"):
+    train.validate_config(config)
+
+
 def test_step_is_a_pure_function_of_state_and_images():
   step, state, images = tiny()
   f = jax.jit(step)
