@@ -7,16 +7,20 @@ Builds the same compiled, state-donating step as benchmarks/throughput.py, runs 
 iterations under jax.profiler.trace and reads the trace back (jax.profiler.ProfileData, no
 TensorBoard needed). For every device plane it prints each timeline line's busy time and,
 for the kernel stream and the "XLA Ops" line, the `top` events by total time (named
-"HLO instruction: kernel" where the trace links them) with their call counts and share of that line's busy time, as one JSON object (also appended to --out);
---hlo_out saves the optimised HLO, whose instruction names the "XLA Ops" rows use. On CPU
-the table lists XLA's thunks instead of kernels.
+"HLO instruction: kernel" where the trace links them) with their call counts and share of that line's busy time, as one JSON object (also appended to --out).
+Rows linked to an HLO instruction carry `hlo`: its output shape, window and the JAX
+operation it came from (e.g. "transpose(jvp(Discriminator))/Conv_3/conv_general_dilated",
+a gradient of D's fourth conv); --hlo_out saves the whole optimised HLO. On CPU the table
+lists XLA's thunks instead of kernels.
 """
 
 import collections
 import json
 import os
+import re
 import sys
 import tempfile
+from typing import Dict, Optional
 
 from absl import app
 from absl import flags
@@ -48,18 +52,49 @@ def _event_name(event) -> str:
   return f"{hlo_op}: {event.name}" if hlo_op and hlo_op != event.name else event.name
 
 
-def _ranked(events, busy_ns: float, iters: int, top: int) -> list:
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+|\([^=]*?\)) ")
+
+
+def hlo_instructions(hlo_text: str) -> Dict[str, str]:
+  """{instruction name: "output shape; window; JAX op it came from"} of an HLO module's
+  text, to say which layer and pass a kernel row belongs to."""
+  out = {}
+  for line in hlo_text.splitlines():
+    match = _INSTRUCTION.match(line)
+    if not match:
+      continue
+    name, shape = match.groups()
+    parts = [shape if len(shape) <= 80 else shape[:77] + "..."]
+    window = re.search(r"window=\{([^}]*)\}", line)
+    if window:
+      parts.append(window.group(1))
+    op_name = re.search(r'op_name="([^"]*)"', line)
+    if op_name:
+      parts.append(op_name.group(1).split(")/", 1)[-1][-100:])  # drop the jit(...) prefix
+    out[name] = "; ".join(parts)
+  return out
+
+
+def _ranked(events, busy_ns: float, iters: int, top: int,
+            instructions: Optional[Dict[str, str]] = None) -> list:
   totals = collections.defaultdict(lambda: [0.0, 0])
   for name, duration_ns in events:
     totals[name][0] += duration_ns
     totals[name][1] += 1
   ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]
-  return [{"name": _short(name), "ms_per_iter": round(ns / 1e6 / iters, 3),
+  rows = []
+  for name, (ns, count) in ranked:
+    row = {"name": _short(name), "ms_per_iter": round(ns / 1e6 / iters, 3),
            "calls_per_iter": round(count / iters, 2), "share": round(ns / busy_ns, 3)}
-          for name, (ns, count) in ranked]
+    instruction = name.split(": ", 1)[0]
+    if instructions and instruction in instructions:
+      row["hlo"] = instructions[instruction]
+    rows.append(row)
+  return rows
 
 
-def kernel_table(xspace_path: str, iters: int, top: int) -> dict:
+def kernel_table(xspace_path: str, iters: int, top: int,
+                 instructions: Optional[Dict[str, str]] = None) -> dict:
   """{plane: {line: busy ms per iteration, top: {line: [kernel rows]}}} from a trace file.
 
   Device planes (GPU/TPU): every line's busy time, and the top events of the busiest
@@ -78,13 +113,14 @@ def kernel_table(xspace_path: str, iters: int, top: int) -> dict:
           n for n in lines if n == "XLA Ops" and busy[n]]
       summary[plane.name] = {
           "lines_ms_per_iter": {n: round(b / 1e6 / iters, 3) for n, b in busy.items() if b},
-          "top": {n: _ranked(lines[n], busy[n], iters, top) for n in wanted}}
+          "top": {n: _ranked(lines[n], busy[n], iters, top, instructions) for n in wanted}}
     elif plane.name.startswith("/host:CPU"):
       events = [e for n, evs in lines.items() if n.startswith("tf_XLA") for e in evs]
       if events:
         busy = sum(d for _, d in events)
         summary[plane.name] = {"lines_ms_per_iter": {"XLA threads": round(busy / 1e6 / iters, 3)},
-                               "top": {"XLA threads": _ranked(events, busy, iters, top)}}
+                               "top": {"XLA threads": _ranked(events, busy, iters, top,
+                                                              instructions)}}
   return summary
 
 
@@ -98,9 +134,10 @@ def main(argv):
   mesh = parallel.make_mesh()
   compiled, state, _, _ = common.build(config, mesh)
   images = common.random_batch(config, mesh)
+  hlo_text = compiled.as_text()
   if _HLO.value:
     with open(_HLO.value, "w") as f:
-      f.write(compiled.as_text())
+      f.write(hlo_text)
   for _ in range(3):
     state, metrics = compiled(state, images)
   jax.block_until_ready(metrics)
@@ -113,7 +150,7 @@ def main(argv):
              for f in files if f.endswith(".xplane.pb")]
     if not paths:
       raise RuntimeError(f"jax.profiler.trace wrote no .xplane.pb under {logdir}")
-    table = kernel_table(paths[0], _ITERS.value, _TOP.value)
+    table = kernel_table(paths[0], _ITERS.value, _TOP.value, hlo_instructions(hlo_text))
   result = {"model": config.model.name, "batch_size": config.train.batch_size,
             "dtype": config.model.get("dtype", "float32"),
             "upconv": config.model.get("upconv", ""), "device": jax.devices()[0].device_kind,

@@ -58,3 +58,12 @@ def test_profile_table_lists_the_step_s_work(tmp_path):
   assert rows and all(row["ms_per_iter"] >= 0 and 0 <= row["share"] <= 1 for row in rows)
   assert any("sine" in row["name"] or "dot" in row["name"] or "fusion" in row["name"]
              for row in rows), [row["name"] for row in rows]
+
+
+def test_hlo_instructions_name_the_jax_operation_of_each_instruction():
+  conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
+                                                   dimension_numbers=_NHWC)
+  text = jax.jit(conv).lower(jnp.ones((2, 8, 8, 3)), jnp.ones((4, 4, 3, 5))).compile().as_text()
+  instructions = profile_step.hlo_instructions(text)
+  convs = [v for v in instructions.values() if "conv_general_dilated" in v]
+  assert convs and all("f32[2,4,4,5]" in v and "stride=2x2" in v for v in convs), instructions
