@@ -38,6 +38,8 @@ def get_config(preset: str = ""):
   config.data.labels = "anime_hair_eyes"  # '' (unconditional) | anime_hair_eyes: (hair, eye) colour
   config.data.tags_path = ""      # tags.csv (id,tags) for zip/folder sources ('': beside the data)
   config.model.label_embed_dim = 32  # G: learned embedding size of each label, concatenated to z
+  config.model.g_cond = "concat"  # G: concat (label embeddings to z) | cbn (conditional
+                                  # BatchNorm in every up-block, the projection paper's G)
   config.model.d_cond = "projection"  # D: projection | acgan | projection+acgan
   config.loss.ac_weight = 0.0     # AC-GAN cross-entropy weight for D and G (> 0 with an acgan D)
   # The offline metrics plus the conditional hit rate; best checkpoint still by FD-anime.

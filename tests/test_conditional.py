@@ -219,6 +219,28 @@ def test_conditional_step_uses_the_labels_and_acgan_adds_its_terms(tags_smoke_co
     train.validate_config(config)
 
 
+def test_conditional_batchnorm_trains_the_embeddings_of_the_classes_it_saw(tags_smoke_config):
+  """A G update with g_cond=cbn moves the cBN scale/shift rows of the classes in the batch
+  (G's fakes are drawn with the batch's labels) and leaves the others at zero."""
+  config = tags_smoke_config
+  config.model.g_cond = "cbn"
+  train.validate_config(config)
+  g, d = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.integers(0, 256, (1, 16, 8, 8, 3), np.uint8))
+  labels = jnp.asarray(np.stack([np.arange(16) % 4, np.arange(16) % 4 + 4], axis=1)[None])
+  new, metrics = jax.jit(train.make_step(config, g, d, g_tx, d_tx))(
+      state, LabeledBatch(images, labels.astype(jnp.int32)))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  gamma = new.g_params["UpBlock_0"]["ConditionalBatchNorm_0"]["gamma"]
+  hair, eye = gamma["head_0"]["embedding"], gamma["head_1"]["embedding"]
+  moved = lambda rows: (np.abs(np.asarray(rows)).sum(axis=1) > 0)
+  assert moved(hair[:4]).all() and not moved(hair[4:]).any()     # hair classes 0-3 seen
+  assert moved(eye[4:8]).all() and not moved(eye[:4]).any() and not moved(eye[8:]).any()
+
+
 # -------------------------------------------------------- train and resume --
 
 @pytest.mark.parametrize("feed", ["host", "device"])
@@ -333,3 +355,35 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tags
   assert result["hit_rate"]["num_real"] == 0
   with pytest.raises(UserError, match="unknown eyes word 'teal'"):
     sample_tags.sample_tags(workdir, "blue hair teal eyes", 4, out)
+
+
+def test_conditional_batchnorm_generator_conditions_only_through_its_norms():
+  """g_cond=cbn (resnet): z is not extended; every up-block BatchNorm takes per-class scale
+  and shift (zero at initialisation, so the untrained G ignores the labels); once they
+  differ, the labels change the images."""
+  cfg = model_config("resnet")
+  cfg.g_cond = "cbn"
+  g, _ = models.build_models(cfg, (8, 8, 3), (13, 13))
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 6))
+  labels = jnp.array([[0, 0], [3, 5], [12, 12], [7, 1]], jnp.int32)
+  other = jnp.array([[1, 0], [3, 6], [0, 12], [2, 2]], jnp.int32)
+  variables = g.init(jax.random.PRNGKey(1), z, labels, train=False)
+  params = variables["params"]
+  assert "label_embedding" not in params and params["Dense_0"]["kernel"].shape[0] == 6
+  cbn = params["UpBlock_0"]["ConditionalBatchNorm_0"]
+  channels = params["Dense_0"]["kernel"].shape[1] // 16  # the 4x4 map G's first block gets
+  assert cbn["gamma"]["head_0"]["embedding"].shape == (13, channels)  # a vector per class
+  assert "scale" not in cbn.get("norm", {})
+  generate = lambda v, y: g.apply(v, z, y, train=False)
+  np.testing.assert_allclose(generate(variables, labels), generate(variables, other), atol=1e-6)
+  moved = {**variables, "params": jax.tree_util.tree_map_with_path(  # the embeddings only
+      lambda path, x: x + 0.5 * jax.random.normal(jax.random.PRNGKey(len(path)), x.shape)
+      if "ConditionalBatchNorm" in jax.tree_util.keystr(path) else x, params)}
+  a, b = generate(moved, labels), generate(moved, other)
+  assert all(float(jnp.max(jnp.abs(a[i] - b[i]))) > 1e-4 for i in range(4))
+  cfg.name = "dcgan"
+  with pytest.raises(ValueError, match="'cbn' .* is implemented for the resnet family"):
+    models.build_models(cfg, (8, 8, 3), (13, 13))
+  cfg.g_cond = "film"
+  with pytest.raises(ValueError, match="unknown model.g_cond 'film'; choose from: concat, cbn"):
+    models.build_models(cfg, (8, 8, 3), (13, 13))

@@ -3,8 +3,14 @@
 Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
 eye colour, gan_jax/data/labels.py), `label_classes` the classes per head.
 
-  Generator      each head's label has a learned embedding (`embed_dim` each);
-                 the embeddings are concatenated to z before G's first layer.
+  Generator      g_cond='concat' (default): each head's label has a learned embedding
+                 (`embed_dim` each), concatenated to z before G's first layer;
+                 g_cond='cbn' (resnet only): conditional BatchNorm in every up-block
+                 (as the projection-discriminator paper's generator): BatchNorm
+                 without its own affine, then per sample gamma = 1 + sum over heads
+                 of G_head[y_head] and beta = sum over heads of B_head[y_head], one
+                 learned C-vector pair per class and layer, starting at 0 (so an
+                 untrained cBN is the plain BatchNorm at its initialisation).
   Discriminator  from D's pooled features phi(x) (batch, F):
                    projection (Miyato & Koyama 2018): logit = psi(phi) + sum over
                      heads of <E_head[y_head], phi>, one learned F-dim embedding per
@@ -23,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 D_CONDS = ("projection", "acgan", "projection+acgan")
+G_CONDS = ("concat", "cbn")
 CONDITIONAL_FAMILIES = ("dcgan", "resnet")
 
 
@@ -79,6 +86,37 @@ def condition_latent(z: jax.Array, labels: Optional[jax.Array], label_classes: T
     return z
   embedded = LabelEmbedding(label_classes, embed_dim, name="label_embedding")(labels, train=train)
   return jnp.concatenate([z, embedded.reshape(z.shape[0], -1).astype(z.dtype)], axis=-1)
+
+
+def check_g_cond(g_cond: str, family: str) -> None:
+  """ValueError for an unknown model.g_cond, or 'cbn' in a family without it (dcgan)."""
+  if g_cond not in G_CONDS:
+    raise ValueError(f"unknown model.g_cond {g_cond!r}; choose from: {', '.join(G_CONDS)}")
+  if g_cond == "cbn" and family != "resnet":
+    raise ValueError(f"model.g_cond='cbn' (conditional BatchNorm) is implemented for the "
+                     f"resnet family, not {family!r}; use g_cond='concat'")
+
+
+class ConditionalBatchNorm(nn.Module):
+  """BatchNorm whose scale and shift come from the labels (batch, heads): gamma = 1 + sum of
+  each head's class embedding, beta = the sum of a second one (zeros at initialisation).
+  Running statistics as nn.BatchNorm's, in `batch_stats`."""
+  label_classes: Tuple[int, ...]
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
+    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                     epsilon=self.epsilon, use_scale=False, use_bias=False, name="norm")(x)
+    features = x.shape[-1]
+    zeros = nn.initializers.zeros
+    gamma = 1.0 + jnp.sum(LabelEmbedding(self.label_classes, features, embedding_init=zeros,
+                                         name="gamma")(labels, train=train), axis=1)
+    beta = jnp.sum(LabelEmbedding(self.label_classes, features, embedding_init=zeros,
+                                  name="beta")(labels, train=train), axis=1)
+    return (x * gamma[:, None, None, :].astype(x.dtype)
+            + beta[:, None, None, :].astype(x.dtype))
 
 
 class ConditionalHead(nn.Module):

@@ -30,8 +30,10 @@ with gain sqrt(2), shortcuts, the Dense layers and G's last conv with gain 1,
 as in the SNGAN code.
 
 Conditional variant (`label_classes` non-empty, models/conditional.py): G
-concatenates learned label embeddings to z; D adds the projection term of the
-cGAN-with-projection paper (and/or an AC-GAN head) on the summed features.
+concatenates learned label embeddings to z (g_cond='concat') or makes the
+up-blocks' BatchNorms conditional on the labels (g_cond='cbn'); D adds the
+projection term of the cGAN-with-projection paper (and/or an AC-GAN head) on the
+summed features.
 """
 
 from typing import List, Optional, Tuple
@@ -86,16 +88,24 @@ def _conv(features: int, size: int, init=_RESIDUAL_INIT) -> nn.Conv:
 
 
 class UpBlock(nn.Module):
-  """Generator residual block: (B, H, W, C) -> (B, 2H, 2W, features)."""
+  """Generator residual block: (B, H, W, C) -> (B, 2H, 2W, features); with `label_classes`
+  its two BatchNorms are conditional on the labels (conditional.ConditionalBatchNorm)."""
   features: int
   spectral_norm: bool = False
+  label_classes: Tuple[int, ...] = ()  # non-empty: conditional BatchNorm (model.g_cond=cbn)
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, labels: Optional[jax.Array] = None
+               ) -> jax.Array:
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
-    h = _upsample(nn.relu(_batch_norm(train)(x)))
+    if self.label_classes:
+      norm = lambda y: conditional.ConditionalBatchNorm(self.label_classes)(
+          y, labels, train=train)
+    else:
+      norm = lambda y: _batch_norm(train)(y)
+    h = _upsample(nn.relu(norm(x)))
     h = sn(_conv(self.features, 3), h)
-    h = nn.relu(_batch_norm(train)(h))
+    h = nn.relu(norm(h))
     h = sn(_conv(self.features, 3), h)
     shortcut = sn(_conv(self.features, 1, _INIT), _upsample(x))
     return h + shortcut
@@ -147,17 +157,24 @@ class Generator(nn.Module):
   spectral_norm: bool = False
   label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
   embed_dim: int = 32  # conditional: size of each head's label embedding (concatenated to z)
+  g_cond: str = "concat"  # conditional: concat (embeddings to z) | cbn (conditional BatchNorm)
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
                train: bool) -> jax.Array:
-    z = conditional.condition_latent(z, labels, self.label_classes, self.embed_dim, train)
+    cbn = bool(self.label_classes) and self.g_cond == "cbn"
+    if cbn:
+      conditional.check_labels(labels, self.label_classes, "generator")
+    else:
+      z = conditional.condition_latent(z, labels, self.label_classes, self.embed_dim, train)
     widths = generator_widths(self.image_size, self.width)
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
     x = sn(nn.Dense(4 * 4 * widths[0], kernel_init=_INIT), z)
     x = x.reshape(z.shape[0], 4, 4, widths[0])
     for features in widths[1:]:
-      x = UpBlock(features, spectral_norm=self.spectral_norm)(x, train=train)
+      x = UpBlock(features, spectral_norm=self.spectral_norm,
+                  label_classes=self.label_classes if cbn else ())(
+                      x, train=train, labels=labels if cbn else None)
     x = nn.relu(_batch_norm(train)(x))
     x = sn(_conv(self.channels, 3, _INIT), x)
     return jnp.tanh(x)
@@ -222,6 +239,9 @@ def conditional_options(model_config, label_classes: Tuple[int, ...]):
     return {"g": {}, "d": {}}
   d_cond = model_config.get("d_cond", "projection")
   conditional.parse_d_cond(d_cond)  # fail early on an unknown name
-  return {"g": dict(label_classes=tuple(label_classes),
-                    embed_dim=model_config.get("label_embed_dim", 32)),
-          "d": dict(label_classes=tuple(label_classes), d_cond=d_cond)}
+  g_cond = model_config.get("g_cond", "concat")
+  conditional.check_g_cond(g_cond, model_config.name)
+  g = dict(label_classes=tuple(label_classes), embed_dim=model_config.get("label_embed_dim", 32))
+  if model_config.name == "resnet":
+    g["g_cond"] = g_cond
+  return {"g": g, "d": dict(label_classes=tuple(label_classes), d_cond=d_cond)}
