@@ -221,9 +221,11 @@ def test_conditional_step_uses_the_labels_and_acgan_adds_its_terms(tags_smoke_co
 
 def test_conditional_batchnorm_trains_the_embeddings_of_the_classes_it_saw(tags_smoke_config):
   """A G update with g_cond=cbn moves the cBN scale/shift rows of the classes in the batch
-  (G's fakes are drawn with the batch's labels) and leaves the others at zero."""
+  (G's fakes are drawn with the batch's labels) and leaves the others at zero; in bfloat16
+  compute, with the embeddings kept float32."""
   config = tags_smoke_config
   config.model.g_cond = "cbn"
+  config.model.dtype = "bfloat16"
   train.validate_config(config)
   g, d = train.make_models(config)
   g_tx, d_tx = train.make_optimizers(config)
@@ -236,6 +238,7 @@ def test_conditional_batchnorm_trains_the_embeddings_of_the_classes_it_saw(tags_
   assert all(np.isfinite(float(v)) for v in metrics.values())
   gamma = new.g_params["UpBlock_0"]["ConditionalBatchNorm_0"]["gamma"]
   hair, eye = gamma["head_0"]["embedding"], gamma["head_1"]["embedding"]
+  assert hair.dtype == jnp.float32
   moved = lambda rows: (np.abs(np.asarray(rows)).sum(axis=1) > 0)
   assert moved(hair[:4]).all() and not moved(hair[4:]).any()     # hair classes 0-3 seen
   assert moved(eye[4:8]).all() and not moved(eye[:4]).any() and not moved(eye[8:]).any()
