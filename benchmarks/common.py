@@ -82,8 +82,9 @@ def _size(shape) -> int:
 
 def matmul_flops(jaxpr) -> float:
   """FLOPs (2 per multiply-add) of the convolutions and dot products in `jaxpr`, sub-jaxprs
-  included (a scan's body times its length); elementwise work is not counted, nor are
-  work that XLA later removes as dead or the padding taps at image borders."""
+  included (a scan's body times its length). Elementwise work is not counted; work XLA
+  later removes as dead and the zero-padding taps at image borders are (a slight
+  overcount)."""
   total = 0.0
   for eqn in jaxpr.eqns:
     name = eqn.primitive.name
