@@ -113,9 +113,14 @@ def ac_weight_of(config) -> float:
 
 
 def validate_conditional_config(config) -> None:
-  """Raises ConfigError when the AC-GAN settings contradict each other (a head without a
-  weight, a weight without a head)."""
+  """Raises ConfigError when the conditioning settings contradict each other (an AC-GAN
+  head without a weight, a weight without a head, a conditional G without labels)."""
   if not data_lib.label_classes(config.data):
+    g_cond = config.model.get("g_cond", "concat")
+    if g_cond != "concat":
+      raise ConfigError(f"config.model.g_cond={g_cond!r} conditions G on class labels, but "
+                        "config.data.labels is empty: set data.labels (e.g. anime_hair_eyes) "
+                        "or g_cond='concat'")
     return
   d_cond = config.model.get("d_cond", "projection")
   weight = config.loss.get("ac_weight", 0.0)

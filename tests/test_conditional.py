@@ -273,6 +273,11 @@ def test_unconditional_configs_keep_plain_batches_and_refuse_label_metrics(smoke
   smoke_config.eval.best = ""
   with pytest.raises(ConfigError, match="tag_hit_rate measure a conditional generator"):
     train.validate_config(smoke_config)
+  smoke_config.eval.every = 0
+  smoke_config.model.g_cond = "cbn"  # a conditional G without labels
+  with pytest.raises(ConfigError, match="g_cond='cbn' conditions G on class labels, but "
+                     "config.data.labels is empty"):
+    train.validate_config(smoke_config)
 
 
 # ---------------------------------------------------------- tags and metric --
