@@ -225,7 +225,7 @@ class GANStep:
     rngs = g_options.pop("rngs", None)
     dtype = self.compute_dtype or jnp.float32
     variables = {"params": precision.cast_floats(params, dtype), "batch_stats": stats}
-    g_options = {k: v.astype(dtype) if k == "z2" else v for k, v in g_options.items()}
+    g_options = precision.cast_floats(g_options, dtype)  # z2; mix_layer stays int
     ws = self.generator.apply(variables, z.astype(dtype), method="ws", **g_options)
     synthesize = lambda ws: self.generator.apply(variables, ws, method="synthesize", rngs=rngs)
     images, vjp = jax.vjp(synthesize, ws)

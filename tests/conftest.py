@@ -55,6 +55,18 @@ REAL_FACES_ZIP = sorted(glob.glob(anime.ANIME_FACES))[-1:] or [None]
 REAL_FACES_ZIP = REAL_FACES_ZIP[0]
 
 
+def set_fields(config, overrides, separator: str = "."):
+  """`config` with each value of `overrides` ({'section<separator>field': value}, sections
+  nested to any depth) set in place; returns it."""
+  for field, value in overrides.items():
+    *sections, key = field.split(separator)
+    node = config
+    for section in sections:
+      node = node[section]
+    node[key] = value
+  return config
+
+
 def write_synthetic_faces(folder: str, count: int = 64, size: int = 24, seed: int = 0) -> str:
   """`count` PNGs of coloured ellipses on a background ("faces" enough for a smoke run)."""
   os.makedirs(folder, exist_ok=True)

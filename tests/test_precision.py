@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from configs import dcgan, toy_ring
+from conftest import set_fields
 from gan_jax import lab, precision, train
 
 _FAMILIES = {
@@ -24,9 +25,7 @@ def _build(model_name, dtype, **overrides):
   config.model.name = model_name
   config.model.dtype = dtype
   config.unlock()
-  for field, value in overrides.items():
-    section, key = field.split(".")
-    config[section][key] = value
+  set_fields(config, overrides)
   config.lock()
   g, d = train.make_models(config)
   g_tx, d_tx = train.make_optimizers(config)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import dcgan
+from conftest import set_fields
 from gan_jax import parallel, train
 from gan_jax.step import ema_decay_at, batch_to_float
 
@@ -18,12 +19,7 @@ def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
   config.train.d_steps = d_steps
   config.train.batch_size = batch
   config.optim.name = optimizer
-  for field, value in overrides.items():
-    *sections, key = field.split("__")
-    node = config
-    for section in sections:
-      node = node[section]
-    node[key] = value
+  set_fields(config, overrides, "__")
   g, d = train.make_models(config)
   g_tx, d_tx = train.make_optimizers(config)
   size = config.data.image_size

@@ -12,6 +12,7 @@ import pytest
 
 from configs import dcgan as dcgan_config
 from configs import stylegan2 as stylegan2_config
+from conftest import set_fields
 from gan_jax import sampling, train
 from gan_jax.models import stylegan2
 from gan_jax.state import count_params
@@ -213,12 +214,7 @@ def tiny_models(**overrides):
   config.model.mapping_layers = 1
   config.model.latent_dim = 8
   config.train.batch_size = 4
-  for field, value in overrides.items():
-    *sections, key = field.split(".")
-    node = config
-    for section in sections:
-      node = node[section]
-    node[key] = value
+  set_fields(config, overrides)
   g, d = train.make_models(config)
   g_tx, d_tx = train.make_optimizers(config)
   return config, g, d, train.make_step(config, g, d, g_tx, d_tx)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import toy_grid, toy_ring
+from conftest import set_fields
 from gan_jax import lab, losses, models, parallel, plots, train
 from gan_jax.data import toy
 
@@ -178,9 +179,7 @@ def test_every_loss_trains_the_ring_with_a_constraint_and_a_penalty(index, loss)
   config = toy_ring.get_config("smoke")
   config.loss.name = loss
   constraint = CONSTRAINT_CHOICES[index % len(CONSTRAINT_CHOICES)]
-  for field, value in constraint.items():
-    section, key = field.split(".")
-    config[section][key] = value
+  set_fields(config, constraint)
   penalty = PENALTY_CHOICES[index % len(PENALTY_CHOICES)]
   config.penalty.use = penalty
   states, metrics = lab.train_seeds(config, [0], num_steps=30)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import toy_ring
+from conftest import set_fields
 from gan_jax import lab
 
 SEEDS = range(3)
@@ -18,12 +19,7 @@ SEEDS = range(3)
 
 def ring_config(**overrides):
   config = toy_ring.get_config()
-  for field, value in overrides.items():
-    *sections, key = field.split("__")
-    node = config
-    for section in sections:
-      node = node[section]
-    node[key] = value
+  set_fields(config, overrides, "__")
   return config
 
 
