@@ -102,6 +102,8 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.train.d_steps = 1       # discriminator updates per generator update
   config.train.d_loop = "unroll"  # how the D updates compile: unroll (a Python loop; fastest
                                  # on the CPU) | scan (one lax.scan: one D update compiled)
+  config.train.d_passes = "separate"  # D's loss on reals and fakes: separate (two D calls) |
+                                 # fused (one call on both, batch statistics per half)
   config.train.max_minutes = 0.0  # also stop (and save) after this much time in the loop (0: off)
   config.train.iterations_per_call = 1  # K > 1: K iterations per device call (one lax.scan)
                                  # where nothing is due inside; needs data.feed=device. The

@@ -164,6 +164,13 @@ class PathLength(NamedTuple):
 
 
 D_LOOPS = ("unroll", "scan")
+D_PASSES = ("separate", "fused")
+
+
+def _mean_of_halves(leaf: jax.Array) -> jax.Array:
+  """One state leaf from the (2, ...) updates of a fused D pass's two halves: their mean
+  (float leaves), else the first half's value."""
+  return jnp.mean(leaf, axis=0) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +193,7 @@ class GANStep:
   style_mixing: float = 0.0  # per-sample mixing probability (G must take z2, mix_layer)
   path_length: Optional[PathLength] = None  # G-side regulariser (G must have ws, synthesize)
   d_loop: str = "unroll"  # the d_steps D updates: unroll (a Python loop) | scan (lax.scan)
+  d_passes: str = "separate"  # D's loss on reals and fakes: separate calls | fused (one call)
 
   def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
     """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
@@ -248,6 +256,28 @@ class GANStep:
                                         self.compute_dtype)
     return logits, None, stats
 
+  def _d_on_real_and_fake(self, params: Any, stats: Any, real: jax.Array, fake: jax.Array,
+                          labels: Optional[jax.Array]):
+    """(real logits, real aux, fake logits, fake aux, new stats) of D's loss in a D update.
+
+    d_passes='separate': D on the reals, then on the fakes with the statistics the real call
+    left. 'fused': one call on both batches stacked (a vmap over the two halves, which XLA
+    computes as one call on 2 * batch), with batch statistics (BatchNorm, minibatch
+    standard deviation) per half as in two calls; the state both halves update from the
+    same `stats` is their mean (BatchNorm's running averages advance once, by the mean of
+    the two batches' statistics; a spectral norm's power iteration advances once, not
+    twice). Logits and gradients are the separate calls' to float rounding, except that
+    with spectral norm the fake half sees the sigma of the not-yet-advanced power iteration.
+    """
+    if self.d_passes == "fused":
+      one = lambda x: self._d(params, stats, x, labels)
+      logits, aux, halves = jax.vmap(one)(jnp.stack([real, fake]))
+      first, second = (jax.tree.map(lambda a, i=i: a[i], aux) for i in (0, 1))
+      return logits[0], first, logits[1], second, jax.tree.map(_mean_of_halves, halves)
+    real_logits, real_aux, stats = self._d(params, stats, real, labels)
+    fake_logits, fake_aux, stats = self._d(params, stats, fake, labels)
+    return real_logits, real_aux, fake_logits, fake_aux, stats
+
   def _augmented(self, key: jax.Array, x: jax.Array, which: int) -> jax.Array:
     """x as D sees it in the update with `key`: augmented from the stream's draw `which`
     (0 reals, 1 fakes) when augmentation is on, else x itself."""
@@ -290,8 +320,8 @@ class GANStep:
     real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
 
     def loss(d_params):
-      real_logits, real_aux, stats = self._d(d_params, state.d_stats, real, labels)
-      fake_logits, fake_aux, stats = self._d(d_params, stats, fake, labels)
+      real_logits, real_aux, fake_logits, fake_aux, stats = self._d_on_real_and_fake(
+          d_params, state.d_stats, real, fake, labels)
       d_loss = self.loss_fn(real_logits, fake_logits).d_loss
       extra = {}
       if real_aux is not None:
@@ -384,6 +414,8 @@ class GANStep:
     # whatever d_steps is (shorter compiles); the same updates, to float rounding.
     if self.d_loop not in D_LOOPS:
       raise ValueError(f"unknown d_loop {self.d_loop!r}; choose from: {', '.join(D_LOOPS)}")
+    if self.d_passes not in D_PASSES:
+      raise ValueError(f"unknown d_passes {self.d_passes!r}; choose from: {', '.join(D_PASSES)}")
     if self.d_loop == "scan":
       def one_update(state, i):
         return self.d_update(state, real[i], jax.random.fold_in(key, i), label(i))

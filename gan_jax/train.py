@@ -27,7 +27,7 @@ from gan_jax.fed_step import FedStep
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import D_LOOPS, GANStep, PathLength, Penalty, batch_to_float, split_batch
+from gan_jax.step import D_LOOPS, D_PASSES, GANStep, PathLength, Penalty, batch_to_float, split_batch
 
 
 def validate_config(config) -> None:
@@ -260,8 +260,11 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   d_loop = config.train.get("d_loop", "unroll")
   if d_loop not in D_LOOPS:
     raise ValueError(f"unknown train.d_loop {d_loop!r}; choose from: {', '.join(D_LOOPS)}")
+  d_passes = config.train.get("d_passes", "separate")
+  if d_passes not in D_PASSES:
+    raise ValueError(f"unknown train.d_passes {d_passes!r}; choose from: {', '.join(D_PASSES)}")
   return GANStep(
-      d_loop=d_loop,
+      d_loop=d_loop, d_passes=d_passes,
       generator=generator, discriminator=discriminator,
       loss_fn=losses.get_loss(config.loss.name, **dict(config.loss.get(config.loss.name, {}))),
       g_tx=g_tx, d_tx=d_tx,

@@ -214,6 +214,19 @@ def test_conditional_step_uses_the_labels_and_acgan_adds_its_terms(tags_smoke_co
   assert 0 <= float(metrics["d_ac_accuracy"]) <= 1
   with pytest.raises(ValueError, match="is conditional"):
     step(state, images)  # a conditional model refuses a batch without labels
+  # One D call on reals and fakes (train.d_passes=fused): the same labels and terms, to
+  # float rounding (without spectral norm, whose fused pass advances its power iteration once).
+  config.model.d_spectral_norm = False
+  metrics_of = lambda: jax.jit(train.make_step(config, g, d, g_tx, d_tx))(
+      state, LabeledBatch(images, labels))[1]
+  g, d = train.make_models(config)
+  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
+  separate = metrics_of()
+  config.train.d_passes = "fused"
+  fused = metrics_of()
+  assert set(fused) == set(separate) == set(metrics)
+  for name in separate:
+    np.testing.assert_allclose(fused[name], separate[name], rtol=1e-4, atol=1e-6)
   config.model.d_cond = "projection"
   with pytest.raises(ConfigError, match="needs an AC-GAN head"):
     train.validate_config(config)

@@ -106,6 +106,57 @@ def test_scanned_d_updates_are_the_unrolled_ones():
     train.validate_config(config)
 
 
+def test_fused_d_passes_are_the_separate_ones_with_per_half_statistics():
+  """train.d_passes=fused: D's loss on reals and fakes in one call (half the convolutions
+  in the D update) gives the separate calls' gradients, so the same update (SGD, so that
+  the parameters follow the gradient); BatchNorm's running averages advance once, by the
+  mean of what each half alone would give from the same start (separate calls: one after
+  the other)."""
+  separate, state, images = tiny(optimizer="sgd")
+  fused, _, _ = tiny(optimizer="sgd", train__d_passes="fused")
+  real = batch_to_float(images[0])
+  key = jax.random.PRNGKey(5)
+  a, metrics_a = jax.jit(separate.d_update)(state, real, key)
+  b, metrics_b = jax.jit(fused.d_update)(state, real, key)
+  for x, y in zip(jax.tree.leaves((a.d_params, metrics_a)), jax.tree.leaves((b.d_params, metrics_b))):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  assert not same(a.d_params, state.d_params)
+  # The statistics by hand: D in train mode on the reals and on the fakes of this update.
+  z = separate.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], separate.latent_dim))
+  fake, _ = separate._g(state.g_params, state.g_stats, z, None, key)
+  d_stats = lambda stats, x: jax.jit(separate._d)(state.d_params, stats, x, None)[2]
+  after_real, after_fake = d_stats(state.d_stats, real), d_stats(state.d_stats, fake)
+  for x, y in zip(jax.tree.leaves(b.d_stats),
+                  jax.tree.leaves(jax.tree.map(lambda r, f: (r + f) / 2, after_real, after_fake))):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  for x, y in zip(jax.tree.leaves(a.d_stats), jax.tree.leaves(d_stats(after_real, fake))):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  convs = lambda step: str(jax.make_jaxpr(step.d_update)(state, real, key)).count(
+      "conv_general_dilated")
+  assert convs(fused) < convs(separate)
+  config = dcgan.get_config("smoke")
+  config.train.d_passes = "concat"
+  with pytest.raises(train.ConfigError, match="unknown train.d_passes 'concat'; choose from: "
+                     "separate, fused"):
+    train.validate_config(config)
+
+
+def test_fused_d_passes_advance_a_spectral_norm_once():
+  """With a spectrally normalised D, the fused pass advances the power iteration once per
+  D update (the separate calls twice) and trains to the same losses to float rounding."""
+  separate, state, images = tiny(model__d_spectral_norm=True, model__d_norm="none")
+  fused, _, _ = tiny(model__d_spectral_norm=True, model__d_norm="none", train__d_passes="fused")
+  real, key = batch_to_float(images[0]), jax.random.PRNGKey(5)
+  a, metrics_a = jax.jit(separate.d_update)(state, real, key)
+  b, metrics_b = jax.jit(fused.d_update)(state, real, key)
+  once = jax.jit(separate._d)(state.d_params, state.d_stats, real, None)[2]
+  twice = jax.jit(separate._d)(state.d_params, once, real, None)[2]
+  assert same(b.d_stats, once) and same(a.d_stats, twice) and not same(once, twice)
+  np.testing.assert_allclose(metrics_a["d_real"], metrics_b["d_real"], rtol=1e-5)  # same sigma
+  for name in ("d_loss", "d_fake"):  # the fakes' sigma is one power iteration behind
+    np.testing.assert_allclose(metrics_a[name], metrics_b[name], rtol=1e-2, atol=1e-2)
+
+
 def test_step_is_a_pure_function_of_state_and_images():
   step, state, images = tiny()
   f = jax.jit(step)

@@ -331,3 +331,21 @@ def test_train_step_with_noise_mixing_and_lazy_path_length():
   dcgan.model.style_mixing = 0.5
   with pytest.raises(train.ConfigError, match="style_mixing: model 'dcgan' has no style mixing"):
     train.validate_config(dcgan)
+
+
+def test_fused_d_passes_keep_the_minibatch_stddev_per_half():
+  """train.d_passes=fused runs D once on reals and fakes, yet each half's minibatch
+  standard deviation comes from its own images, as in separate calls (one call on the
+  concatenated batch would mix reals and fakes in its strided groups)."""
+  separate, state, images = tiny_step()
+  fused, _, _ = tiny_step(**{"train.d_passes": "fused"})
+  real = jnp.asarray(images[0], jnp.float32) / 127.5 - 1.0
+  fake = jax.random.uniform(jax.random.PRNGKey(1), real.shape, minval=-1.0, maxval=1.0)
+  run = lambda step: jax.jit(step._d_on_real_and_fake)(state.d_params, state.d_stats,
+                                                       real, fake, None)
+  (real_a, _, fake_a, _, _), (real_b, _, fake_b, _, _) = run(separate), run(fused)
+  np.testing.assert_allclose(real_b, real_a, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(fake_b, fake_a, rtol=1e-5, atol=1e-6)
+  concatenated = separate._d(state.d_params, state.d_stats, jnp.concatenate([real, fake]),
+                             None)[0]
+  assert not np.allclose(concatenated[:4], real_a, rtol=1e-3)
