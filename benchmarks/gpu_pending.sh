@@ -31,17 +31,25 @@ for passes in separate fused; do
     --out=$OUT/throughput.jsonl 2>&1 | quiet
 done
 
-# 3. Scanned vs unrolled D updates on SNGAN-ResNet (5 D steps): compile seconds and images/s.
+# 3. The stacked UpConv with its kernel gradient as matrix products (model.upconv=stacked_gemm)
+#    against the plain stacked form; phases (the default) is item 2's `separate` rows.
+for upconv in stacked_gemm stacked; do
+  timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
+    --batches=128,2048 --dtypes=bfloat16 --config.model.upconv=$upconv \
+    --out=$OUT/throughput.jsonl 2>&1 | quiet
+done
+
+# 4. Scanned vs unrolled D updates on SNGAN-ResNet (5 D steps): compile seconds and images/s.
 for loop in unroll scan; do
   timeout 120 python3 benchmarks/throughput.py --config=configs/sngan_resnet.py --iters=20 \
     --dtypes=bfloat16 --config.train.d_loop=$loop --out=$OUT/throughput.jsonl 2>&1 | quiet
 done
 
-# 4. StyleGAN2 in bf16 (its compile took over 80 s before).
+# 5. StyleGAN2 in bf16 (its compile took over 80 s before).
 timeout 200 python3 benchmarks/throughput.py --config=configs/stylegan2.py --iters=20 \
   --dtypes=float32,bfloat16 --out=$OUT/throughput.jsonl 2>&1 | quiet
 
-# 5. Which convolution the stacked UpConv loses its time in (rows carry their HLO op).
+# 6. Which convolution the stacked UpConv loses its time in (rows carry their HLO op).
 timeout 80 python3 benchmarks/profile_step.py --config=configs/dcgan.py \
   --config.model.upconv=stacked --batch=2048 --dtype=bfloat16 --top=12 \
   --out=$OUT/profile.jsonl 2>&1 | quiet | tail -1

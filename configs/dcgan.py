@@ -80,8 +80,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.d_spectral_norm = False  # reparameterise D's convs as W / sigma(W) (SNGAN layer)
   config.model.g_spectral_norm = False  # the same for G's layers (as SAGAN/BigGAN do)
   config.model.upconv = "phases"        # how G's x2 upsampling convs compute: phases | stacked |
-                                        # transpose (models/layers.py UpConv; same function and
-                                        # parameters; benchmarks/README.md has their speeds)
+                                        # stacked_gemm | transpose (models/layers.py UpConv; same
+                                        # function and parameters; benchmarks/README.md has
+                                        # their speeds)
   config.model.downconv = "auto"        # how D's stride-2 convs compute: strided | s2d (space-
                                         # to-depth; models/layers.py DownConv) | auto: s2d on
                                         # GPU (measured faster there), strided elsewhere

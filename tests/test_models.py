@@ -114,13 +114,33 @@ def assert_same_layer(ours, reference, x):
   return variables
 
 
-@pytest.mark.parametrize("impl", ["phases", "stacked", "transpose"])
+@pytest.mark.parametrize("impl", ["phases", "stacked", "stacked_gemm", "transpose"])
 def test_upconv_is_the_4x4_stride_2_transposed_convolution(impl):
   """Same kernel, outputs and gradients as nn.ConvTranspose(SAME), every way."""
   from gan_jax.models.layers import UpConv  # pylint: disable=g-import-not-at-top
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 7, 6))  # non-square, odd sizes
   assert_same_layer(UpConv(4, impl=impl),
                     nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME", use_bias=False), x)
+
+
+def test_gemm_kernel_gradient_is_the_convolutions():
+  """valid_conv_gemm_grad: the VALID convolution, with autodiff's gradients (any kernel size,
+  non-square inputs), in float32 and in bfloat16 (gradients in the inputs' dtypes)."""
+  from gan_jax.models.layers import valid_conv_gemm_grad  # pylint: disable=g-import-not-at-top
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  x = jax.random.normal(keys[0], (3, 6, 9, 5))
+  kernel = jax.random.normal(keys[1], (3, 2, 5, 4))
+  dy = jax.random.normal(keys[2], (3, 4, 8, 4))
+  reference = lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  for dtype, tol in ((jnp.float32, 1e-5), (jnp.bfloat16, 3e-2)):
+    args = (x.astype(dtype), kernel.astype(dtype))
+    ours, vjp = jax.vjp(valid_conv_gemm_grad, *args)
+    theirs, reference_vjp = jax.vjp(reference, *args)
+    np.testing.assert_array_equal(ours, theirs)
+    for a, b in zip(vjp(dy.astype(dtype)), reference_vjp(dy.astype(dtype))):
+      assert a.dtype == b.dtype == dtype
+      np.testing.assert_allclose(np.float32(a), np.float32(b), rtol=tol, atol=tol * 10)
 
 
 @pytest.mark.parametrize("impl", ["strided", "s2d"])
@@ -164,7 +184,7 @@ def test_downconv_auto_is_s2d_on_gpu_only_and_unknown_forms_are_named():
 
 def test_upconv_impls_are_listed_and_checked():
   from gan_jax.models.layers import UPCONV_IMPLS, UpConv  # pylint: disable=g-import-not-at-top
-  assert UPCONV_IMPLS == ("phases", "stacked", "transpose")
+  assert UPCONV_IMPLS == ("phases", "stacked", "stacked_gemm", "transpose")
   with pytest.raises(ValueError, match="unknown UpConv impl 'fast'; choose from: phases, stacked"):
     UpConv(4, impl="fast").init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 2)))
 

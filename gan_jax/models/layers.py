@@ -34,7 +34,38 @@ _PHASE_TAPS = ((0, 2), (1, 3))
 _PHASE_PADDING = ((1, 0), (0, 1))
 
 
-UPCONV_IMPLS = ("phases", "stacked", "transpose")
+UPCONV_IMPLS = ("phases", "stacked", "stacked_gemm", "transpose")
+
+
+def _valid_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Stride-1 VALID convolution of NHWC `x` with an HWIO `kernel`."""
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DIMENSIONS)
+
+
+@jax.custom_vjp
+def valid_conv_gemm_grad(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """_valid_conv(x, kernel), whose kernel gradient is one matrix product per kernel tap
+  (x's window under the tap against the output gradient, contracted over batch and space)
+  instead of the convolution autodiff derives; the input gradient is autodiff's."""
+  return _valid_conv(x, kernel)
+
+
+def _valid_conv_gemm_grad_fwd(x, kernel):
+  return _valid_conv(x, kernel), (x, kernel)
+
+
+def _valid_conv_gemm_grad_bwd(residuals, dy):
+  x, kernel = residuals
+  kh, kw = kernel.shape[:2]
+  _, h, w, _ = dy.shape
+  tap = lambda a, b: jnp.einsum("nhwi,nhwo->io", x[:, a:a + h, b:b + w], dy,
+                                preferred_element_type=jnp.float32)
+  dkernel = jnp.stack([jnp.stack([tap(a, b) for b in range(kw)]) for a in range(kh)])
+  (dx,) = jax.vjp(lambda x: _valid_conv(x, kernel), x)[1](dy)
+  return dx, dkernel.astype(kernel.dtype)
+
+
+valid_conv_gemm_grad.defvjp(_valid_conv_gemm_grad_fwd, _valid_conv_gemm_grad_bwd)
 
 
 class UpConv(nn.Module):
@@ -49,6 +80,9 @@ class UpConv(nn.Module):
                features are the four phases' kernels; each phase is a shifted
                (H, W) window of its (H + 1, W + 1) output. One GEMM with 4x the
                output features and no padded copies, for (1 + 1/H)^2 the FLOPs;
+    stacked_gemm  the stacked form with its kernel gradient as four matrix products, one
+               per 2x2 tap (valid_conv_gemm_grad), instead of the convolution over the
+               batch that XLA derives for it (slow on the GPU: benchmarks/README.md);
     transpose  lax.conv_transpose (the input-dilated convolution, whose weight
                gradient XLA's CPU backend computes about 30x slower than a plain one).
   benchmarks/README.md records which is fastest where.
@@ -70,7 +104,7 @@ class UpConv(nn.Module):
     b, h, w, _ = x.shape
     phase_kernels = [[kernel[jnp.array(row_taps)][:, jnp.array(col_taps)]
                       for col_taps in _PHASE_TAPS] for row_taps in _PHASE_TAPS]
-    if self.impl == "stacked":
+    if self.impl in ("stacked", "stacked_gemm"):
       # Features ordered (row phase, col phase, out); padding 1 puts x[m-1], x[m] under
       # output m (the even phase's taps) and x[m], x[m+1] under output m + 1 (the odd's).
       stacked = jnp.concatenate([k for row in phase_kernels for k in row], axis=-1)
@@ -78,9 +112,8 @@ class UpConv(nn.Module):
       # padding, the kernel gradient ran 12x slower on XLA:CPU. (On the GPU either way one
       # layer's kernel gradient becomes a slow forward convolution over the batch:
       # benchmarks/README.md.)
-      out = jax.lax.conv_general_dilated(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))),
-                                         stacked.astype(x.dtype), (1, 1), "VALID",
-                                         dimension_numbers=_DIMENSIONS)
+      conv = valid_conv_gemm_grad if self.impl == "stacked_gemm" else _valid_conv
+      out = conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), stacked.astype(x.dtype))
       out = out.reshape(b, h + 1, w + 1, 2, 2, self.features)
       phase = lambda r, c: out[:, r:r + h, c:c + w, r, c]
     else:
