@@ -123,4 +123,8 @@ def augment() -> ml_collections.ConfigDict:
   config.policy = ""
   # Probability each augmentation is applied to each sample (1: DiffAugment; 0: off).
   config.p = 1.0
+  # Where the penalties (R1, WGAN-GP, ...) take D's input gradient: 'augmented' (w.r.t. the
+  # augmented images D saw) | 'through' (w.r.t. the raw images, back through the
+  # augmentation, as StyleGAN2-ADA's R1). Same penalty inputs either way (gan_jax/step.py).
+  config.penalty_grad = "augmented"
   return config

@@ -15,8 +15,13 @@ every image D sees in the step is augmented, in both updates: D's loss is on
 D(T(real)) and D(T(fake)), and G's loss on D(T(G(z))) with G's gradient flowing
 back through T (and D(T(real)) for the relativistic losses). Penalties get the
 same augmented real and fake batches D's loss saw, so they constrain D where it
-is evaluated (their input gradient is taken w.r.t. the augmented images, not,
-as DiffAugment's StyleGAN2 R1 does, back through T to the raw reals). d_real
+is evaluated. Where their input gradient is taken is `penalty_grad`:
+'augmented' (default) w.r.t. the augmented images, grad_y D(y) at y = T(x);
+'through' w.r.t. the raw images back through T, grad_x D(T(x)), as StyleGAN2-ADA's
+and DiffAugment's R1 do: the penalties then get the raw real and fake batches and
+D composed with one draw of T, the reals' (so R1 sees exactly the augmented reals
+D's loss saw, and a fake or interpolated batch gets the same per-sample transforms
+as the reals). d_real
 and d_fake are then D's mean logits on augmented images. Within an update with
 key k_u (a D update's k_i or the G update's key), the augmentation of the reals
 draws from fold_in(fold_in(k_u, AUGMENT_STREAM), 0) and that of the fakes from
@@ -165,6 +170,7 @@ class PathLength(NamedTuple):
 
 D_LOOPS = ("unroll", "scan")
 D_PASSES = ("separate", "fused")
+PENALTY_GRADS = ("augmented", "through")
 
 
 def _mean_of_halves(leaf: jax.Array) -> jax.Array:
@@ -194,6 +200,8 @@ class GANStep:
   path_length: Optional[PathLength] = None  # G-side regulariser (G must have ws, synthesize)
   d_loop: str = "unroll"  # the d_steps D updates: unroll (a Python loop) | scan (lax.scan)
   d_passes: str = "separate"  # D's loss on reals and fakes: separate calls | fused (one call)
+  penalty_grad: str = "augmented"  # with augment: penalties' input gradient w.r.t. augmented
+                                   # images | through (w.r.t. raw images, through T)
 
   def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
     """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
@@ -287,10 +295,14 @@ class GANStep:
 
   def _penalty_terms(self, state: TrainState, d_params: Any, real: jax.Array,
                      fake: jax.Array, key: jax.Array,
-                     labels: Optional[jax.Array] = None) -> Dict[str, jax.Array]:
+                     labels: Optional[jax.Array] = None,
+                     augment_key: Optional[jax.Array] = None) -> Dict[str, jax.Array]:
     """{name_penalty: value} of every configured penalty (0 on its off-iterations); D sees
-    every penalty's inputs with `labels` (conditional runs)."""
+    every penalty's inputs with `labels` (conditional runs), and first augments them as
+    the update's reals when given its `augment_key` (penalty_grad='through')."""
     def d_fn(x):
+      if augment_key is not None:
+        x = self._augmented(augment_key, x, 0)
       return self._d(d_params, state.d_stats, x, labels)[0]
 
     values = {}
@@ -317,7 +329,12 @@ class GANStep:
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
     fake, _ = self._g(state.g_params, state.g_stats, z, labels, key)
     fake = jax.lax.stop_gradient(fake)
+    raw_real, raw_fake = real, fake
     real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
+    if self.penalty_grad == "through" and self.augment is not None:
+      penalty_inputs = dict(real=raw_real, fake=raw_fake, augment_key=key)
+    else:
+      penalty_inputs = dict(real=real, fake=fake)
 
     def loss(d_params):
       real_logits, real_aux, fake_logits, fake_aux, stats = self._d_on_real_and_fake(
@@ -330,7 +347,8 @@ class GANStep:
         extra["d_ac_accuracy"] = jnp.mean(jnp.stack(
             [jnp.argmax(real_aux[str(h)], -1) == labels[:, h]
              for h in range(labels.shape[1])]).astype(jnp.float32))
-      penalties = self._penalty_terms(state, d_params, real, fake, key, labels)
+      penalties = self._penalty_terms(state, d_params, key=key, labels=labels,
+                                      **penalty_inputs)
       total = d_loss + sum(p.weight * penalties[f"{p.name}_penalty"] for p in self.penalties)
       if extra:
         total = total + self.ac_weight * extra["d_ac_loss"]
@@ -416,6 +434,9 @@ class GANStep:
       raise ValueError(f"unknown d_loop {self.d_loop!r}; choose from: {', '.join(D_LOOPS)}")
     if self.d_passes not in D_PASSES:
       raise ValueError(f"unknown d_passes {self.d_passes!r}; choose from: {', '.join(D_PASSES)}")
+    if self.penalty_grad not in PENALTY_GRADS:
+      raise ValueError(f"unknown penalty_grad {self.penalty_grad!r}; choose from: "
+                       f"{', '.join(PENALTY_GRADS)}")
     if self.d_loop == "scan":
       def one_update(state, i):
         return self.d_update(state, real[i], jax.random.fold_in(key, i), label(i))

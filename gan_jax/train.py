@@ -27,7 +27,7 @@ from gan_jax.fed_step import FedStep
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import D_LOOPS, D_PASSES, GANStep, PathLength, Penalty, batch_to_float, split_batch
+from gan_jax.step import D_LOOPS, D_PASSES, PENALTY_GRADS, GANStep, PathLength, Penalty, batch_to_float, split_batch
 
 
 def validate_config(config) -> None:
@@ -88,6 +88,10 @@ def validate_config(config) -> None:
       raise ConfigError(f"config.augment.policy: {e}") from None
     if not 0.0 <= augment.p <= 1.0:
       raise ConfigError(f"config.augment.p must be in [0, 1], got {augment.p}")
+    penalty_grad = augment.get("penalty_grad", "augmented")
+    if penalty_grad not in PENALTY_GRADS:
+      raise ConfigError(f"unknown config.augment.penalty_grad {penalty_grad!r}; choose from: "
+                        f"{', '.join(PENALTY_GRADS)}")
     if policy and data_lib.toy_mixture(config.data) is not None:
       raise ConfigError("config.augment.policy: image augmentations do not apply to toy data; "
                         "set config.augment.policy=''")
@@ -274,6 +278,8 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       penalties=make_penalties(config.penalty),
       augment=(augment_lib.make_augment(augment.policy, augment.p)
                if augment is not None else None),
+      penalty_grad=augment.get("penalty_grad", "augmented") if augment is not None
+                   else "augmented",
       compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")),
       ac_weight=ac_weight_of(config),
       g_rngs=tuple(getattr(generator, "train_rngs", ())), style_mixing=style_mixing,

@@ -117,6 +117,8 @@ def test_unknown_name_lists_the_valid_ones():
     ("policy", "colour", "config.augment.policy: unknown augmentation 'colour'; choose from: "
      "color, cutout, translation"),
     ("p", -0.1, r"config.augment.p must be in \[0, 1\], got -0.1"),
+    ("penalty_grad", "raw", "unknown config.augment.penalty_grad 'raw'; choose from: "
+     "augmented, through"),
 ])
 def test_bad_config_fails_validation(field, value, message):
   config = dcgan.get_config("smoke")
@@ -173,3 +175,40 @@ def test_train_step_with_augmentation():
     assert not all(np.array_equal(a, b) for a, b in zip(
         leaves(getattr(on_state, field)), leaves(getattr(off_state, field)))), field
   assert all(np.array_equal(a, b) for a, b in zip(leaves(on_state), leaves(again_state)))
+
+
+def r1_by_hand(step, state, x, key, through):
+  """1/2 mean_i ||grad D||^2 of D's R1 in the D update with `key` on the float reals x: the
+  gradient w.r.t. the raw x through the reals' augmentation, or w.r.t. the augmented x."""
+  augment_reals = lambda x: step._augmented(key, x, 0)
+  d = lambda x: jnp.sum(step._d(state.d_params, state.d_stats, x, None)[0])
+  grads = (jax.grad(lambda x: d(augment_reals(x)))(x) if through
+           else jax.grad(d)(augment_reals(x)))
+  return 0.5 * jnp.mean(jnp.sum(jnp.square(grads.reshape(len(x), -1)), axis=1))
+
+
+@pytest.mark.parametrize("policy", ["translation,cutout", ""])
+def test_penalty_gradient_through_the_augmentation(policy):
+  """augment.penalty_grad=through: R1's input gradient is taken w.r.t. the raw reals, back
+  through the augmentation D's loss applied to them (StyleGAN2-ADA); 'augmented' w.r.t. the
+  augmented reals. Without augmentation the two are the same penalty."""
+  penalties = {}
+  for penalty_grad in ("augmented", "through"):
+    config = smoke(policy)
+    config.penalty.use = "r1"
+    config.augment.penalty_grad = penalty_grad
+    train.validate_config(config)
+    g, d = train.make_models(config)
+    g_tx, d_tx = train.make_optimizers(config)
+    state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
+    step = train.make_step(config, g, d, g_tx, d_tx)
+    x = images(n=8)
+    key = jax.random.PRNGKey(7)
+    _, metrics = jax.jit(step.d_update)(state, x, key)
+    penalties[penalty_grad] = float(metrics["r1_penalty"])
+    expected = r1_by_hand(step, state, x, key, through=penalty_grad == "through")
+    np.testing.assert_allclose(penalties[penalty_grad], expected, rtol=1e-4)
+  if policy:
+    assert abs(penalties["through"] - penalties["augmented"]) > 1e-3 * penalties["augmented"]
+  else:
+    assert penalties["through"] == penalties["augmented"]
