@@ -127,4 +127,9 @@ def augment() -> ml_collections.ConfigDict:
   # augmented images D saw) | 'through' (w.r.t. the raw images, back through the
   # augmentation, as StyleGAN2-ADA's R1). Same penalty inputs either way (gan_jax/step.py).
   config.penalty_grad = "augmented"
+  # StyleGAN2-ADA's adaptive p: > 0 moves p (starting from `p` above; ADA starts at 0) after
+  # every iteration so that r = E[sign D(augmented real)] approaches this target (the paper
+  # uses 0.6); 0: p stays fixed. The logs show augment_p and ada_r.
+  config.ada_target = 0.0
+  config.ada_kimg = 500.0  # ADA: thousands of real images over which p can move by 1
   return config

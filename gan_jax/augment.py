@@ -132,12 +132,14 @@ def parse_policy(policy: str) -> List[str]:
 
 
 def make_augment(policy: str, p: float = 1.0) -> Optional[AugmentFn]:
-  """The augmentation `fn(key, x) -> x` applying `policy`'s augmentations in order, each to
-  each sample with probability p; None (no augmentation) for an empty policy or p == 0.
+  """The augmentation `fn(key, x, p=None) -> x` applying `policy`'s augmentations in order,
+  each to each sample with probability p; None (no augmentation) for an empty policy or
+  p == 0. A `p` given to fn (a traced scalar: ADA's adaptive probability) replaces the
+  static one.
 
   Augmentation i draws from fold_in(key, i): its parameters from the first half
-  of split(...), whether it applies to each sample (only when p < 1) from the
-  second.
+  of split(...), whether it applies to each sample (only when p < 1, or p is given
+  to fn) from the second.
   """
   names = parse_policy(policy)
   if not 0.0 <= p <= 1.0:
@@ -145,14 +147,16 @@ def make_augment(policy: str, p: float = 1.0) -> Optional[AugmentFn]:
   if not names or p == 0.0:
     return None
   fns = [AUGMENTATIONS.get(name) for name in names]
+  static_p = p
 
-  def augment(key: jax.Array, x: jax.Array) -> jax.Array:
+  def augment(key: jax.Array, x: jax.Array, p: Optional[jax.Array] = None) -> jax.Array:
     """x with the policy's augmentations applied (see make_augment)."""
     for i, fn in enumerate(fns):
       k_params, k_apply = jax.random.split(jax.random.fold_in(key, i))
       augmented = fn(k_params, x)
-      if p < 1.0:
-        apply = jax.random.bernoulli(k_apply, p, (x.shape[0],) + (1,) * (x.ndim - 1))
+      if p is not None or static_p < 1.0:
+        apply = jax.random.bernoulli(k_apply, static_p if p is None else p,
+                                     (x.shape[0],) + (1,) * (x.ndim - 1))
         augmented = jnp.where(apply, augmented, x)
       x = augmented
     return x

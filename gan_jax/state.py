@@ -26,7 +26,8 @@ class TrainState:
   g_opt_state: PyTree
   ema_params: PyTree     # EMA of g_params, used for samples
   d_params: PyTree
-  d_stats: PyTree        # discriminator BatchNorm running statistics ({} if none)
+  d_stats: PyTree        # discriminator BatchNorm running statistics ({} if none), and
+                         # ADA's augmentation probability under 'ada_p' when adaptive
   d_opt_state: PyTree
 
 

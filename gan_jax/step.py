@@ -28,6 +28,15 @@ draws from fold_in(fold_in(k_u, AUGMENT_STREAM), 0) and that of the fakes from
 fold_in(..., 1), so augmented runs stay reproducible and resume exactly. With
 `augment` None the step is exactly the unaugmented one.
 
+Adaptive augmentation (StyleGAN2-ADA; only when `ada` is set): the probability p
+with which each augmentation applies to each sample is state, d_stats['ada_p'],
+used by every augmentation of the iteration. After the iteration it moves by
+sign(r - target) * n / (kimg * 1000), clipped to [0, 1], where r = mean over the
+iteration's D updates of E[sign D(T(real))] (ADA's overfitting heuristic r_t) and
+n = d_steps * batch the real images D saw: so p can cross [0, 1] in `kimg`
+thousand images. The paper adjusts every 4 minibatches from r accumulated over
+them; here every iteration, by the same amount per image.
+
 Generator randomness beyond z (only when configured; each from its own stream of
 the update's key k_u, so a run without them draws exactly as before):
   * g_rngs (e.g. ('noise',) for StyleGAN2's per-layer noise inputs,
@@ -92,6 +101,7 @@ AUGMENT_STREAM = 0x617567
 NOISE_STREAM = 0x6e6f6973        # 'nois': G's rngs (noise inputs)
 MIXING_STREAM = 0x6d6978         # 'mix': style mixing's z2, coins and crossovers
 PATH_LENGTH_STREAM = 0x706c656e  # 'plen': path-length regularisation
+ADA_P = "ada_p"  # d_stats' entry holding ADA's augmentation probability (module docstring)
 
 
 def batch_to_float(batch: jax.Array) -> jax.Array:
@@ -168,6 +178,13 @@ class PathLength(NamedTuple):
   batch_shrink: int = 2   # evaluated on batch // batch_shrink latents
 
 
+class Ada(NamedTuple):
+  """StyleGAN2-ADA's adaptive augmentation probability as the step applies it (module
+  docstring)."""
+  target: float = 0.6  # the value of r = E[sign D(T(real))] that p steers towards
+  kimg: float = 500.0  # thousands of real images over which p can move by 1
+
+
 D_LOOPS = ("unroll", "scan")
 D_PASSES = ("separate", "fused")
 PENALTY_GRADS = ("augmented", "through")
@@ -202,6 +219,7 @@ class GANStep:
   d_passes: str = "separate"  # D's loss on reals and fakes: separate calls | fused (one call)
   penalty_grad: str = "augmented"  # with augment: penalties' input gradient w.r.t. augmented
                                    # images | through (w.r.t. raw images, through T)
+  ada: Optional[Ada] = None  # adaptive augmentation probability (needs augment; d_stats[ADA_P])
 
   def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
     """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
@@ -286,12 +304,19 @@ class GANStep:
     fake_logits, fake_aux, stats = self._d(params, stats, fake, labels)
     return real_logits, real_aux, fake_logits, fake_aux, stats
 
-  def _augmented(self, key: jax.Array, x: jax.Array, which: int) -> jax.Array:
+  def _augmented(self, key: jax.Array, x: jax.Array, which: int,
+                 p: Optional[jax.Array] = None) -> jax.Array:
     """x as D sees it in the update with `key`: augmented from the stream's draw `which`
-    (0 reals, 1 fakes) when augmentation is on, else x itself."""
+    (0 reals, 1 fakes) when augmentation is on (with probability `p`, ADA's, when given),
+    else x itself."""
     if self.augment is None:
       return x
-    return self.augment(jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM), which), x)
+    key = jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM), which)
+    return self.augment(key, x) if p is None else self.augment(key, x, p)
+
+  def _ada_p(self, state: TrainState) -> Optional[jax.Array]:
+    """ADA's current augmentation probability (None without ADA)."""
+    return None if self.ada is None else state.d_stats[ADA_P]
 
   def _penalty_terms(self, state: TrainState, d_params: Any, real: jax.Array,
                      fake: jax.Array, key: jax.Array,
@@ -302,7 +327,7 @@ class GANStep:
     the update's reals when given its `augment_key` (penalty_grad='through')."""
     def d_fn(x):
       if augment_key is not None:
-        x = self._augmented(augment_key, x, 0)
+        x = self._augmented(augment_key, x, 0, self._ada_p(state))
       return self._d(d_params, state.d_stats, x, labels)[0]
 
     values = {}
@@ -330,7 +355,8 @@ class GANStep:
     fake, _ = self._g(state.g_params, state.g_stats, z, labels, key)
     fake = jax.lax.stop_gradient(fake)
     raw_real, raw_fake = real, fake
-    real, fake = self._augmented(key, real, 0), self._augmented(key, fake, 1)
+    p = self._ada_p(state)
+    real, fake = self._augmented(key, real, 0, p), self._augmented(key, fake, 1, p)
     if self.penalty_grad == "through" and self.augment is not None:
       penalty_inputs = dict(real=raw_real, fake=raw_fake, augment_key=key)
     else:
@@ -350,8 +376,10 @@ class GANStep:
       penalties = self._penalty_terms(state, d_params, key=key, labels=labels,
                                       **penalty_inputs)
       total = d_loss + sum(p.weight * penalties[f"{p.name}_penalty"] for p in self.penalties)
-      if extra:
+      if real_aux is not None:
         total = total + self.ac_weight * extra["d_ac_loss"]
+      if self.ada is not None:
+        extra["ada_r"] = jnp.mean(jnp.sign(real_logits))
       return total, (stats, real_logits, fake_logits, d_loss, {**penalties, **extra})
 
     (_, (stats, real_logits, fake_logits, d_loss, penalties)), grads = jax.value_and_grad(
@@ -376,14 +404,15 @@ class GANStep:
     `labels`, G generates from them and D judges reals and fakes with them.
     """
     z = self.sample_latent(key, (real.shape[0], self.latent_dim))
-    real_logits, _, _ = self._d(state.d_params, state.d_stats, self._augmented(key, real, 0),
-                                labels)
+    p = self._ada_p(state)
+    real_logits, _, _ = self._d(state.d_params, state.d_stats,
+                                self._augmented(key, real, 0, p), labels)
     real_logits = jax.lax.stop_gradient(real_logits)
 
     def loss(g_params):
       fake, g_stats = self._g(g_params, state.g_stats, z, labels, key)
       fake_logits, fake_aux, _ = self._d(state.d_params, state.d_stats,
-                                         self._augmented(key, fake, 1), labels)
+                                         self._augmented(key, fake, 1, p), labels)
       g_loss = self.loss_fn(real_logits, fake_logits).g_loss
       total, extra = g_loss, {}
       if fake_aux is not None:
@@ -450,4 +479,18 @@ class GANStep:
       d_metrics = jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *d_metrics)
     state, g_metrics = self.g_update(state, real[-1], jax.random.fold_in(key, d_steps),
                                      label(d_steps - 1))
+    if self.ada is not None:
+      state, ada_metrics = self._adapt_p(state, d_metrics.pop("ada_r"),
+                                         real.shape[0] * real.shape[1])
+      g_metrics = {**g_metrics, **ada_metrics}
     return state.replace(step=state.step + 1), {**d_metrics, **g_metrics}
+
+  def _adapt_p(self, state: TrainState, r: jax.Array, images: int) -> Tuple[TrainState, Metrics]:
+    """The state with ADA's p moved towards r == target after an iteration in which D saw
+    `images` real images with mean sign r of its logits, and the metrics augment_p (the p
+    the iteration used) and ada_r (module docstring)."""
+    p = state.d_stats[ADA_P]
+    step = images / (self.ada.kimg * 1000.0)
+    new_p = jnp.clip(p + jnp.sign(r - self.ada.target) * step, 0.0, 1.0).astype(p.dtype)
+    state = state.replace(d_stats={**state.d_stats, ADA_P: new_p})
+    return state, {"augment_p": p, "ada_r": r}

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import augment as augment_lib
@@ -27,7 +28,8 @@ from gan_jax.fed_step import FedStep
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import D_LOOPS, D_PASSES, PENALTY_GRADS, GANStep, PathLength, Penalty, batch_to_float, split_batch
+from gan_jax.step import (ADA_P, D_LOOPS, D_PASSES, PENALTY_GRADS, Ada, GANStep, PathLength,
+                          Penalty, batch_to_float, split_batch)
 
 
 def validate_config(config) -> None:
@@ -92,6 +94,10 @@ def validate_config(config) -> None:
     if penalty_grad not in PENALTY_GRADS:
       raise ConfigError(f"unknown config.augment.penalty_grad {penalty_grad!r}; choose from: "
                         f"{', '.join(PENALTY_GRADS)}")
+    try:
+      make_ada(augment)
+    except ValueError as e:
+      raise ConfigError(f"config.augment: {e}") from None
     if policy and data_lib.toy_mixture(config.data) is not None:
       raise ConfigError("config.augment.policy: image augmentations do not apply to toy data; "
                         "set config.augment.policy=''")
@@ -225,11 +231,20 @@ def make_models(config):
 
 
 def make_init(config, generator, discriminator, g_tx, d_tx):
-  """A zero-argument function creating this config's fresh TrainState (jit it, eval_shape it)."""
-  return functools.partial(
+  """A zero-argument function creating this config's fresh TrainState (jit it, eval_shape it);
+  with ADA (config.augment.ada_target), d_stats also holds its probability, from augment.p."""
+  create = functools.partial(
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
       g_tx, d_tx, config.model.latent_dim, data_lib.example_spec(config.data)[0],
       len(data_lib.label_classes(config.data)))
+  if make_ada(config.get("augment")) is None:
+    return create
+
+  def create_with_ada():
+    state = create()
+    return state.replace(d_stats={**state.d_stats,
+                                  ADA_P: jnp.asarray(config.augment.p, jnp.float32)})
+  return create_with_ada
 
 
 def make_path_length(config) -> Optional[PathLength]:
@@ -250,6 +265,22 @@ def make_path_length(config) -> Optional[PathLength]:
   return path_length
 
 
+def make_ada(augment_config) -> Optional[Ada]:
+  """ADA's adaptive augmentation probability of config.augment (None: ada_target 0, or no
+  such field); ValueError for unusable options."""
+  target = augment_config.get("ada_target", 0.0) if augment_config is not None else 0.0
+  if not target:
+    return None
+  ada = Ada(target=target, kimg=augment_config.get("ada_kimg", Ada.kimg))
+  if not 0.0 < ada.target < 1.0 or ada.kimg <= 0:
+    raise ValueError(f"ada_target needs to be in (0, 1) and ada_kimg > 0, got {ada.target} and "
+                     f"{ada.kimg}")
+  if not augment_lib.parse_policy(augment_config.policy):
+    raise ValueError(f"ada_target={ada.target} adapts the probability of augmentations, "
+                     "but augment.policy lists none")
+  return ada
+
+
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
   augment = config.get("augment")  # D's input augmentation; toy configs may have no section
@@ -264,6 +295,7 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   d_loop = config.train.get("d_loop", "unroll")
   if d_loop not in D_LOOPS:
     raise ValueError(f"unknown train.d_loop {d_loop!r}; choose from: {', '.join(D_LOOPS)}")
+  ada = make_ada(augment)
   d_passes = config.train.get("d_passes", "separate")
   if d_passes not in D_PASSES:
     raise ValueError(f"unknown train.d_passes {d_passes!r}; choose from: {', '.join(D_PASSES)}")
@@ -276,8 +308,9 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       latent_dim=config.model.latent_dim,
       ema_decay=config.ema.decay, ema_rampup=config.ema.rampup,
       penalties=make_penalties(config.penalty),
-      augment=(augment_lib.make_augment(augment.policy, augment.p)
+      augment=(augment_lib.make_augment(augment.policy, 1.0 if ada else augment.p)
                if augment is not None else None),
+      ada=ada,
       penalty_grad=augment.get("penalty_grad", "augmented") if augment is not None
                    else "augmented",
       compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")),

@@ -1,5 +1,7 @@
 """DiffAugment (gan_jax/augment.py): each augmentation, the policy, and the train step with it."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,9 +121,15 @@ def test_unknown_name_lists_the_valid_ones():
     ("p", -0.1, r"config.augment.p must be in \[0, 1\], got -0.1"),
     ("penalty_grad", "raw", "unknown config.augment.penalty_grad 'raw'; choose from: "
      "augmented, through"),
+    ("ada_target", 1.5, r"config.augment: ada_target needs to be in \(0, 1\) and ada_kimg > 0, "
+     "got 1.5 and 500.0"),
+    ("ada_kimg", 0.0, "ada_kimg > 0, got 0.6 and 0.0"),
 ])
 def test_bad_config_fails_validation(field, value, message):
   config = dcgan.get_config("smoke")
+  config.augment.policy = "translation"
+  if field == "ada_kimg":
+    config.augment.ada_target = 0.6
   config.augment[field] = value
   with pytest.raises(ConfigError, match=message):
     train.validate_config(config)
@@ -212,3 +220,90 @@ def test_penalty_gradient_through_the_augmentation(policy):
     assert abs(penalties["through"] - penalties["augmented"]) > 1e-3 * penalties["augmented"]
   else:
     assert penalties["through"] == penalties["augmented"]
+
+
+def test_a_given_probability_replaces_the_static_one():
+  """fn(key, x, p): ADA's traced p draws the same per-sample coins as a static p; p = 1
+  augments every sample as the static default does, p = 0 none."""
+  x, key = images(n=16), jax.random.PRNGKey(3)
+  always = augment.make_augment("color,translation,cutout", 1.0)
+  half = augment.make_augment("color,translation,cutout", 0.5)
+  np.testing.assert_array_equal(jax.jit(always)(key, x, jnp.float32(0.5)), half(key, x))
+  np.testing.assert_array_equal(always(key, x, jnp.float32(1.0)), always(key, x))
+  np.testing.assert_array_equal(always(key, x, jnp.float32(0.0)), x)
+
+
+def ada_smoke(p=0.5, target=0.6, kimg=0.08):
+  """smoke() with translation under ADA (batch 8: p moves by 8 / (kimg * 1000) a step)."""
+  config = smoke("translation", p)
+  config.augment.ada_target, config.augment.ada_kimg = target, kimg
+  return config
+
+
+def test_ada_moves_p_by_the_sign_of_the_overfitting_heuristic():
+  """After each iteration p moves by sign(r - target) * batch / (kimg * 1000) within [0, 1],
+  r being the mean sign of D's logits on the augmented reals; the iteration used the old p."""
+  config = ada_smoke(p=0.15)
+  train.validate_config(config)
+  g, d = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
+  assert float(state.d_stats["ada_p"]) == np.float32(0.15)
+  step = jax.jit(train.make_step(config, g, d, g_tx, d_tx))
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, 8, 16, 16, 3), np.uint8))
+  seen = set()
+  for _ in range(4):
+    p = float(state.d_stats["ada_p"])
+    state, metrics = step(state, x)
+    r = float(metrics["ada_r"])
+    assert float(metrics["augment_p"]) == p and -1.0 <= r <= 1.0
+    expected = min(1.0, max(0.0, p + np.sign(r - 0.6) * 0.1))
+    np.testing.assert_allclose(float(state.d_stats["ada_p"]), expected, atol=1e-6)
+    seen.add(float(np.sign(r - 0.6)))
+  assert seen  # at least one direction exercised; p stays a probability either way
+  assert 0.0 <= float(state.d_stats["ada_p"]) <= 1.0
+
+
+def test_ada_at_p_zero_is_the_unaugmented_step():
+  """ADA starting at p = 0 (as the paper does) changes no image in its first iteration: the
+  same update as without augmentation, bit for bit."""
+  state, [(off_state, off_metrics)] = run_step(smoke(None))
+  config = ada_smoke(p=0.0)
+  g, d = train.make_models(config)
+  g_tx, d_tx = train.make_optimizers(config)
+  ada_state = state.replace(d_stats={**state.d_stats, "ada_p": jnp.float32(0.0)})
+  _, [(on_state, on_metrics)] = run_step(config, ada_state)
+  for name in ("d_params", "g_params", "ema_params", "d_opt_state", "g_opt_state"):
+    assert all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(getattr(on_state, name)), jax.tree.leaves(getattr(off_state, name)))), name
+  assert float(on_metrics["d_loss"]) == float(off_metrics["d_loss"])
+  assert float(on_metrics["augment_p"]) == 0.0
+
+
+def test_ada_without_augmentations_is_refused():
+  config = ada_smoke()
+  config.augment.policy = ""
+  with pytest.raises(ConfigError, match="adapts the probability of augmentations, but "
+                     "augment.policy lists none"):
+    train.validate_config(config)
+
+
+def test_ada_run_resumes_exactly_with_its_probability(tmp_path, smoke_config):
+  """ADA's p is training state: a run stopped and resumed ends where an uninterrupted one
+  does (p included), and the metrics rows log p."""
+  smoke_config.augment.policy = "translation,cutout"
+  smoke_config.augment.p = 0.5
+  smoke_config.augment.ada_target = 0.6
+  smoke_config.augment.ada_kimg = 0.16  # batch 16: p moves by 0.1 an iteration
+  smoke_config.train.num_steps = 6
+  straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
+  smoke_config.train.num_steps = 3
+  train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  smoke_config.train.num_steps = 6
+  resumed = train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(straight),
+                                                  jax.tree.leaves(resumed)))
+  with open(tmp_path / "straight" / "metrics.jsonl") as f:
+    p = [json.loads(line)["augment_p"] for line in f]
+  assert len(p) == 6 and p[0] == 0.5
+  np.testing.assert_allclose(np.abs(np.diff(p)), 0.1, atol=1e-6)  # it moved every iteration
