@@ -65,12 +65,20 @@ def generate_seeds(config, states: TrainState, num: int = 2500, ema: bool = True
       lambda p, s: sampling.generate(generator, p, s, z)))(params, states.g_stats))
 
 
-def mode_metrics_seeds(config, states: TrainState, num: int = 2500,
-                       ema: bool = True) -> Dict[str, np.ndarray]:
-  """{'modes_covered', 'high_quality'}: one value per seed (toy.mode_metrics) of the
-  EMA generator's samples, or G's own with ema=False."""
+def mode_metrics_seeds(config, states: TrainState, num: int = 2500, ema: bool = True,
+                       within_stds: float = 3.0) -> Dict[str, np.ndarray]:
+  """{'modes_covered', 'high_quality'}: one value per seed (toy.mode_metrics, a sample
+  counting within `within_stds` of a mode) of the EMA generator's samples, or G's own
+  with ema=False."""
+  return samples_mode_metrics(config, generate_seeds(config, states, num, ema), within_stds)
+
+
+def samples_mode_metrics(config, samples: np.ndarray,
+                         within_stds: float = 3.0) -> Dict[str, np.ndarray]:
+  """{'modes_covered', 'high_quality'}: one value per seed of `samples` (seeds, num, dim)
+  against config's toy mixture (toy.mode_metrics with `within_stds`)."""
   mixture = data_lib.toy_mixture(config.data)
-  rows = [toy.mode_metrics(s, mixture) for s in generate_seeds(config, states, num, ema)]
+  rows = [toy.mode_metrics(s, mixture, within_stds=within_stds) for s in samples]
   return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 

@@ -54,6 +54,8 @@ def test_mode_metrics_by_hand():
   samples[39:100] = ring.centers[2] + [3 * 0.02 + 1e-6, 0]
   metrics = toy.mode_metrics(samples, ring)
   assert metrics == {"modes_covered": 1.0, "high_quality": 39 / 2500}
+  wider = toy.mode_metrics(samples, ring, within_stds=4)  # the third group is now inside
+  assert wider == {"modes_covered": 2.0, "high_quality": 100 / 2500}
 
 
 def test_batches_are_a_function_of_seed_and_step_on_any_number_of_devices():

@@ -87,13 +87,14 @@ def get_mixture(name: str) -> Mixture:
   return MIXTURES.get(name)()
 
 
-def mode_metrics(samples: np.ndarray, mixture: Mixture,
-                 min_fraction: float = MIN_FRACTION) -> Dict[str, float]:
-  """{'modes_covered', 'high_quality'} of generated points, by PacGAN's protocol (module docstring)."""
+def mode_metrics(samples: np.ndarray, mixture: Mixture, min_fraction: float = MIN_FRACTION,
+                 within_stds: float = 3.0) -> Dict[str, float]:
+  """{'modes_covered', 'high_quality'} of generated points, by PacGAN's protocol (module
+  docstring); `within_stds` widens (or narrows) its 3-std radius of a high-quality sample."""
   samples = np.asarray(samples, np.float64).reshape(len(samples), -1)
   distances = np.linalg.norm(samples[:, None, :] - mixture.centers[None], axis=-1)
   nearest = np.argmin(distances, axis=1)
-  good = distances[np.arange(len(samples)), nearest] <= 3 * mixture.std
+  good = distances[np.arange(len(samples)), nearest] <= within_stds * mixture.std
   counts = np.bincount(nearest[good], minlength=mixture.num_modes)
   needed = max(1, math.ceil(min_fraction * len(samples)))
   return {"modes_covered": float(np.sum(counts >= needed)),

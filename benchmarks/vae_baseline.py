@@ -1,0 +1,112 @@
+"""The lectures' VAE claim on the toy ring: a VAE puts samples between the modes, a GAN does
+not; the VAE is the steadier of the two across learning rates.
+
+  python benchmarks/vae_baseline.py --out=benchmarks/vae_baseline.md
+
+For each learning rate, trains configs/toy_ring.py's non-saturating GAN (no
+regulariser; samples from its G-EMA, as the toy lab reports) and the VAE of
+gan_jax/vae.py (the same generator as decoder, the same batches and Adam
+settings) on every seed, and writes a markdown table: modes covered by PacGAN's
+protocol (3 std), modes with mass near them (the same count within 10 std), and
+the share of samples farther than 10 std (0.2) from every mode: between modes.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+
+import jax
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import lab, plots, vae  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+WIDE = 10.0  # stds: "near a mode" for the coverage and between-mode columns
+
+
+def _cell(values, digits: int) -> str:
+  values = np.asarray(values, np.float64)
+  return f"{values.mean():.{digits}f} +/- {values.std():.{digits}f} (min {values.min():.{digits}f})"
+
+
+def scores(config, samples) -> dict:
+  """{'pacgan', 'wide', 'between'} per seed of (seeds, num, 2) samples."""
+  pacgan = lab.samples_mode_metrics(config, samples)
+  wide = lab.samples_mode_metrics(config, samples, within_stds=WIDE)
+  return {"pacgan": pacgan["modes_covered"], "wide": wide["modes_covered"],
+          "between": 1.0 - wide["high_quality"]}
+
+
+def row(name, lr, result, seconds) -> str:
+  return (f"| {name} | {lr:g} | {_cell(result['pacgan'], 1)} | {_cell(result['wide'], 1)} | "
+          f"{_cell(result['between'], 2)} | {seconds:.0f} |")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--seeds", type=int, default=10)
+  parser.add_argument("--steps", type=int, default=2000)
+  parser.add_argument("--lrs", default="3e-4,1e-3,3e-3,1e-2")
+  parser.add_argument("--likelihood_std", type=float, default=0.1)
+  parser.add_argument("--out", default="")
+  parser.add_argument("--plot", default="", help="PNG: seed 0's GAN | VAE samples at --plot_lr")
+  parser.add_argument("--plot_lr", type=float, default=1e-3)
+  args = parser.parse_args()
+  pictures = {}
+  seeds = list(range(args.seeds))
+  lines = [
+      "# Toy lab: the VAE baseline against the GAN", "",
+      f"Command: `python benchmarks/vae_baseline.py --seeds={args.seeds} --steps={args.steps} "
+      f"--lrs={args.lrs} --likelihood_std={args.likelihood_std:g}` ({datetime.date.today()}, "
+      f"{platform.node()}, {os.cpu_count()} CPU cores, JAX {jax.__version__}, "
+      f"{jax.devices()[0].platform}).", "",
+      f"configs/toy_ring.py (8 Gaussians, radius 2, std 0.02), {args.steps} iterations of "
+      "batch 256, seeds 0.."
+      f"{args.seeds - 1}, 2,500 samples each. GAN: non-saturating, no regulariser, MLP 3x128 "
+      "G and D, Adam (learning rate below for both networks, betas (0, 0.9)), samples from "
+      "the G-EMA (0.99). VAE (gan_jax/vae.py): that G as decoder, an MLP 3x128 encoder, "
+      f"decoder noise std {args.likelihood_std:g}, the same Adam. Cells: mean +/- std (min) "
+      "over seeds.", "",
+      f"| model | lr | modes covered (3 std) | modes with mass within {WIDE:g} std | "
+      f"samples between modes (> {WIDE:g} std from all) | seconds |",
+      "|---|---|---|---|---|---|",
+  ]
+  print("\n".join(lines), flush=True)
+  for lr in (float(x) for x in args.lrs.split(",")):
+    config = toy_ring.get_config()
+    config.optim.g_lr = config.optim.d_lr = lr
+    start = time.perf_counter()
+    states, _ = lab.train_seeds(config, seeds, num_steps=args.steps)
+    samples = lab.generate_seeds(config, states)
+    result = scores(config, samples)
+    pictures[("GAN", lr)] = samples[0]
+    lines.append(row("GAN", lr, result, time.perf_counter() - start))
+    print(lines[-1], flush=True)
+    start = time.perf_counter()
+    states, _ = vae.train_seeds(config, seeds, num_steps=args.steps,
+                                likelihood_std=args.likelihood_std)
+    samples = vae.generate_seeds(config, states)
+    result = scores(config, samples)
+    pictures[("VAE", lr)] = samples[0]
+    lines.append(row("VAE", lr, result, time.perf_counter() - start))
+    print(lines[-1], flush=True)
+  if args.plot:
+    mixture = data_lib.toy_mixture(toy_ring.get_config().data)
+    panels = [plots.scatter(pictures[(name, args.plot_lr)], extent=3.0, centers=mixture.centers,
+                            size=384) for name in ("GAN", "VAE")]
+    Image.fromarray(np.concatenate(panels, axis=1)).save(args.plot)
+    lines += ["", f"`{os.path.basename(args.plot)}`: seed 0's 2,500 samples at lr "
+              f"{args.plot_lr:g}, GAN (left) and VAE (right); red crosses are the modes."]
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+  main()
