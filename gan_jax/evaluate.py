@@ -241,6 +241,24 @@ def abstract_state(config) -> Tuple[Any, Any]:
   return generator, abstract
 
 
+def restore_generator(workdir: str, step: str = "latest"):
+  """(config, generator, ema_params, g_stats, step) of a run's checkpoint (`step`: latest, N or
+  best), restored onto this process's devices; UserError where there is none."""
+  workdir = os.path.abspath(workdir)
+  directory = os.path.join(workdir, checkpoint_lib.BEST_DIR if step == "best" else "checkpoints")
+  if not os.path.isdir(directory):
+    raise UserError(f"no checkpoints in {directory}: train with launch.py first")
+  checkpointer = checkpoint_lib.Checkpointer(directory, keep=0, async_save=False)
+  try:
+    steps = choose_steps(checkpointer, "latest" if step == "best" else step)
+    config = config_with_eval(checkpointer.restore_config(steps[-1]))
+    generator, abstract = abstract_state(config)
+    state, _, _ = checkpointer.restore(abstract, steps[-1])
+  finally:
+    checkpointer.close()
+  return config, generator, state.ema_params, state.g_stats, steps[-1]
+
+
 def choose_steps(checkpointer: checkpoint_lib.Checkpointer, step: str) -> List[int]:
   """The checkpoint steps that `--step` (N, 'latest', 'all') names."""
   steps = checkpointer.all_steps()

@@ -24,7 +24,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import evaluate, sampling, writers
 from gan_jax.data import anime_tags
@@ -75,25 +74,13 @@ def parse_request(text: str, label_set: LabelSet) -> Tuple[int, ...]:
 
 
 def restore_generator(workdir: str, step: str = "latest"):
-  """(config, generator, ema_params, g_stats, step) of a run's checkpoint (`step`: latest, N or
-  best), restored onto this process's devices."""
-  workdir = os.path.abspath(workdir)
-  directory = os.path.join(workdir, checkpoint_lib.BEST_DIR if step == "best" else "checkpoints")
-  if not os.path.isdir(directory):
-    raise UserError(f"no checkpoints in {directory}: train with launch.py first")
-  checkpointer = checkpoint_lib.Checkpointer(directory, keep=0, async_save=False)
-  try:
-    steps = evaluate.choose_steps(checkpointer, "latest" if step == "best" else step)
-    saved = checkpointer.restore_config(steps[-1])
-    config = evaluate.config_with_eval(saved)
-    if not data_lib.label_classes(config.data):
-      raise UserError(f"the run in {workdir} is unconditional (config.data.labels is empty): "
-                      "train with configs/anime_tags.py to choose colours")
-    generator, abstract = evaluate.abstract_state(config)
-    state, _, _ = checkpointer.restore(abstract, steps[-1])
-  finally:
-    checkpointer.close()
-  return config, generator, state.ema_params, state.g_stats, steps[-1]
+  """(config, generator, ema_params, g_stats, step) of a conditional run's checkpoint
+  (evaluate.restore_generator); UserError for an unconditional run."""
+  restored = evaluate.restore_generator(workdir, step)
+  if not data_lib.label_classes(restored[0].data):
+    raise UserError(f"the run in {os.path.abspath(workdir)} is unconditional (config.data.labels "
+                    "is empty): train with configs/anime_tags.py to choose colours")
+  return restored
 
 
 def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple[int, ...],

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import tagged_colours
 from gan_jax import data as data_lib
-from gan_jax import evaluate, models, parallel, sample_tags, train
+from gan_jax import evaluate, latent_walks, models, parallel, sample_tags, train
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.data import DeviceFeeder, HostFeeder, LabeledBatch, anime_tags, pipeline
 from gan_jax.data.labels import LABEL_SETS, entry_id
@@ -376,6 +376,8 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tags
   assert result["hit_rate"]["num_real"] == 0
   with pytest.raises(UserError, match="unknown eyes word 'teal'"):
     sample_tags.sample_tags(workdir, "blue hair teal eyes", 4, out)
+  with pytest.raises(UserError, match="the run is conditional: draw it per label"):
+    latent_walks.latent_walks(workdir, "interpolate", out)
 
 
 def test_conditional_batchnorm_generator_conditions_only_through_its_norms():
