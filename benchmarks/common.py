@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: building a config's compiled train step."""
+"""What the benchmark scripts share: building a config's compiled train step, table cells."""
 
 import os
 import sys
@@ -126,3 +126,16 @@ def random_batch(config, mesh) -> jax.Array:
   values = (rng.integers(0, 256, shape, np.uint8) if dtype == np.uint8
             else rng.standard_normal(shape).astype(dtype))
   return jax.device_put(values, parallel.batch_sharding(mesh, batch_axis=1))
+
+
+def spread(values, digits: int) -> str:
+  """A table cell 'mean +/- std (min m)' of per-seed values, `digits` decimals."""
+  values = np.asarray(values, np.float64)
+  return f"{values.mean():.{digits}f} +/- {values.std():.{digits}f} (min {values.min():.{digits}f})"
+
+
+def write_lines(lines, path: str) -> None:
+  """Writes markdown `lines` to `path` (nothing for an empty path)."""
+  if path:
+    with open(path, "w") as f:
+      f.write("\n".join(lines) + "\n")

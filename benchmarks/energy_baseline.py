@@ -19,16 +19,12 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import energy, lab  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-
-def _cell(values, digits: int) -> str:
-  values = np.asarray(values, np.float64)
-  return f"{values.mean():.{digits}f} +/- {values.std():.{digits}f} (min {values.min():.{digits}f})"
 
 
 def _timed(fn):
@@ -40,8 +36,8 @@ def _timed(fn):
 def row(name, config, samples, train_s, sample_s) -> str:
   tight = lab.samples_mode_metrics(config, samples)
   wide = lab.samples_mode_metrics(config, samples, within_stds=10)
-  return (f"| {name} | {_cell(tight['modes_covered'], 1)} | {_cell(tight['high_quality'], 2)} | "
-          f"{_cell(wide['modes_covered'], 1)} | {train_s:.0f} | {sample_s:.3f} |")
+  return (f"| {name} | {common.spread(tight['modes_covered'], 1)} | {common.spread(tight['high_quality'], 2)} | "
+          f"{common.spread(wide['modes_covered'], 1)} | {train_s:.0f} | {sample_s:.3f} |")
 
 
 def main():
@@ -85,9 +81,7 @@ def main():
     samples, sample_s = _timed(lambda s=search: energy.generate_seeds(config, states, search=s))
     lines.append(row(f"D alone, {steps}-step search", config, samples, train_s, sample_s))
     print(lines[-1], flush=True)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write("\n".join(lines) + "\n")
+  common.write_lines(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,14 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import lab  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SETTINGS = {"no regulariser": False, "SN layers in D": True}  # -> model.d_spectral_norm
 
-
-def _cell(values, digits: int) -> str:
-  values = np.asarray(values, np.float64)
-  return f"{values.mean():.{digits}f} +/- {values.std():.{digits}f} (min {values.min():.{digits}f})"
 
 
 def main():
@@ -62,12 +58,10 @@ def main():
         start = time.perf_counter()
         states, _ = lab.train_seeds(config, seeds, num_steps=args.steps)
         scores = lab.mode_metrics_seeds(config, states)
-        lines.append(f"| {setting} | {dist} | {dim} | {_cell(scores['modes_covered'], 1)} | "
-                     f"{_cell(scores['high_quality'], 2)} | {time.perf_counter() - start:.0f} |")
+        lines.append(f"| {setting} | {dist} | {dim} | {common.spread(scores['modes_covered'], 1)} | "
+                     f"{common.spread(scores['high_quality'], 2)} | {time.perf_counter() - start:.0f} |")
         print(lines[-1], flush=True)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write("\n".join(lines) + "\n")
+  common.write_lines(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,13 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import lab, plots, vae  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDE = 10.0  # stds: "near a mode" for the coverage and between-mode columns
 
-
-def _cell(values, digits: int) -> str:
-  values = np.asarray(values, np.float64)
-  return f"{values.mean():.{digits}f} +/- {values.std():.{digits}f} (min {values.min():.{digits}f})"
 
 
 def scores(config, samples) -> dict:
@@ -44,8 +41,8 @@ def scores(config, samples) -> dict:
 
 
 def row(name, lr, result, seconds) -> str:
-  return (f"| {name} | {lr:g} | {_cell(result['pacgan'], 1)} | {_cell(result['wide'], 1)} | "
-          f"{_cell(result['between'], 2)} | {seconds:.0f} |")
+  return (f"| {name} | {lr:g} | {common.spread(result['pacgan'], 1)} | {common.spread(result['wide'], 1)} | "
+          f"{common.spread(result['between'], 2)} | {seconds:.0f} |")
 
 
 def main():
@@ -103,9 +100,7 @@ def main():
     Image.fromarray(np.concatenate(panels, axis=1)).save(args.plot)
     lines += ["", f"`{os.path.basename(args.plot)}`: seed 0's 2,500 samples at lr "
               f"{args.plot_lr:g}, GAN (left) and VAE (right); red crosses are the modes."]
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write("\n".join(lines) + "\n")
+  common.write_lines(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""The benchmark scripts' own arithmetic: the analytic FLOP count and the profile table."""
+"""The benchmark scripts' own arithmetic (the analytic FLOP count, the profile table, table
+cells) and the toy-lab benchmarks run end to end on a few steps."""
 
 import os
 import sys
 
 import jax
+import pytest
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -67,3 +69,26 @@ def test_hlo_instructions_name_the_jax_operation_of_each_instruction():
   instructions = profile_step.hlo_instructions(text)
   convs = [v for v in instructions.values() if "conv_general_dilated" in v]
   assert convs and all("f32[2,4,4,5]" in v and "stride=2x2" in v for v in convs), instructions
+
+
+def test_table_cells_and_files(tmp_path):
+  assert common.spread([1.0, 3.0], 1) == "2.0 +/- 1.0 (min 1.0)"
+  common.write_lines(["| a |", "|---|"], str(tmp_path / "t.md"))
+  assert (tmp_path / "t.md").read_text() == "| a |\n|---|\n"
+  common.write_lines(["x"], "")  # no path: nothing written, no error
+
+
+@pytest.mark.parametrize("script, args, columns", [
+    ("latent_choice", ["--dims=2", "--dists=uniform"], 6),
+    ("vae_baseline", ["--lrs=1e-3"], 6),
+    ("energy_baseline", ["--searches=2"], 6),
+])
+def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, args, columns):
+  """Each toy-lab benchmark runs end to end on one seed for a few steps and writes a table
+  whose rows have its columns."""
+  module = __import__(script)
+  out = tmp_path / "table.md"
+  monkeypatch.setattr(sys, "argv", [script, "--seeds=1", "--steps=3", f"--out={out}", *args])
+  module.main()
+  rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+  assert len(rows) >= 2 and all(row.count("|") == columns + 1 for row in rows)
