@@ -271,7 +271,7 @@ def make_ada(augment_config) -> Optional[Ada]:
   target = augment_config.get("ada_target", 0.0) if augment_config is not None else 0.0
   if not target:
     return None
-  ada = Ada(target=target, kimg=augment_config.get("ada_kimg", Ada.kimg))
+  ada = Ada(target=target, kimg=augment_config.get("ada_kimg", Ada._field_defaults["kimg"]))
   if not 0.0 < ada.target < 1.0 or ada.kimg <= 0:
     raise ValueError(f"ada_target needs to be in (0, 1) and ada_kimg > 0, got {ada.target} and "
                      f"{ada.kimg}")

@@ -1,15 +1,18 @@
-"""DiffAugment (gan_jax/augment.py): each augmentation, the policy, and the train step with it."""
+"""DiffAugment (gan_jax/augment.py): each augmentation, the policy, the train step with it,
+penalties through it, and ADA's adaptive probability."""
 
 import json
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from configs import dcgan
 from gan_jax import augment, train
 from gan_jax.errors import ConfigError
+from gan_jax.step import Ada
 
 NAMES = ["color", "translation", "cutout"]
 
@@ -278,6 +281,13 @@ def test_ada_at_p_zero_is_the_unaugmented_step():
         jax.tree.leaves(getattr(on_state, name)), jax.tree.leaves(getattr(off_state, name)))), name
   assert float(on_metrics["d_loss"]) == float(off_metrics["d_loss"])
   assert float(on_metrics["augment_p"]) == 0.0
+
+
+def test_ada_options_default_to_the_paper_where_a_config_has_none():
+  section = ml_collections.ConfigDict({"policy": "translation", "p": 0.0, "ada_target": 0.6})
+  assert train.make_ada(section) == Ada(target=0.6, kimg=500.0)
+  section.ada_target = 0.0
+  assert train.make_ada(section) is None and train.make_ada(None) is None
 
 
 def test_ada_without_augmentations_is_refused():
