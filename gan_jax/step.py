@@ -294,6 +294,8 @@ class GANStep:
     the two batches' statistics; a spectral norm's power iteration advances once, not
     twice). Logits and gradients are the separate calls' to float rounding, except that
     with spectral norm the fake half sees the sigma of the not-yet-advanced power iteration.
+    One device only: over a data-parallel mesh XLA gathers the stacked halves onto every
+    device (train.check_d_passes refuses it there).
     """
     if self.d_passes == "fused":
       one = lambda x: self._d(params, stats, x, labels)

@@ -281,6 +281,16 @@ def make_ada(augment_config) -> Optional[Ada]:
   return ada
 
 
+def check_d_passes(config, mesh) -> None:
+  """ConfigError for train.d_passes=fused on more than one device: the two halves stacked
+  for the vmap do not merge into a batch sharded like the data, so XLA would gather the
+  whole real and fake batch onto every device and run D on all of it there."""
+  if config.train.get("d_passes", "separate") == "fused" and mesh.size > 1:
+    raise ConfigError(f"train.d_passes='fused' runs on one device only: on these {mesh.size} "
+                      "devices XLA gathers the whole real and fake batch onto every device "
+                      "for D; use train.d_passes='separate'")
+
+
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
   augment = config.get("augment")  # D's input augmentation; toy configs may have no section
@@ -407,6 +417,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   # --------------------------------------------------------------- devices --
   mesh = parallel.make_mesh()  # every device of every process
   parallel.check_batch_size(config.train.batch_size, mesh)
+  check_d_passes(config, mesh)
   validate_processes(config, jax.process_count())
   primary = parallel.is_primary()  # only process 0 writes metrics, samples and progress
   replicated = parallel.replicated(mesh)

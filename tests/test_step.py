@@ -141,6 +141,22 @@ def test_fused_d_passes_are_the_separate_ones_with_per_half_statistics():
     train.validate_config(config)
 
 
+def test_fused_d_passes_are_refused_on_several_devices():
+  """Over a data-parallel mesh the vmapped halves would be gathered onto every device (an
+  all-gather of the whole batch in the HLO), so training refuses fused passes there."""
+  config = dcgan.get_config("smoke")
+  config.train.d_passes = "fused"
+  train.check_d_passes(config, parallel.make_mesh(jax.devices()[:1]))
+  with pytest.raises(train.ConfigError, match="train.d_passes='fused' runs on one device only: "
+                     "on these 8 devices"):
+    train.check_d_passes(config, parallel.make_mesh(jax.devices()))
+  config.train.d_passes = "separate"
+  train.check_d_passes(config, parallel.make_mesh(jax.devices()))
+  step, state, images = tiny(train__d_passes="fused")
+  *_, hlo, _ = run_on_devices(jax.devices(), step, state, images, steps=1)
+  assert "all-gather" in hlo  # what the refusal avoids
+
+
 def test_fused_d_passes_advance_a_spectral_norm_once():
   """With a spectrally normalised D, the fused pass advances the power iteration once per
   D update (the separate calls twice) and trains to the same losses to float rounding."""
