@@ -220,3 +220,32 @@ def test_inception_metrics_report_values_and_protocols(monkeypatch):
   assert set(evaluator_lib.flatten(same)) == {
       "eval/fid", "eval/kid", "eval/kid_std", "eval/is", "eval/is_std", "eval/precision",
       "eval/recall", "eval/density", "eval/coverage"}
+
+
+def test_duplicates_compute_the_real_sets_distances_once(monkeypatch):
+  """The duplicates metric through the evaluator equals the collapse functions on the same
+  sets, and a second evaluation reuses the real subset's within-set distances."""
+  from configs import common  # pylint: disable=g-import-not-at-top
+  from gan_jax.metrics import collapse  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  projection = rng.normal(size=(16 * 16 * 3, 8)).astype(np.float32)
+  anime = lambda images: images.reshape(len(images), -1).astype(np.float32) / 255 @ projection
+  monkeypatch.setattr(evaluator_lib.FeatureNetworks, "compute",
+                      lambda self, name, images: {"anime": anime(images)})
+  monkeypatch.setattr(evaluator_lib.FeatureNetworks, "check", lambda self, needs: None)
+  real = rng.integers(0, 256, (50, 16, 16, 3), dtype=np.uint8)
+  fake = rng.integers(0, 256, (30, 16, 16, 3), dtype=np.uint8)
+  evaluator = evaluator_lib.Evaluator(common.evaluation(metrics="duplicates"), real, None, "x")
+  calls = []
+  counting = collapse.pixel_within_distances
+  monkeypatch.setattr(collapse, "pixel_within_distances",
+                      lambda images: calls.append(len(images)) or counting(images))
+  first = evaluator(fake)["duplicates"]["values"]
+  assert calls == [30, 30]  # the real subset, then the samples
+  second = evaluator(fake)["duplicates"]["values"]
+  assert calls == [30, 30, 30] and second == first
+  index = np.sort(np.random.default_rng(0).choice(len(real), 30, replace=False))
+  expected = collapse.duplicates_and_diversity(fake, real[index])
+  expected.update({f"{k}_anime": v for k, v in collapse.feature_duplicate_rate(
+      anime(fake), anime(real)[index]).items()})
+  assert first == pytest.approx(expected)

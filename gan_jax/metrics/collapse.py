@@ -99,6 +99,25 @@ def within_set_distances(features: np.ndarray) -> np.ndarray:
   return d[:, 0]
 
 
+def pixel_within_distances(images: np.ndarray) -> np.ndarray:
+  """Each image's RMS distance, in grayscale 32x32 pixels, to its nearest other image of
+  the set."""
+  features = pixel_features(np.asarray(images), grayscale=True)
+  return rms(within_set_distances(features), features.shape[1])
+
+
+def duplicate_stats(fake_distances: np.ndarray, real_distances: np.ndarray,
+                    threshold: float = DUPLICATE_THRESHOLD) -> Dict[str, float]:
+  """duplicates_and_diversity from the two sets' nearest-other-image distances
+  (pixel_within_distances)."""
+  out = {}
+  for name, d in (("", fake_distances), ("_real", real_distances)):
+    out["dup_rate" + name] = float(np.mean(d < threshold))
+    out["diversity" + name] = float(np.median(d))
+  out["diversity_ratio"] = out["diversity"] / max(out["diversity_real"], 1e-12)
+  return out
+
+
 def duplicates_and_diversity(fake_images: np.ndarray, real_images: np.ndarray,
                              threshold: float = DUPLICATE_THRESHOLD) -> Dict[str, float]:
   """Near-duplicate rate and within-set diversity of samples, next to real images'.
@@ -114,14 +133,18 @@ def duplicates_and_diversity(fake_images: np.ndarray, real_images: np.ndarray,
   n = min(len(fake_images), len(real_images))
   if n < 2:
     raise ValueError("duplicates and diversity need at least 2 samples and 2 real images")
-  out = {}
-  for name, images in (("", np.asarray(fake_images)[:n]), ("_real", np.asarray(real_images)[:n])):
-    features = pixel_features(images, grayscale=True)
-    d = rms(within_set_distances(features), features.shape[1])
-    out["dup_rate" + name] = float(np.mean(d < threshold))
-    out["diversity" + name] = float(np.median(d))
-  out["diversity_ratio"] = out["diversity"] / max(out["diversity_real"], 1e-12)
-  return out
+  return duplicate_stats(pixel_within_distances(np.asarray(fake_images)[:n]),
+                         pixel_within_distances(np.asarray(real_images)[:n]), threshold)
+
+
+def feature_duplicate_stats(fake_distances: np.ndarray, real_distances: np.ndarray,
+                            quantile: float = 0.01) -> Dict[str, float]:
+  """feature_duplicate_rate from the two sets' nearest-other-sample feature distances
+  (within_set_distances)."""
+  threshold = np.quantile(real_distances, quantile)
+  return {"dup_rate": float(np.mean(fake_distances < threshold)),
+          "diversity_ratio": float(np.median(fake_distances)
+                                   / max(np.median(real_distances), 1e-12))}
 
 
 def feature_duplicate_rate(fake_features: np.ndarray, real_features: np.ndarray,
@@ -135,11 +158,8 @@ def feature_duplicate_rate(fake_features: np.ndarray, real_features: np.ndarray,
   n = min(len(fake_features), len(real_features))
   if n < 2:
     raise ValueError("feature duplicates need at least 2 samples and 2 real images")
-  real_d = within_set_distances(np.asarray(real_features)[:n])
-  fake_d = within_set_distances(np.asarray(fake_features)[:n])
-  threshold = np.quantile(real_d, quantile)
-  return {"dup_rate": float(np.mean(fake_d < threshold)),
-          "diversity_ratio": float(np.median(fake_d) / max(np.median(real_d), 1e-12))}
+  return feature_duplicate_stats(within_set_distances(np.asarray(fake_features)[:n]),
+                                 within_set_distances(np.asarray(real_features)[:n]), quantile)
 
 
 def nearest_pairs_picture(samples: np.ndarray, train_images: np.ndarray, index: np.ndarray,

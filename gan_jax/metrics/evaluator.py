@@ -136,7 +136,8 @@ class FeatureNetworks:
 
 @dataclasses.dataclass
 class ImageSet:
-  """uint8 NHWC images with their features, computed on first request."""
+  """uint8 NHWC images with their features (and quantities derived from them, such as
+  within-set distances), computed on first request."""
   name: str
   images: np.ndarray
   features: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -161,6 +162,13 @@ class Context:
       image_set.features.update(self.networks.compute(name, image_set.images))
       logging.info("eval: %s features of %d %s images in %.1fs", name, len(image_set),
                    image_set.name, time.perf_counter() - start)
+    return image_set.features[name]
+
+  def cached(self, image_set: ImageSet, name: str, compute: Callable[[], Any]):
+    """compute(), kept with `image_set` under `name`: computed once for the real sets,
+    which live as long as the Evaluator."""
+    if name not in image_set.features:
+      image_set.features[name] = compute()
     return image_set.features[name]
 
   def protocol(self, **extra) -> Protocol:
@@ -320,10 +328,17 @@ def duplicates_metric(ctx: Context):
   n = min(len(ctx.fake), len(ctx.train))
   # A fixed random subset of the real images, as many as there are samples.
   index = np.sort(np.random.default_rng(0).choice(len(ctx.train), n, replace=False))
-  values = collapse.duplicates_and_diversity(ctx.fake.images, ctx.train.images[index],
-                                             threshold=ctx.options.duplicate_threshold)
-  feat = collapse.feature_duplicate_rate(ctx.features(ctx.fake, "anime"),
-                                         ctx.features(ctx.train, "anime")[index])
+  if n < 2:
+    raise ValueError("duplicates and diversity need at least 2 samples and 2 real images")
+  # The real subset's within-set distances depend only on n: computed at the first evaluation.
+  real_pixels = ctx.cached(ctx.train, f"within_set_pixels_{n}",
+                           lambda: collapse.pixel_within_distances(ctx.train.images[index]))
+  real_anime = ctx.cached(ctx.train, f"within_set_anime_{n}", lambda: collapse.within_set_distances(
+      ctx.features(ctx.train, "anime")[index]))
+  values = collapse.duplicate_stats(collapse.pixel_within_distances(ctx.fake.images[:n]),
+                                    real_pixels, threshold=ctx.options.duplicate_threshold)
+  feat = collapse.feature_duplicate_stats(
+      collapse.within_set_distances(ctx.features(ctx.fake, "anime")[:n]), real_anime)
   values.update({f"{k}_anime": v for k, v in feat.items()})
   return values, ctx.protocol(
       n_real=n,
