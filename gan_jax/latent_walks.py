@@ -23,7 +23,8 @@ also reports the cross-fade gap, how far the walk's images stay from a double
 exposure: per row, the mean over its interior points of
 |x_t - ((1 - t) x_0 + t x_1)| / |x_0 - x_1| in pixels (0: the walk is a
 cross-fade of its ends; larger: it passes through other images).
-Conditional runs are refused: gan_jax.sample_tags draws them per label.
+A conditional run (configs/anime_tags.py) walks with one label held fixed:
+--tags names it as gan_jax.sample_tags does ("blue hair red eyes").
 """
 
 import json
@@ -100,16 +101,25 @@ def crossfade_gap(images: np.ndarray) -> np.ndarray:
 
 def latent_walks(workdir: str, mode: str, out: str, rows: int = 8, columns: int = 10,
                  dims: Sequence[int] = (0, 1, 2, 3), extent: float = 0.0, method: str = "",
-                 step: str = "latest", seed: int = 0) -> Dict[str, Any]:
+                 step: str = "latest", seed: int = 0, tags: str = "") -> Dict[str, Any]:
   """Writes the walk grid of a run's EMA generator to `out` (PNG) and returns what was done,
-  with the cross-fade gap for interpolations (module docstring)."""
+  with the cross-fade gap for interpolations (module docstring); a conditional run needs
+  `tags`, the label every image is drawn with."""
   if mode not in MODES:
     raise UserError(f"unknown --mode {mode!r}; choose from: {', '.join(MODES)}")
   if columns < 3 or rows < 1:
     raise UserError(f"a walk needs --columns >= 3 and --rows >= 1, got {columns} and {rows}")
   config, generator, params, stats, restored = evaluate.restore_generator(workdir, step)
+  label = None
   if data_lib.label_classes(config.data):
-    raise UserError("the run is conditional: draw it per label with python -m gan_jax.sample_tags")
+    from gan_jax import sample_tags  # pylint: disable=g-import-not-at-top
+    if not tags:
+      raise UserError("the run is conditional: name the label to walk with, e.g. "
+                      "--tags='blue hair red eyes'")
+    label_set = data_lib.label_set_of(config.data)
+    label = sample_tags.parse_request(tags, label_set)
+  elif tags:
+    raise UserError(f"--tags={tags!r}: the run is unconditional (config.data.labels is empty)")
   if config.data.source.startswith("toy:"):
     raise UserError("latent walks draw images; toy runs plot their points (samples/*.png)")
   model = config.model
@@ -124,12 +134,17 @@ def latent_walks(workdir: str, mode: str, out: str, rows: int = 8, columns: int 
   except ValueError as e:
     raise UserError(str(e)) from None
   shape = z.shape
-  images = jax.jit(lambda p, s, z: sampling.to_uint8(sampling.generate(generator, p, s, z)))(
-      params, stats, z.reshape(-1, shape[-1]))
+  labels = None if label is None else jnp.tile(jnp.asarray(label, jnp.int32),
+                                               (shape[0] * shape[1], 1))
+  images = jax.jit(lambda p, s, z, labels: sampling.to_uint8(
+      sampling.generate(generator, p, s, z, labels=labels)))(
+          params, stats, z.reshape(-1, shape[-1]), labels)
   images = np.asarray(images).reshape(*shape[:2], *images.shape[1:])
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   writers.save_png(out, writers.make_grid(images.reshape(-1, *images.shape[2:]), shape[1]))
   result = {"step": restored, "mode": mode, "rows": shape[0], "columns": shape[1], "out": out}
+  if label is not None:
+    result["label"] = label_set.describe(label)
   if mode == "interpolate":
     gaps = crossfade_gap(images)
     result["crossfade_gap"] = {"mean": round(float(gaps.mean()), 4),
@@ -146,7 +161,7 @@ def main(argv):
   try:
     dims = [int(d) for d in f.dims]
     result = latent_walks(f.workdir, f.mode, f.out, f.rows, f.columns, dims, f.extent,
-                          f.method, f.step, f.seed)
+                          f.method, f.step, f.seed, f.tags)
   except (UserError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
@@ -167,6 +182,8 @@ def _define_flags():
                       "linear for uniform).")
   flags.DEFINE_string("step", "latest", "Checkpoint step: N, latest or best.")
   flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+  flags.DEFINE_string("tags", "", "Conditional runs: the label to walk with, e.g. 'blue hair "
+                      "red eyes'.")
 
 
 if __name__ == "__main__":

@@ -376,8 +376,15 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tags
   assert result["hit_rate"]["num_real"] == 0
   with pytest.raises(UserError, match="unknown eyes word 'teal'"):
     sample_tags.sample_tags(workdir, "blue hair teal eyes", 4, out)
-  with pytest.raises(UserError, match="the run is conditional: draw it per label"):
+  # Latent walks of a conditional run hold one label fixed, named as sample_tags names it.
+  with pytest.raises(UserError, match="the run is conditional: name the label to walk with"):
     latent_walks.latent_walks(workdir, "interpolate", out)
+  walk = latent_walks.latent_walks(workdir, "interpolate", out, rows=2, columns=3,
+                                   tags="blue hair red eyes")
+  assert walk["label"] == result["label"] and (walk["rows"], walk["columns"]) == (2, 3)
+  other = latent_walks.latent_walks(workdir, "interpolate", out, rows=2, columns=3,
+                                    tags="green hair red eyes")
+  assert other["crossfade_gap"] != walk["crossfade_gap"]  # the label reaches G
 
 
 def test_conditional_batchnorm_generator_conditions_only_through_its_norms():

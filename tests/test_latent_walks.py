@@ -74,6 +74,8 @@ def test_the_command_draws_walks_of_a_trained_run(tmp_path, smoke_config):
     latent_walks.latent_walks(workdir, "interpolate", out, columns=2)
   with pytest.raises(UserError, match="is unconditional"):
     sample_tags.sample_tags(workdir, "blue hair red eyes", 4, out)
+  with pytest.raises(UserError, match="--tags='blue hair red eyes': the run is unconditional"):
+    latent_walks.latent_walks(workdir, "interpolate", out, tags="blue hair red eyes")
 
 
 def test_the_command_line_says_where_it_looked(tmp_path):
