@@ -81,7 +81,7 @@ def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
   """(final states, per-step metrics {'loss', 'reconstruction', 'kl'}) of the VAE trained
   on config's toy data for every seed, vmapped over seeds (leading axis) and scanned over
   `num_steps` (default config.train.num_steps) steps of config.train.batch_size points:
-  the batches the GAN's D sees in its first D update of each iteration. Adam with the
+  the batches of a GAN run with one D step per iteration (toy.toy_batch). Adam with the
   generator's learning rate and betas (config.optim)."""
   if likelihood_std <= 0:
     raise ValueError(f"likelihood_std must be > 0, got {likelihood_std}")

@@ -10,8 +10,9 @@ import pytest
 
 from configs import toy_grid, toy_ring
 from conftest import set_fields
-from gan_jax import lab, losses, models, parallel, plots, train
+from gan_jax import lab, latent_walks, losses, models, parallel, plots, train
 from gan_jax.data import toy
+from gan_jax.errors import UserError
 
 
 def test_ring_and_grid_geometry():
@@ -166,6 +167,8 @@ def test_a_toy_run_writes_scatter_plots_and_mode_metrics(tmp_path):
   assert picture.shape == (512, 512, 3)
   assert np.any(np.all(picture == plots._SAMPLES, axis=-1))  # pylint: disable=protected-access
   assert np.any(np.all(picture == plots._REFERENCE, axis=-1))  # pylint: disable=protected-access
+  with pytest.raises(UserError, match="latent walks draw images; toy runs plot their points"):
+    latent_walks.latent_walks(str(tmp_path), "interpolate", str(tmp_path / "walk.png"))
 
 
 CONSTRAINT_CHOICES = [{}, {"constraint.d": "weight_clip"},
