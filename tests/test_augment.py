@@ -13,6 +13,8 @@ from configs import dcgan
 from gan_jax import augment, train
 from gan_jax.errors import ConfigError
 from gan_jax.step import Ada
+from test_step import same
+from test_train import train_straight_and_resumed
 
 NAMES = ["color", "translation", "cutout"]
 
@@ -277,8 +279,7 @@ def test_ada_at_p_zero_is_the_unaugmented_step():
   ada_state = state.replace(d_stats={**state.d_stats, "ada_p": jnp.float32(0.0)})
   _, [(on_state, on_metrics)] = run_step(config, ada_state)
   for name in ("d_params", "g_params", "ema_params", "d_opt_state", "g_opt_state"):
-    assert all(np.array_equal(a, b) for a, b in zip(
-        jax.tree.leaves(getattr(on_state, name)), jax.tree.leaves(getattr(off_state, name)))), name
+    assert same(getattr(on_state, name), getattr(off_state, name)), name
   assert float(on_metrics["d_loss"]) == float(off_metrics["d_loss"])
   assert float(on_metrics["augment_p"]) == 0.0
 
@@ -305,14 +306,8 @@ def test_ada_run_resumes_exactly_with_its_probability(tmp_path, smoke_config):
   smoke_config.augment.p = 0.5
   smoke_config.augment.ada_target = 0.6
   smoke_config.augment.ada_kimg = 0.16  # batch 16: p moves by 0.1 an iteration
-  smoke_config.train.num_steps = 6
-  straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
-  smoke_config.train.num_steps = 3
-  train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
-  smoke_config.train.num_steps = 6
-  resumed = train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
-  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(straight),
-                                                  jax.tree.leaves(resumed)))
+  straight, resumed = train_straight_and_resumed(smoke_config, tmp_path, 6, 3)
+  assert same(straight, resumed)
   with open(tmp_path / "straight" / "metrics.jsonl") as f:
     p = [json.loads(line)["augment_p"] for line in f]
   assert len(p) == 6 and p[0] == 0.5

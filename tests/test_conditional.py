@@ -21,7 +21,7 @@ from gan_jax.errors import ConfigError, UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.metrics import tag_classifier
 from test_step import same
-from test_train import read_metrics
+from test_train import read_metrics, train_straight_and_resumed
 
 HAIR_EYES = LABEL_SETS.get("anime_hair_eyes")
 
@@ -265,12 +265,7 @@ def test_conditional_resume_continues_exactly(tmp_path, tags_smoke_config, feed)
   config.data.feed = feed
   config.data.hflip = True
   config.sample.every = 100
-  config.train.num_steps = 4
-  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
-  config.train.num_steps = 2
-  train.train_and_evaluate(config, str(tmp_path / "resumed"))
-  config.train.num_steps = 4
-  resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  straight, resumed = train_straight_and_resumed(config, tmp_path, 4, 2)
   assert same(straight, resumed)
   assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
 

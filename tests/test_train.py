@@ -24,6 +24,17 @@ from test_step import same, tiny
 SPEED_KEYS = ("steps_per_sec", "images_per_sec")
 
 
+def train_straight_and_resumed(config, tmp_path, total: int, first: int):
+  """(state of `total` steps in one run, state of `first` steps then a rerun to `total` in
+  another workdir): tmp_path/straight and tmp_path/resumed."""
+  config.train.num_steps = total
+  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+  config.train.num_steps = first
+  train.train_and_evaluate(config, str(tmp_path / "resumed"))
+  config.train.num_steps = total
+  return straight, train.train_and_evaluate(config, str(tmp_path / "resumed"))
+
+
 def read_metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
@@ -75,12 +86,7 @@ def test_resume_continues_exactly(tmp_path, smoke_config, feed):
   """N steps, restart, M more == N + M steps in one go: every array bit-identical."""
   smoke_config.data.feed = feed
   smoke_config.data.hflip = True
-  smoke_config.train.num_steps = 6
-  straight = train.train_and_evaluate(smoke_config, str(tmp_path / "straight"))
-  smoke_config.train.num_steps = 3
-  train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
-  smoke_config.train.num_steps = 6
-  resumed = train.train_and_evaluate(smoke_config, str(tmp_path / "resumed"))
+  straight, resumed = train_straight_and_resumed(smoke_config, tmp_path, 6, 3)
   assert int(resumed.step) == 6
   assert same(straight, resumed)
   assert read_metrics(tmp_path / "straight") == read_metrics(tmp_path / "resumed")
