@@ -8,8 +8,6 @@ or on a TPU pod (README, "Devices"). All logic lives in gan_jax; this file
 only parses flags.
 """
 
-import sys
-
 from absl import app
 from absl import flags
 import jax
@@ -40,15 +38,14 @@ def main(argv):
   from gan_jax import parallel  # pylint: disable=g-import-not-at-top
   from gan_jax import train  # pylint: disable=g-import-not-at-top
   from gan_jax import writers  # pylint: disable=g-import-not-at-top
-  from gan_jax.errors import UserError  # pylint: disable=g-import-not-at-top
+  from gan_jax.errors import run_command  # pylint: disable=g-import-not-at-top
   writers.quiet_library_logs()
-  try:
+
+  def run():
     parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                     auto_detect=_DISTRIBUTED.value)
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  run_command(run)
 
 
 if __name__ == "__main__":

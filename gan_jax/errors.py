@@ -1,5 +1,8 @@
 """Errors whose message tells the user what to fix (no traceback needed)."""
 
+import sys
+from typing import Any, Callable
+
 
 class UserError(Exception):
   """A problem with the run's inputs (config, data, workdir) or its numerics.
@@ -19,3 +22,13 @@ class DataError(UserError):
 
 class NonFiniteError(UserError, FloatingPointError):
   """A loss, output or gradient norm became NaN or Inf during training."""
+
+
+def run_command(compute: Callable[[], Any]) -> Any:
+  """compute()'s result, for the command-line tools: a UserError is printed alone on stderr
+  ('error: ...') and exits with status 1; other exceptions keep their traceback."""
+  try:
+    return compute()
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)

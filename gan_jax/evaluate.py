@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import json
 import os
-import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -29,8 +28,9 @@ from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import parallel, sampling, writers
 from gan_jax.data import sources
-from gan_jax.errors import ConfigError, DataError, UserError
+from gan_jax.errors import ConfigError, DataError, UserError, run_command
 from gan_jax.metrics import collapse, evaluator as evaluator_lib
+from gan_jax.registry import check_choice
 
 _EVAL_STREAM = 0x6576616c  # evaluation latents: apart from training and the progress grid
 
@@ -299,8 +299,7 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
     steps = choose_steps(checkpointer, step)
     config = config_with_eval(checkpointer.restore_config(steps[-1]))
     for key, value in (overrides or {}).items():
-      if key not in config.eval:
-        raise UserError(f"unknown eval option {key!r}; choose from: {', '.join(config.eval)}")
+      check_choice("eval option", key, config.eval, UserError)
       config.eval[key] = type(config.eval[key])(value)
     generator, abstract = abstract_state(config)
     run_evaluator = RunEvaluator(config, generator, workdir)
@@ -324,11 +323,7 @@ def main(argv):
                                           "classifier_path", "num_real")
                if getattr(f, k) is not None}
   writers.quiet_library_logs()
-  try:
-    evaluate_run(f.workdir, f.step, overrides)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  run_command(lambda: evaluate_run(f.workdir, f.step, overrides))
 
 
 def _define_flags():

@@ -29,7 +29,6 @@ A conditional run (configs/anime_tags.py) walks with one label held fixed:
 
 import json
 import os
-import sys
 from typing import Any, Dict, Sequence
 
 import jax
@@ -38,7 +37,8 @@ import numpy as np
 
 from gan_jax import data as data_lib
 from gan_jax import evaluate, sampling, writers
-from gan_jax.errors import UserError
+from gan_jax.errors import UserError, run_command
+from gan_jax.registry import check_choice
 
 _WALK_STREAM = 0x77616c6b  # 'walk': latents of the walks, apart from grids and evaluation
 MODES = ("interpolate", "sweep")
@@ -49,8 +49,7 @@ def interpolate(z0: jax.Array, z1: jax.Array, num: int, method: str = "slerp") -
   """(num, dim): `num` >= 2 evenly spaced points from z0 to z1 (both included), along the line
   or along the great circle through them with the norm interpolated linearly (slerp;
   the line where z0 and z1 are parallel)."""
-  if method not in METHODS:
-    raise ValueError(f"unknown interpolation {method!r}; choose from: {', '.join(METHODS)}")
+  check_choice("interpolation", method, METHODS)
   if num < 2:
     raise ValueError(f"an interpolation needs at least 2 points, got {num}")
   t = jnp.linspace(0.0, 1.0, num)[:, None]
@@ -105,8 +104,7 @@ def latent_walks(workdir: str, mode: str, out: str, rows: int = 8, columns: int 
   """Writes the walk grid of a run's EMA generator to `out` (PNG) and returns what was done,
   with the cross-fade gap for interpolations (module docstring); a conditional run needs
   `tags`, the label every image is drawn with."""
-  if mode not in MODES:
-    raise UserError(f"unknown --mode {mode!r}; choose from: {', '.join(MODES)}")
+  check_choice("--mode", mode, MODES, UserError)
   if columns < 3 or rows < 1:
     raise UserError(f"a walk needs --columns >= 3 and --rows >= 1, got {columns} and {rows}")
   config, generator, params, stats, restored = evaluate.restore_generator(workdir, step)
@@ -158,14 +156,18 @@ def main(argv):
   del argv
   f = flags.FLAGS
   writers.quiet_library_logs()
-  try:
-    dims = [int(d) for d in f.dims]
-    result = latent_walks(f.workdir, f.mode, f.out, f.rows, f.columns, dims, f.extent,
-                          f.method, f.step, f.seed, f.tags)
-  except (UserError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  result = run_command(lambda: latent_walks(f.workdir, f.mode, f.out, f.rows, f.columns,
+                                            _coordinates(f.dims), f.extent, f.method, f.step,
+                                            f.seed, f.tags))
   print(json.dumps(result, indent=1), flush=True)
+
+
+def _coordinates(values: Sequence[str]) -> list:
+  """--dims as integers; UserError for a value that is not one."""
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise UserError(f"--dims needs integers, got {','.join(values)}") from None
 
 
 def _define_flags():

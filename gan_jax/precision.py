@@ -13,13 +13,14 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
+from gan_jax.registry import check_choice
+
 DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
 def compute_dtype(name: str) -> Optional[Any]:
   """The compute dtype named by config.model.dtype (None: float32, no casts)."""
-  if name not in DTYPES:
-    raise ValueError(f"unknown compute dtype {name!r}; choose from: {', '.join(DTYPES)}")
+  check_choice("compute dtype", name, DTYPES)
   return DTYPES[name]
 
 

@@ -1,8 +1,16 @@
 """Name -> object registries with errors that list the valid names."""
 
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+from typing import Any, Callable, Dict, Generic, Iterator, Sequence, Type, TypeVar
 
 T = TypeVar("T")
+
+
+def check_choice(kind: str, value: Any, choices: Sequence[str],
+                 error: Type[Exception] = ValueError) -> None:
+  """Raises `error` listing `choices` (in their order) unless `value` is one of them: the
+  registries' message for options that are a fixed tuple of names."""
+  if value not in choices:
+    raise error(f"unknown {kind} {value!r}; choose from: {', '.join(choices)}")
 
 
 class Registry(Generic[T]):
@@ -29,12 +37,8 @@ class Registry(Generic[T]):
 
   def get(self, name: str) -> T:
     """The object registered under `name`; a helpful ValueError otherwise."""
-    try:
-      return self._entries[name]
-    except KeyError:
-      raise ValueError(
-          f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}"
-      ) from None
+    check_choice(self.kind, name, self.names())
+    return self._entries[name]
 
   def names(self) -> list:
     """The registered names, sorted."""

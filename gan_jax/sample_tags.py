@@ -17,7 +17,6 @@ metric does over the whole label distribution.
 
 import json
 import os
-import sys
 from typing import Any, Dict, Optional, Tuple
 
 import jax
@@ -28,7 +27,7 @@ from gan_jax import data as data_lib
 from gan_jax import evaluate, sampling, writers
 from gan_jax.data import anime_tags
 from gan_jax.data.labels import LabelSet
-from gan_jax.errors import UserError
+from gan_jax.errors import UserError, run_command
 
 _TAGS_STREAM = 0x74616773  # latents of tag-conditioned samples: apart from grids and evaluation
 
@@ -145,11 +144,8 @@ def main(argv):
   del argv
   f = flags.FLAGS
   writers.quiet_library_logs()
-  try:
-    result = sample_tags(f.workdir, f.tags, f.num, f.out, f.step, f.seed, f.hit_rate)
-  except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  result = run_command(
+      lambda: sample_tags(f.workdir, f.tags, f.num, f.out, f.step, f.seed, f.hit_rate))
   print(json.dumps(result, indent=1), flush=True)
 
 

@@ -90,6 +90,7 @@ import optax
 from gan_jax import precision
 from gan_jax.latents import LatentSampler
 from gan_jax.losses import LossFn
+from gan_jax.registry import check_choice
 from gan_jax.state import TrainState
 
 Metrics = Dict[str, jax.Array]
@@ -461,13 +462,9 @@ class GANStep:
     # d_loop='unroll' (default): a Python loop, unrolled at trace time; XLA's CPU backend
     # runs the convolutions inside a scan ~10x slower. 'scan' compiles one D update
     # whatever d_steps is (shorter compiles); the same updates, to float rounding.
-    if self.d_loop not in D_LOOPS:
-      raise ValueError(f"unknown d_loop {self.d_loop!r}; choose from: {', '.join(D_LOOPS)}")
-    if self.d_passes not in D_PASSES:
-      raise ValueError(f"unknown d_passes {self.d_passes!r}; choose from: {', '.join(D_PASSES)}")
-    if self.penalty_grad not in PENALTY_GRADS:
-      raise ValueError(f"unknown penalty_grad {self.penalty_grad!r}; choose from: "
-                       f"{', '.join(PENALTY_GRADS)}")
+    check_choice("d_loop", self.d_loop, D_LOOPS)
+    check_choice("d_passes", self.d_passes, D_PASSES)
+    check_choice("penalty_grad", self.penalty_grad, PENALTY_GRADS)
     if self.d_loop == "scan":
       def one_update(state, i):
         return self.d_update(state, real[i], jax.random.fold_in(key, i), label(i))

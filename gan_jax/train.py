@@ -27,6 +27,7 @@ from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.fed_step import FedStep
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
+from gan_jax.registry import check_choice
 from gan_jax.state import TrainState, count_params, create_state
 from gan_jax.step import (ADA_P, D_LOOPS, D_PASSES, PENALTY_GRADS, Ada, GANStep, PathLength,
                           Penalty, batch_to_float, split_batch)
@@ -91,9 +92,7 @@ def validate_config(config) -> None:
     if not 0.0 <= augment.p <= 1.0:
       raise ConfigError(f"config.augment.p must be in [0, 1], got {augment.p}")
     penalty_grad = augment.get("penalty_grad", "augmented")
-    if penalty_grad not in PENALTY_GRADS:
-      raise ConfigError(f"unknown config.augment.penalty_grad {penalty_grad!r}; choose from: "
-                        f"{', '.join(PENALTY_GRADS)}")
+    check_choice("config.augment.penalty_grad", penalty_grad, PENALTY_GRADS, ConfigError)
     try:
       make_ada(augment)
     except ValueError as e:
@@ -303,12 +302,10 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
     raise ValueError(f"g_penalty.path_length: model {config.model.name!r} has no w to "
                      "regularise (stylegan2 has)")
   d_loop = config.train.get("d_loop", "unroll")
-  if d_loop not in D_LOOPS:
-    raise ValueError(f"unknown train.d_loop {d_loop!r}; choose from: {', '.join(D_LOOPS)}")
+  check_choice("train.d_loop", d_loop, D_LOOPS)
   ada = make_ada(augment)
   d_passes = config.train.get("d_passes", "separate")
-  if d_passes not in D_PASSES:
-    raise ValueError(f"unknown train.d_passes {d_passes!r}; choose from: {', '.join(D_PASSES)}")
+  check_choice("train.d_passes", d_passes, D_PASSES)
   return GANStep(
       d_loop=d_loop, d_passes=d_passes,
       generator=generator, discriminator=discriminator,

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from gan_jax.errors import DataError
+from gan_jax.registry import check_choice
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CROPS = ("center", "stretch")
@@ -49,8 +50,7 @@ class ImagePolicy:
   max_upscale: float = 2.0  # images needing more enlargement than this are skipped
 
   def __post_init__(self):
-    if self.crop not in CROPS:
-      raise ValueError(f"unknown crop {self.crop!r}; choose from: {', '.join(CROPS)}")
+    check_choice("crop", self.crop, CROPS)
     if self.size <= 0 or self.max_upscale <= 0:
       raise ValueError(f"size and max_upscale must be positive: {self}")
 

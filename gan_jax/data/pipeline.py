@@ -17,6 +17,7 @@ from gan_jax import plots, sampling, writers
 from gan_jax.data import feeding, labels as labels_lib, sources, streaming, toy
 from gan_jax.data.images import ImagePolicy
 from gan_jax.errors import ConfigError
+from gan_jax.registry import check_choice
 
 FEEDS = ("auto", "device", "host", "stream")
 HOST_BUDGET_GB = 32.0  # auto streams a dataset whose decoded array would exceed this
@@ -46,8 +47,7 @@ def validate(data_config) -> None:
   if data_config.image_size <= 0:
     raise ValueError(f"data.image_size must be positive, got {data_config.image_size}")
   policy_of(data_config)
-  if data_config.feed not in FEEDS:
-    raise ValueError(f"unknown data.feed {data_config.feed!r}; choose from: {', '.join(FEEDS)}")
+  check_choice("data.feed", data_config.feed, FEEDS)
   if data_config.split not in sources.SPLITS:
     raise ValueError(f"unknown data.split {data_config.split!r}; choose from: '' (all), "
                      "train, test")
@@ -126,8 +126,7 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
     feeder = toy.ToyFeeder(mixture, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh)
     return feeder, f"{mixture.describe()}, sampled on the devices from (seed, step)"
   feed = data_config.feed
-  if feed not in FEEDS:
-    raise ConfigError(f"unknown data.feed {feed!r}; choose from: {', '.join(FEEDS)}")
+  check_choice("data.feed", feed, FEEDS, ConfigError)
   policy = policy_of(data_config)
   if labels_lib.label_set_of(data_config) is not None:
     if feed == "stream":

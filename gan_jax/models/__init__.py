@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 
 from gan_jax.models import conditional, dcgan, layers, mlp, resnet, stylegan2
-from gan_jax.registry import Registry
+from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
 MODELS: Registry[Callable[..., ModelPair]] = Registry("model")
@@ -50,12 +50,9 @@ def build_dcgan(model_config, example_shape: Sequence[int],
   image_size, _, channels = example_shape
   dcgan.num_doublings(image_size)  # fail early on an unsupported size
   d_norm = model_config.get("d_norm", "batch")
-  if d_norm not in dcgan.NORMS:
-    raise ValueError(f"unknown model.d_norm {d_norm!r}; choose from: {', '.join(dcgan.NORMS)}")
+  check_choice("model.d_norm", d_norm, dcgan.NORMS)
   upconv = model_config.get("upconv", "phases")
-  if upconv not in layers.UPCONV_IMPLS:
-    raise ValueError(f"unknown model.upconv {upconv!r}; choose from: "
-                     f"{', '.join(layers.UPCONV_IMPLS)}")
+  check_choice("model.upconv", upconv, layers.UPCONV_IMPLS)
   downconv = resolve_downconv(model_config.get("downconv", "strided"))
   cond = resnet.conditional_options(model_config, label_classes)
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,

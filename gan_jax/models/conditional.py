@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.registry import check_choice
+
 D_CONDS = ("projection", "acgan", "projection+acgan")
 G_CONDS = ("concat", "cbn")
 CONDITIONAL_FAMILIES = ("dcgan", "resnet")
@@ -35,8 +37,7 @@ CONDITIONAL_FAMILIES = ("dcgan", "resnet")
 
 def parse_d_cond(text: str) -> Tuple[bool, bool]:
   """'projection' | 'acgan' | 'projection+acgan' -> (projection, acgan); ValueError otherwise."""
-  if text not in D_CONDS:
-    raise ValueError(f"unknown model.d_cond {text!r}; choose from: {', '.join(D_CONDS)}")
+  check_choice("model.d_cond", text, D_CONDS)
   return "projection" in text, "acgan" in text
 
 
@@ -90,8 +91,7 @@ def condition_latent(z: jax.Array, labels: Optional[jax.Array], label_classes: T
 
 def check_g_cond(g_cond: str, family: str) -> None:
   """ValueError for an unknown model.g_cond, or 'cbn' in a family without it (dcgan)."""
-  if g_cond not in G_CONDS:
-    raise ValueError(f"unknown model.g_cond {g_cond!r}; choose from: {', '.join(G_CONDS)}")
+  check_choice("model.g_cond", g_cond, G_CONDS)
   if g_cond == "cbn" and family != "resnet":
     raise ValueError(f"model.g_cond='cbn' (conditional BatchNorm) is implemented for the "
                      f"resnet family, not {family!r}; use g_cond='concat'")

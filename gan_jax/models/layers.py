@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.registry import check_choice
+
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -94,8 +96,7 @@ class UpConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.impl not in UPCONV_IMPLS:
-      raise ValueError(f"unknown UpConv impl {self.impl!r}; choose from: {', '.join(UPCONV_IMPLS)}")
+    check_choice("UpConv impl", self.impl, UPCONV_IMPLS)
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
     if self.impl == "transpose":
       y = jax.lax.conv_transpose(x, kernel.astype(x.dtype), (2, 2), "SAME",
@@ -150,9 +151,7 @@ class DownConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if self.impl not in DOWNCONV_IMPLS:
-      raise ValueError(f"unknown DownConv impl {self.impl!r}; choose from: "
-                       f"{', '.join(DOWNCONV_IMPLS)}")
+    check_choice("DownConv impl", self.impl, DOWNCONV_IMPLS)
     b, h, w, c = x.shape
     kernel = self.param("kernel", self.kernel_init, (4, 4, c, self.features)).astype(x.dtype)
     if self.impl == "strided":

@@ -82,6 +82,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models import layers
+from gan_jax.registry import check_choice
 
 _LRELU_GAIN = math.sqrt(2.0)
 
@@ -496,8 +497,7 @@ def build_stylegan2(model_config, example_shape: Sequence[int]) -> Tuple[nn.Modu
                      f"{max_channels}, {mbstd_group}")
   w_dim = model_config.get("w_dim", 0) or model_config.latent_dim
   noise_mode = model_config.get("noise", "const")
-  if noise_mode not in NOISE_MODES:
-    raise ValueError(f"unknown model.noise {noise_mode!r}; choose from: {', '.join(NOISE_MODES)}")
+  check_choice("model.noise", noise_mode, NOISE_MODES)
   w_avg_decay = model_config.get("w_avg_decay", 0.995)
   if not 0.0 <= w_avg_decay < 1.0:
     raise ValueError(f"model.w_avg_decay must be in [0, 1), got {w_avg_decay}")
