@@ -11,10 +11,15 @@ def loss(name: str = "non_saturating") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # minimax | non_saturating | least_squares | wasserstein | hinge | relativistic |
   # relativistic_average | f_kl | f_reverse_kl | f_jensen_shannon | f_pearson | f_squared_hellinger
+  # | began | ebgan (these two need model.name=began: an auto-encoder D; configs/began.py)
   config.name = name
   # Options of the losses that take any (used when that loss is chosen).
   config.least_squares = ml_collections.ConfigDict(
       dict(real_target=1.0, fake_target=0.0, g_target=1.0))  # LSGAN's b, a, c
+  # BEGAN's equilibrium: k (the weight of L(G(z)) in D's loss, from k0) moves by lambda_k *
+  # (gamma * L(x) - L(G(z))) after each D update; gamma is the diversity ratio aimed at.
+  config.began = ml_collections.ConfigDict(dict(gamma=0.5, lambda_k=0.001, k0=0.0))
+  config.ebgan = ml_collections.ConfigDict(dict(margin=1.0))  # D pushes L(G(z)) up to margin
   return config
 
 

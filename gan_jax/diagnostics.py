@@ -46,10 +46,10 @@ def discriminator_diagnostics(generator: nn.Module, discriminator: nn.Module,
 
   real_logits, fake_logits = d_fn(real), d_fn(fake)
   eps = jax.random.uniform(k_eps, (real.shape[0],) + (1,) * (real.ndim - 1))
-  out = {
-      "diag/w_estimate": jnp.mean(real_logits) - jnp.mean(fake_logits),
-      "diag/d_accuracy": 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0)),
-  }
+  out = {"diag/w_estimate": jnp.mean(real_logits) - jnp.mean(fake_logits)}
+  if not getattr(discriminator, "scores_reconstruction", False):
+    # An auto-encoder D's logits (minus reconstruction errors) have no threshold at 0.
+    out["diag/d_accuracy"] = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
   for name, x in (("real", real), ("fake", fake), ("interp", eps * real + (1 - eps) * fake)):
     norms = input_gradient_norms(d_fn, x)
     out[f"diag/grad_norm_{name}_mean"] = jnp.mean(norms)

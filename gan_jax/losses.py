@@ -128,6 +128,28 @@ def relativistic_average(real_logits, fake_logits) -> LossPair:
       g_loss=jnp.mean(jax.nn.softplus(-fake_vs)) + jnp.mean(jax.nn.softplus(real_vs)))
 
 
+# Losses on an auto-encoder D's logits, logit = -L(x) with L(x) >= 0 its reconstruction
+# error (models/began.py); train.make_step pairs them with such a D only.
+AUTOENCODER_LOSSES = ("began", "ebgan")
+
+
+@LOSSES.register("began")
+def began(real_logits, fake_logits, *, k=0.0) -> LossPair:
+  """BEGAN: D minimises L(x) - k L(G(z)), G minimises L(G(z)), with L = -logit the
+  reconstruction error; k in [0, 1] is the equilibrium controller's (step.Equilibrium)."""
+  real_error, fake_error = -jnp.mean(real_logits), -jnp.mean(fake_logits)
+  return LossPair(d_loss=real_error - k * fake_error, g_loss=fake_error)
+
+
+@LOSSES.register("ebgan")
+def ebgan(real_logits, fake_logits, *, margin: float = 1.0) -> LossPair:
+  """EBGAN (Zhao et al., 2017): D minimises L(x) + mean max(0, margin - L(G(z))), G minimises
+  L(G(z)), with L = -logit the reconstruction error (the energy)."""
+  return LossPair(
+      d_loss=-jnp.mean(real_logits) + jnp.mean(jax.nn.relu(margin + fake_logits)),
+      g_loss=-jnp.mean(fake_logits))
+
+
 def get_loss(name: str, **options) -> LossFn:
   """The loss registered under `name` with `options` bound (ValueError listing the valid names)."""
   loss = LOSSES.get(name)

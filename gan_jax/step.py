@@ -37,6 +37,14 @@ n = d_steps * batch the real images D saw: so p can cross [0, 1] in `kimg`
 thousand images. The paper adjusts every 4 minibatches from r accumulated over
 them; here every iteration, by the same amount per image.
 
+BEGAN's equilibrium (only when `equilibrium` is set; with losses.began on an auto-encoder
+D, models/began.py, whose logits are minus reconstruction errors L): the weight k of
+L(G(z)) in D's loss is state, d_stats['began_k'], passed to the loss as `k`. After each D
+update, k <- clip(k + lambda_k * (gamma * L(x) - L(G(z))), 0, 1), with L(x) and L(G(z))
+the batch means that update's loss saw, so that k steers E[L(G(z))] towards gamma *
+E[L(x)]. The metrics began_k (the k the update used, averaged over the D updates) and
+began_convergence, BEGAN's M_global = L(x) + |gamma * L(x) - L(G(z))|, come with it.
+
 Generator randomness beyond z (only when configured; each from its own stream of
 the update's key k_u, so a run without them draws exactly as before):
   * g_rngs (e.g. ('noise',) for StyleGAN2's per-layer noise inputs,
@@ -103,6 +111,7 @@ NOISE_STREAM = 0x6e6f6973        # 'nois': G's rngs (noise inputs)
 MIXING_STREAM = 0x6d6978         # 'mix': style mixing's z2, coins and crossovers
 PATH_LENGTH_STREAM = 0x706c656e  # 'plen': path-length regularisation
 ADA_P = "ada_p"  # d_stats' entry holding ADA's augmentation probability (module docstring)
+BEGAN_K = "began_k"  # d_stats' entry holding BEGAN's equilibrium weight k (module docstring)
 
 
 def batch_to_float(batch: jax.Array) -> jax.Array:
@@ -186,6 +195,12 @@ class Ada(NamedTuple):
   kimg: float = 500.0  # thousands of real images over which p can move by 1
 
 
+class Equilibrium(NamedTuple):
+  """BEGAN's equilibrium controller as the step applies it (module docstring)."""
+  gamma: float = 0.5      # the diversity ratio E[L(G(z))] / E[L(x)] that k steers towards
+  lambda_k: float = 0.001  # k's learning rate
+
+
 D_LOOPS = ("unroll", "scan")
 D_PASSES = ("separate", "fused")
 PENALTY_GRADS = ("augmented", "through")
@@ -221,6 +236,7 @@ class GANStep:
   penalty_grad: str = "augmented"  # with augment: penalties' input gradient w.r.t. augmented
                                    # images | through (w.r.t. raw images, through T)
   ada: Optional[Ada] = None  # adaptive augmentation probability (needs augment; d_stats[ADA_P])
+  equilibrium: Optional[Equilibrium] = None  # BEGAN's k controller (losses.began; d_stats[BEGAN_K])
 
   def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
     """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
@@ -368,7 +384,8 @@ class GANStep:
     def loss(d_params):
       real_logits, real_aux, fake_logits, fake_aux, stats = self._d_on_real_and_fake(
           d_params, state.d_stats, real, fake, labels)
-      d_loss = self.loss_fn(real_logits, fake_logits).d_loss
+      loss_options = {} if self.equilibrium is None else {"k": state.d_stats[BEGAN_K]}
+      d_loss = self.loss_fn(real_logits, fake_logits, **loss_options).d_loss
       extra = {}
       if real_aux is not None:
         extra["d_ac_loss"] = (class_cross_entropy(real_aux, labels)
@@ -388,6 +405,10 @@ class GANStep:
     (_, (stats, real_logits, fake_logits, d_loss, penalties)), grads = jax.value_and_grad(
         loss, has_aux=True)(state.d_params)
     updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
+    if self.equilibrium is not None:
+      stats, equilibrium_metrics = self._balance_k(state.d_stats[BEGAN_K], stats,
+                                                   real_logits, fake_logits)
+      penalties = {**penalties, **equilibrium_metrics}
     state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
                           d_stats=stats, d_opt_state=opt_state)
     return state, {
@@ -397,6 +418,17 @@ class GANStep:
         "d_grad_norm": optax.tree.norm(grads),
         **penalties,
     }
+
+  def _balance_k(self, k: jax.Array, stats: Any, real_logits: jax.Array,
+                 fake_logits: jax.Array) -> Tuple[Any, Metrics]:
+    """D's statistics with BEGAN's k moved after a D update whose loss saw these logits
+    (minus reconstruction errors), and the metrics began_k (the k used) and
+    began_convergence (module docstring)."""
+    real_error, fake_error = -jnp.mean(real_logits), -jnp.mean(fake_logits)
+    balance = self.equilibrium.gamma * real_error - fake_error
+    new_k = jnp.clip(k + self.equilibrium.lambda_k * balance, 0.0, 1.0).astype(k.dtype)
+    return {**stats, BEGAN_K: new_k}, {"began_k": k,
+                                       "began_convergence": real_error + jnp.abs(balance)}
 
   def g_update(self, state: TrainState, real: jax.Array, key: jax.Array,
                labels: Optional[jax.Array] = None) -> Tuple[TrainState, Metrics]:

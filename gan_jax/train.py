@@ -29,8 +29,8 @@ from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.registry import check_choice
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import (ADA_P, D_LOOPS, D_PASSES, PENALTY_GRADS, Ada, GANStep, PathLength,
-                          Penalty, batch_to_float, split_batch)
+from gan_jax.step import (ADA_P, BEGAN_K, D_LOOPS, D_PASSES, PENALTY_GRADS, Ada, Equilibrium,
+                          GANStep, PathLength, Penalty, batch_to_float, split_batch)
 
 
 def validate_config(config) -> None:
@@ -229,21 +229,35 @@ def make_models(config):
                              data_lib.label_classes(config.data))
 
 
+def controller_states(config) -> Dict[str, float]:
+  """The initial values of the controllers the step keeps in d_stats beside D's statistics:
+  ADA's p (config.augment.ada_target; from augment.p) and BEGAN's k (loss began; from
+  loss.began.k0). Empty for runs with neither."""
+  out = {}
+  if make_ada(config.get("augment")) is not None:
+    out[ADA_P] = config.augment.p
+  if make_equilibrium(config.loss) is not None:
+    out[BEGAN_K] = config.loss.began.get("k0", 0.0)
+  return out
+
+
 def make_init(config, generator, discriminator, g_tx, d_tx):
   """A zero-argument function creating this config's fresh TrainState (jit it, eval_shape it);
-  with ADA (config.augment.ada_target), d_stats also holds its probability, from augment.p."""
+  d_stats also holds the step's controllers (controller_states)."""
   create = functools.partial(
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
       g_tx, d_tx, config.model.latent_dim, data_lib.example_spec(config.data)[0],
       len(data_lib.label_classes(config.data)))
-  if make_ada(config.get("augment")) is None:
+  if not controller_states(config):
     return create
+  return lambda: with_controllers(config, create())
 
-  def create_with_ada():
-    state = create()
-    return state.replace(d_stats={**state.d_stats,
-                                  ADA_P: jnp.asarray(config.augment.p, jnp.float32)})
-  return create_with_ada
+
+def with_controllers(config, state: TrainState) -> TrainState:
+  """A fresh `state` with the step's controllers (controller_states) added to its d_stats."""
+  controllers = controller_states(config)
+  return state.replace(d_stats={**state.d_stats, **{
+      name: jnp.asarray(value, jnp.float32) for name, value in controllers.items()}})
 
 
 def make_path_length(config) -> Optional[PathLength]:
@@ -280,6 +294,39 @@ def make_ada(augment_config) -> Optional[Ada]:
   return ada
 
 
+def make_equilibrium(loss_config) -> Optional[Equilibrium]:
+  """BEGAN's equilibrium controller of config.loss.began (None unless loss.name is began);
+  ValueError for unusable options."""
+  if loss_config.name != "began":
+    return None
+  options = dict(loss_config.get("began", {}))
+  k0 = options.pop("k0", 0.0)
+  unknown = set(options) - set(Equilibrium._fields)
+  if unknown:
+    raise ValueError(f"unknown loss.began option(s) {', '.join(sorted(unknown))}; choose "
+                     f"from: {', '.join(Equilibrium._fields + ('k0',))}")
+  equilibrium = Equilibrium(**options)
+  if equilibrium.gamma <= 0 or equilibrium.lambda_k < 0 or not 0.0 <= k0 <= 1.0:
+    raise ValueError(f"loss.began needs gamma > 0, lambda_k >= 0 and k0 in [0, 1], got "
+                     f"{dict(loss_config.began)}")
+  return equilibrium
+
+
+def check_loss_fits_discriminator(loss_name: str, model_name: str, discriminator) -> None:
+  """ValueError unless the auto-encoder losses (losses.AUTOENCODER_LOSSES) and a D scored by
+  its reconstruction error (models/began.py) come together: the other losses read logits
+  as 'larger is more real, any sign', these need logits that are minus errors (<= 0)."""
+  reconstructs = getattr(discriminator, "scores_reconstruction", False)
+  if loss_name in losses.AUTOENCODER_LOSSES and not reconstructs:
+    raise ValueError(f"loss.name={loss_name!r} reads D's logits as minus reconstruction "
+                     f"errors; model.name={model_name!r} has no auto-encoder D: use "
+                     "model.name='began'")
+  if reconstructs and loss_name not in losses.AUTOENCODER_LOSSES:
+    raise ValueError(f"model.name={model_name!r} scores images by minus their reconstruction "
+                     f"error (<= 0), which loss.name={loss_name!r} cannot use; choose from: "
+                     f"{', '.join(losses.AUTOENCODER_LOSSES)}")
+
+
 def check_d_passes(config, mesh) -> None:
   """ConfigError for train.d_passes=fused on more than one device: the two halves stacked
   for the vmap do not merge into a batch sharded like the data, so XLA would gather the
@@ -306,10 +353,15 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   ada = make_ada(augment)
   d_passes = config.train.get("d_passes", "separate")
   check_choice("train.d_passes", d_passes, D_PASSES)
+  check_loss_fits_discriminator(config.loss.name, config.model.name, discriminator)
+  equilibrium = make_equilibrium(config.loss)
+  # The loss's own options (config.loss.<name>); BEGAN's configure its controller instead.
+  loss_options = {} if equilibrium else dict(config.loss.get(config.loss.name, {}))
   return GANStep(
       d_loop=d_loop, d_passes=d_passes,
       generator=generator, discriminator=discriminator,
-      loss_fn=losses.get_loss(config.loss.name, **dict(config.loss.get(config.loss.name, {}))),
+      loss_fn=losses.get_loss(config.loss.name, **loss_options),
+      equilibrium=equilibrium,
       g_tx=g_tx, d_tx=d_tx,
       sample_latent=latents.get_latent_sampler(config.model.latent_dist),
       latent_dim=config.model.latent_dim,

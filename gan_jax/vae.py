@@ -112,7 +112,7 @@ def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
 
     return jax.lax.scan(body, state, jnp.arange(num_steps))
 
-  return jax.jit(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32))
+  return lab.jit_long_run(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32))
 
 
 def generate_seeds(config, states: VAEState, num: int = 2500) -> np.ndarray:

@@ -15,7 +15,8 @@ RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_
            "anime_tags"]
 
 
-@pytest.mark.parametrize("name", RECIPES + ["toy_ring", "toy_grid"])
+# began's smoke run (with a resume) is tests/test_began.py's.
+@pytest.mark.parametrize("name", RECIPES + ["began", "toy_ring", "toy_grid"])
 def test_full_config_validates(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   train.validate_config(config)

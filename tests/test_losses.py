@@ -52,6 +52,11 @@ EXPECTED = {
     "relativistic_average": (
         mean(softplus(-3.25), softplus(-0.25)) + mean(softplus(0.0), softplus(-3.5)),
         mean(softplus(0.0), softplus(3.5)) + mean(softplus(3.25), softplus(0.25))),
+    # The auto-encoder losses read logits as minus reconstruction errors L: L(x) = -mean(real)
+    # = -0.5, L(G(z)) = 1.25. BEGAN at its default k = 0: d = L(x), g = L(G(z)).
+    "began": (-0.5, 1.25),
+    # EBGAN, margin 1: d = L(x) + mean(relu(1 - L_fake)) = -0.5 + mean(relu(1.5), relu(-2)).
+    "ebgan": (-0.5 + 0.75, 1.25),
 }
 
 
@@ -119,7 +124,7 @@ def test_unknown_loss_lists_valid_names():
   with pytest.raises(ValueError) as e:
     losses.get_loss("hinj")
   assert str(e.value) == (
-      "unknown loss 'hinj'; choose from: f_jensen_shannon, f_kl, f_pearson, f_reverse_kl, "
+      "unknown loss 'hinj'; choose from: began, ebgan, f_jensen_shannon, f_kl, f_pearson, f_reverse_kl, "
       "f_squared_hellinger, hinge, least_squares, minimax, non_saturating, relativistic, "
       "relativistic_average, wasserstein")
 

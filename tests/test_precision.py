@@ -17,6 +17,8 @@ _FAMILIES = {
     # compile time; tests/test_stylegan2.py trains with it in float32).
     "stylegan2": {"model.mapping_layers": 2, "data.image_size": 8, "model.noise": "random",
                   "model.style_mixing": 0.9},
+    # The auto-encoder D: its reconstruction error is taken in float32.
+    "began": {"data.image_size": 16, "loss.name": "began"},
 }
 
 

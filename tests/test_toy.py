@@ -183,6 +183,8 @@ def test_every_loss_trains_the_ring_with_a_constraint_and_a_penalty(index, loss)
   by several losses here; benchmarks/toy_sweep.md runs all 240 combinations from the CLI."""
   config = toy_ring.get_config("smoke")
   config.loss.name = loss
+  if loss in losses.AUTOENCODER_LOSSES:  # they need BEGAN's auto-encoder D (and it them)
+    config.model.name = "began"
   constraint = CONSTRAINT_CHOICES[index % len(CONSTRAINT_CHOICES)]
   set_fields(config, constraint)
   penalty = PENALTY_CHOICES[index % len(PENALTY_CHOICES)]

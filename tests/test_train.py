@@ -224,7 +224,7 @@ def test_cli_rejects_an_unknown_loss_before_compiling(tmp_path, face_data):
   result = launch("--config=configs/dcgan.py:smoke", f"--workdir={tmp_path}",
                   f"--config.data.source={face_data}", "--config.loss.name=hinj")
   assert result.returncode == 1
-  assert ("error: config.loss.name: unknown loss 'hinj'; choose from: f_jensen_shannon, "
+  assert ("error: config.loss.name: unknown loss 'hinj'; choose from: began, ebgan, f_jensen_shannon, "
           "f_kl, f_pearson, f_reverse_kl, f_squared_hellinger, hinge, least_squares, minimax, "
           "non_saturating, relativistic, relativistic_average, wasserstein") in result.stderr
   assert not os.path.exists(tmp_path / "checkpoints")

@@ -13,7 +13,8 @@ generator keeps its tracked w average there). Generators may declare extra
 training inputs the step supplies (models/stylegan2.py: `train_rngs`, and
 `num_ws`, `ws`, `synthesize` for style mixing and path-length regularisation). The example
 shape comes from the data: (size, size, channels) for images, (dim,) for the
-toy lab's points.
+toy lab's points. BEGAN's discriminator (models/began.py) is an auto-encoder whose
+logits are minus its reconstruction errors; it pairs with the auto-encoder losses only.
 """
 
 from typing import Callable, Optional, Sequence, Tuple
@@ -21,7 +22,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 
-from gan_jax.models import conditional, dcgan, layers, mlp, resnet, stylegan2
+from gan_jax.models import began, conditional, dcgan, layers, mlp, resnet, stylegan2
 from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -79,6 +80,7 @@ def build_mlp(model_config, example_shape: Sequence[int]) -> ModelPair:
 
 MODELS.register("resnet")(resnet.build_resnet)
 MODELS.register("stylegan2")(stylegan2.build_stylegan2)
+MODELS.register("began")(began.build_began)
 
 
 def build_models(model_config, example_shape: Sequence[int],
