@@ -1,0 +1,228 @@
+"""GANs on discrete tokens, on a toy language: the lectures' account of why text is hardest.
+
+The lectures: a text generator samples discrete tokens, and sampling (an argmax) has no
+gradient, so D's judgement cannot flow back into G; text GANs therefore train G by
+reinforcement learning or through a continuous relaxation. This module makes that
+measurable with the smallest language that shows it.
+
+The language: `num_words` fixed "words", each `length` tokens over a vocabulary of
+`vocab` (drawn once from `language_seed`, all distinct); a real sample is a uniformly
+chosen word as a (length, vocab) one-hot array. G is an MLP from z to per-position
+logits (length, vocab), defining p(x | z) as independent categoricals per position; D
+is an MLP on the flattened (length * vocab) input. How G's output reaches D in training
+(`estimator`):
+  argmax            one_hot(argmax(logits)): what sampling a token does; its gradient is
+                    exactly zero, so G never learns.
+  softmax           softmax(logits): the continuous relaxation fed to D as it is (D can
+                    tell soft vectors from one-hots).
+  gumbel_softmax    softmax((logits + g) / temperature), g ~ Gumbel: a relaxed sample.
+  straight_through  one_hot(argmax(logits + g)) forward, gumbel_softmax's gradient backward
+                    (the straight-through Gumbel estimator): D sees real one-hots.
+  reinforce         a sampled one-hot x ~ p(x | z), no gradient through it; G follows the
+                    score-function (REINFORCE) gradient of E[log D(x)], with the batch mean
+                    as baseline: loss -mean((log D(x) - b) * log p(x | z)).
+The differentiable estimators train G on the non-saturating loss -log D(G(z)); D always
+trains on the non-saturating BCE loss. Evaluation samples x ~ p(x | z) (fixed z and
+Gumbel noise) for every estimator and counts the samples that are words of the
+language (`valid`) and the words generated at least `min_count` times (`words_covered`):
+the discrete analogues of the ring's high-quality fraction and modes covered.
+"""
+
+from typing import Any, Dict, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import lab
+from gan_jax.registry import check_choice
+
+ESTIMATORS = ("argmax", "softmax", "gumbel_softmax", "straight_through", "reinforce")
+_SAMPLE_STREAM = 0x74657874  # 'text': evaluation's fixed z and Gumbel noise
+
+
+class Settings(NamedTuple):
+  """The toy language, the networks and the training of the discrete-token lab."""
+  num_words: int = 16
+  length: int = 5
+  vocab: int = 8
+  language_seed: int = 0
+  latent_dim: int = 16
+  width: int = 128
+  depth: int = 2
+  batch_size: int = 256
+  lr: float = 1e-3
+  betas: tuple = (0.5, 0.9)
+  temperature: float = 0.5  # gumbel_softmax and straight_through
+
+
+class TextState(NamedTuple):
+  """Both networks' parameters and optimizer states."""
+  g_params: Any
+  g_opt_state: Any
+  d_params: Any
+  d_opt_state: Any
+
+
+def make_language(settings: Settings = Settings()) -> np.ndarray:
+  """The language's words, int32 (num_words, length): distinct, drawn from language_seed."""
+  if settings.num_words > settings.vocab ** settings.length:
+    raise ValueError(f"{settings.num_words} distinct words do not fit in {settings.vocab} tokens "
+                     f"x length {settings.length}")
+  rng = np.random.default_rng(settings.language_seed)
+  words = set()
+  while len(words) < settings.num_words:
+    words.add(tuple(rng.integers(0, settings.vocab, settings.length).tolist()))
+  return np.array(sorted(words), np.int32)
+
+
+def real_batch(words: jax.Array, key: jax.Array, n: int, vocab: int) -> jax.Array:
+  """n uniformly chosen words as one-hots (n, length, vocab)."""
+  ids = jax.random.randint(key, (n,), 0, words.shape[0])
+  return jax.nn.one_hot(words[ids], vocab)
+
+
+class TokenGenerator(nn.Module):
+  """z (batch, latent_dim) -> per-position logits (batch, length, vocab)."""
+  length: int
+  vocab: int
+  width: int = 128
+  depth: int = 2
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    x = z
+    for _ in range(self.depth):
+      x = nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(self.length * self.vocab)(x).reshape(z.shape[0], self.length, self.vocab)
+
+
+class TokenDiscriminator(nn.Module):
+  """token arrays (batch, length, vocab), one-hot or relaxed -> logits (batch,)."""
+  width: int = 128
+  depth: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = x.reshape(x.shape[0], -1)
+    for _ in range(self.depth):
+      x = nn.leaky_relu(nn.Dense(self.width)(x), 0.2)
+    return nn.Dense(1)(x).reshape(x.shape[0])
+
+
+def tokens_for_d(logits: jax.Array, key: jax.Array, estimator: str,
+                 temperature: float) -> jax.Array:
+  """What D sees of G's output in training under `estimator` (module docstring); for
+  reinforce, a sampled one-hot with no gradient."""
+  vocab = logits.shape[-1]
+  gumbel = jax.random.gumbel(key, logits.shape)
+  if estimator == "argmax":
+    return jax.nn.one_hot(jnp.argmax(logits, -1), vocab)
+  if estimator == "softmax":
+    return jax.nn.softmax(logits)
+  soft = jax.nn.softmax((logits + gumbel) / temperature)
+  if estimator == "gumbel_softmax":
+    return soft
+  hard = jax.nn.one_hot(jnp.argmax(logits + gumbel, -1), vocab)
+  if estimator == "straight_through":
+    return hard + soft - jax.lax.stop_gradient(soft)
+  return hard  # reinforce: argmax(logits + g) is a sample of p(x | z)
+
+
+def reinforce_surrogate(logits: jax.Array, x: jax.Array, reward: jax.Array) -> jax.Array:
+  """-mean_i (r_i - mean r) log p(x_i): its gradient w.r.t. the logits (batch, length, vocab)
+  is the REINFORCE estimate, with the batch mean as baseline, of -grad E_{x~p}[reward] for
+  the sampled one-hots x and their rewards (batch,) (no gradient flows into either)."""
+  log_p = jnp.sum(jax.nn.log_softmax(logits) * jax.lax.stop_gradient(x), axis=(1, 2))
+  reward = jax.lax.stop_gradient(reward)
+  return -jnp.mean((reward - jnp.mean(reward)) * log_p)
+
+
+def _networks(settings: Settings):
+  return (TokenGenerator(settings.length, settings.vocab, settings.width, settings.depth),
+          TokenDiscriminator(settings.width, settings.depth))
+
+
+def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
+                settings: Settings = Settings()):
+  """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy}) of the
+  token GAN with `estimator`, trained from each seed (vmapped; leading seed axis)."""
+  check_choice("estimator", estimator, ESTIMATORS)
+  words = jnp.asarray(make_language(settings))
+  generator, discriminator = _networks(settings)
+  tx = optax.adam(settings.lr, *settings.betas)
+  n, shape = settings.batch_size, (settings.length, settings.vocab)
+
+  def run(seed):
+    k_g, k_d, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
+    g_params = generator.init(k_g, jnp.zeros((1, settings.latent_dim)))["params"]
+    d_params = discriminator.init(k_d, jnp.zeros((1, *shape)))["params"]
+    state = TextState(g_params, tx.init(g_params), d_params, tx.init(d_params))
+
+    def body(state, step):
+      key = jax.random.fold_in(k_run, step)
+      k_real, k_z, k_noise, k_gz, k_gnoise = (jax.random.fold_in(key, i) for i in range(5))
+      d_fn = lambda params, x: discriminator.apply({"params": params}, x)
+      # D: one update on reals and G's training-time output.
+      logits = generator.apply({"params": state.g_params},
+                               jax.random.normal(k_z, (n, settings.latent_dim)))
+      fake = jax.lax.stop_gradient(tokens_for_d(logits, k_noise, estimator, settings.temperature))
+      real = real_batch(words, k_real, n, settings.vocab)
+
+      def d_loss(params):
+        real_logits, fake_logits = d_fn(params, real), d_fn(params, fake)
+        loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+        accuracy = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
+        return loss, accuracy
+      (d_value, accuracy), grads = jax.value_and_grad(d_loss, has_aux=True)(state.d_params)
+      updates, d_opt_state = tx.update(grads, state.d_opt_state, state.d_params)
+      d_params = optax.apply_updates(state.d_params, updates)
+
+      # G: one update against the new D, on fresh z.
+      z = jax.random.normal(k_gz, (n, settings.latent_dim))
+
+      def g_loss(params):
+        logits = generator.apply({"params": params}, z)
+        x = tokens_for_d(logits, k_gnoise, estimator, settings.temperature)
+        if estimator != "reinforce":
+          return jnp.mean(jax.nn.softplus(-d_fn(d_params, x)))
+        return reinforce_surrogate(logits, x, -jax.nn.softplus(-d_fn(d_params, x)))  # log D(x)
+      g_value, grads = jax.value_and_grad(g_loss)(state.g_params)
+      updates, g_opt_state = tx.update(grads, state.g_opt_state, state.g_params)
+      g_params = optax.apply_updates(state.g_params, updates)
+      metrics = {"d_loss": d_value, "g_loss": g_value, "g_grad_norm": optax.tree.norm(grads),
+                 "d_accuracy": accuracy}
+      return TextState(g_params, g_opt_state, d_params, d_opt_state), metrics
+
+    return jax.lax.scan(body, state, jnp.arange(num_steps))
+
+  return lab.jit_long_run(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32))
+
+
+def sample_tokens(states: TextState, num: int = 2000,
+                  settings: Settings = Settings()) -> np.ndarray:
+  """(seeds, num, length) int32 token samples x ~ p(x | z) of each seed's G, from fixed z
+  and Gumbel noise (the same for every seed and estimator)."""
+  generator, _ = _networks(settings)
+  key = jax.random.PRNGKey(_SAMPLE_STREAM)
+  z = jax.random.normal(jax.random.fold_in(key, 0), (num, settings.latent_dim))
+  gumbel = jax.random.gumbel(jax.random.fold_in(key, 1), (num, settings.length, settings.vocab))
+  sample = lambda params: jnp.argmax(generator.apply({"params": params}, z) + gumbel, -1)
+  return np.asarray(jax.jit(jax.vmap(sample))(states.g_params))
+
+
+def language_metrics(tokens: np.ndarray, words: np.ndarray,
+                     min_count: int = 0) -> Dict[str, float]:
+  """{'valid': fraction of the samples (num, length) that are words, 'words_covered': words
+  generated at least min_count times (default: 1% of the samples, at least 1)}."""
+  min_count = min_count or max(1, len(tokens) // 100)
+  index = {tuple(w): i for i, w in enumerate(words.tolist())}
+  counts = np.zeros(len(words), np.int64)
+  for row in tokens.tolist():
+    i = index.get(tuple(row))
+    if i is not None:
+      counts[i] += 1
+  return {"valid": float(counts.sum()) / len(tokens),
+          "words_covered": float(np.sum(counts >= min_count))}
