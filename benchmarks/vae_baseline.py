@@ -1,12 +1,15 @@
 """The lectures' VAE claim on the toy ring: a VAE puts samples between the modes, a GAN does
-not; the VAE is the steadier of the two across learning rates.
+not; the VAE is the steadier of the two across learning rates. And their first
+alternative: a plain auto-encoder's decoder fed random codes.
 
   python benchmarks/vae_baseline.py --out=benchmarks/vae_baseline.md
 
 For each learning rate, trains configs/toy_ring.py's non-saturating GAN (no
 regulariser; samples from its G-EMA, as the toy lab reports) and the VAE of
 gan_jax/vae.py (the same generator as decoder, the same batches and Adam
-settings) on every seed, and writes a markdown table: modes covered by PacGAN's
+settings) and its plain auto-encoder (vae.py's autoencoder=True: no noise, no KL;
+its decoder sampled from the same N(0, I) codes) on every seed, and writes a
+markdown table: modes covered by PacGAN's
 protocol (3 std), modes with mass near them (the same count within 10 std), and
 the share of samples farther than 10 std (0.2) from every mode: between modes.
 """
@@ -52,7 +55,7 @@ def main():
   parser.add_argument("--lrs", default="3e-4,1e-3,3e-3,1e-2")
   parser.add_argument("--likelihood_std", type=float, default=0.1)
   parser.add_argument("--out", default="")
-  parser.add_argument("--plot", default="", help="PNG: seed 0's GAN | VAE samples at --plot_lr")
+  parser.add_argument("--plot", default="", help="PNG: seed 0's GAN | VAE | AE samples at --plot_lr")
   parser.add_argument("--plot_lr", type=float, default=1e-3)
   args = parser.parse_args()
   pictures = {}
@@ -68,8 +71,9 @@ def main():
       f"{args.seeds - 1}, 2,500 samples each. GAN: non-saturating, no regulariser, MLP 3x128 "
       "G and D, Adam (learning rate below for both networks, betas (0, 0.9)), samples from "
       "the G-EMA (0.99). VAE (gan_jax/vae.py): that G as decoder, an MLP 3x128 encoder, "
-      f"decoder noise std {args.likelihood_std:g}, the same Adam. Cells: mean +/- std (min) "
-      "over seeds.", "",
+      f"decoder noise std {args.likelihood_std:g}, the same Adam. AE: the same encoder and "
+      "decoder as a plain auto-encoder (code = the encoder's mean, no KL term), its decoder "
+      "sampled from the same N(0, I) codes. Cells: mean +/- std (min) over seeds.", "",
       f"| model | lr | modes covered (3 std) | modes with mass within {WIDE:g} std | "
       f"samples between modes (> {WIDE:g} std from all) | seconds |",
       "|---|---|---|---|---|---|",
@@ -85,21 +89,23 @@ def main():
     pictures[("GAN", lr)] = samples[0]
     lines.append(row("GAN", lr, result, time.perf_counter() - start))
     print(lines[-1], flush=True)
-    start = time.perf_counter()
-    states, _ = vae.train_seeds(config, seeds, num_steps=args.steps,
-                                likelihood_std=args.likelihood_std)
-    samples = vae.generate_seeds(config, states)
-    result = scores(config, samples)
-    pictures[("VAE", lr)] = samples[0]
-    lines.append(row("VAE", lr, result, time.perf_counter() - start))
-    print(lines[-1], flush=True)
+    for name, autoencoder in (("VAE", False), ("AE", True)):
+      start = time.perf_counter()
+      states, _ = vae.train_seeds(config, seeds, num_steps=args.steps,
+                                  likelihood_std=args.likelihood_std, autoencoder=autoencoder)
+      samples = vae.generate_seeds(config, states)
+      result = scores(config, samples)
+      pictures[(name, lr)] = samples[0]
+      lines.append(row(name, lr, result, time.perf_counter() - start))
+      print(lines[-1], flush=True)
   if args.plot:
     mixture = data_lib.toy_mixture(toy_ring.get_config().data)
     panels = [plots.scatter(pictures[(name, args.plot_lr)], extent=3.0, centers=mixture.centers,
-                            size=384) for name in ("GAN", "VAE")]
+                            size=384) for name in ("GAN", "VAE", "AE")]
     Image.fromarray(np.concatenate(panels, axis=1)).save(args.plot)
     lines += ["", f"`{os.path.basename(args.plot)}`: seed 0's 2,500 samples at lr "
-              f"{args.plot_lr:g}, GAN (left) and VAE (right); red crosses are the modes."]
+              f"{args.plot_lr:g}: GAN (left), VAE (middle), auto-encoder (right); red crosses "
+              "are the modes."]
   common.write_lines(lines, args.out)
 
 

@@ -14,6 +14,11 @@ Loss per sample (the negative ELBO, in nats up to a constant):
 with (m, l) = encoder(x), e ~ N(0, I) and s = `likelihood_std`, the decoder's
 fixed Gaussian noise. Samples are decoder(z), z ~ N(0, I), without that noise
 (as VAEs are sampled for images).
+
+The plain auto-encoder (`autoencoder=True`), the lectures' first alternative: the
+code is the encoder's mean m itself (no noise e, no KL term), so the loss is the
+reconstruction term alone; its decoder is sampled the same way, from z ~ N(0, I),
+which nothing in its training makes its codes follow.
 """
 
 from typing import Any, Dict, NamedTuple, Sequence, Tuple
@@ -63,26 +68,33 @@ def make_models(config) -> Tuple[Encoder, mlp.Generator]:
 
 
 def negative_elbo(encoder: Encoder, decoder: mlp.Generator, params: Dict[str, Any],
-                  x: jax.Array, key: jax.Array, likelihood_std: float) -> Dict[str, jax.Array]:
+                  x: jax.Array, key: jax.Array, likelihood_std: float,
+                  autoencoder: bool = False) -> Dict[str, jax.Array]:
   """{'loss', 'reconstruction', 'kl'}: batch means of the per-sample negative ELBO and its
-  two terms (module docstring), with one reparameterised z per sample from `key`."""
+  two terms (module docstring), with one reparameterised z per sample from `key`; with
+  `autoencoder`, the plain auto-encoder's (z = m, kl 0, loss = reconstruction)."""
   mean, log_std = encoder.apply({"params": params["encoder"]}, x)
-  z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+  if autoencoder:
+    z, kl = mean, jnp.zeros(x.shape[0])
+  else:
+    z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    kl = 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(2.0 * log_std) - 1.0 - 2.0 * log_std, axis=1)
   recon = decoder.apply({"params": params["decoder"]}, z, train=True)
   squared = jnp.sum(jnp.square((recon - x).reshape(x.shape[0], -1)), axis=1)
   reconstruction = squared / (2.0 * likelihood_std**2)
-  kl = 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(2.0 * log_std) - 1.0 - 2.0 * log_std, axis=1)
   return {"loss": jnp.mean(reconstruction + kl), "reconstruction": jnp.mean(reconstruction),
           "kl": jnp.mean(kl)}
 
 
 def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
-                likelihood_std: float = 0.1) -> Tuple[VAEState, Dict[str, jax.Array]]:
+                likelihood_std: float = 0.1,
+                autoencoder: bool = False) -> Tuple[VAEState, Dict[str, jax.Array]]:
   """(final states, per-step metrics {'loss', 'reconstruction', 'kl'}) of the VAE trained
   on config's toy data for every seed, vmapped over seeds (leading axis) and scanned over
   `num_steps` (default config.train.num_steps) steps of config.train.batch_size points:
   the batches of a GAN run with one D step per iteration (toy.toy_batch). Adam with the
-  generator's learning rate and betas (config.optim)."""
+  generator's learning rate and betas (config.optim). `autoencoder`: the plain
+  auto-encoder instead (module docstring)."""
   if likelihood_std <= 0:
     raise ValueError(f"likelihood_std must be > 0, got {likelihood_std}")
   mixture = data_lib.toy_mixture(config.data)
@@ -103,7 +115,7 @@ def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
 
       def objective(params):
         terms = negative_elbo(encoder, decoder, params, x, jax.random.fold_in(k_run, step),
-                              likelihood_std)
+                              likelihood_std, autoencoder)
         return terms["loss"], terms
 
       (_, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)

@@ -167,15 +167,15 @@ def test_began_recipe_trains_logs_and_resumes_exactly(tmp_path, face_data, cache
 
 def test_began_convergence_measure_falls_while_g_collapses_on_the_ring():
   """BEGAN's M_global = L(x) + |gamma L(x) - L(G(z))| is meant to fall as training
-  converges. On the ring (the paper's gamma 0.5 and lambda_k 0.001, 2,000 iterations) it
-  falls over 5x while G covers at most one of the 8 modes: it tracks D's reconstruction of
-  the data, not G's coverage (seeds 0-1 here; benchmarks/began_toy.md: 5 seeds, 7
-  settings)."""
+  converges. On the ring (the paper's gamma 0.5 and lambda_k 0.001) it falls 4x in 1,000
+  iterations while G covers at most one of the 8 modes: it tracks D's reconstruction of
+  the data, not G's coverage (seeds 0-1 here; benchmarks/began_toy.md: 7-11x after 2,000
+  iterations, 5 seeds, 7 settings)."""
   config = _toy_config()
-  states, metrics = lab.train_seeds(config, SEEDS, num_steps=2000)
+  states, metrics = lab.train_seeds(config, SEEDS, num_steps=1000)
   convergence = np.asarray(metrics["began_convergence"])
   start, end = convergence[:, :50].mean(axis=1), convergence[:, -100:].mean(axis=1)
-  assert np.all(end < start / 5), (start, end)
+  assert np.all(end < start / 4), (start, end)
   assert np.all(lab.mode_metrics_seeds(config, states)["modes_covered"] <= 1)
   ks = np.asarray(states.d_stats[BEGAN_K])
   assert np.all((ks >= 0) & (ks < 0.01)), ks  # the controller never engages here

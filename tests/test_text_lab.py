@@ -68,12 +68,14 @@ def test_an_unknown_estimator_is_refused():
 
 def test_sampled_tokens_give_g_no_gradient_and_an_estimator_learns_the_language():
   """The lectures: sampling a token (argmax) has no gradient, so G learns nothing from D;
-  with the straight-through Gumbel estimator the same GAN learns to emit words. 2,000
-  iterations, seeds 0-2 (benchmarks/text_lab.md: 5 seeds, every estimator)."""
+  with the straight-through Gumbel estimator the same GAN learns to emit words. Seeds 0-2;
+  argmax for 200 iterations (G never moves), straight-through for 1,000 (measured on seeds
+  0-4: 0.85-0.90 valid, 6-7 words; benchmarks/text_lab.md: 2,000 and 6,000 iterations,
+  every estimator)."""
   words = text_lab.make_language()
   chance = len(words) / 8**5
-  for estimator in ("argmax", "straight_through"):
-    states, metrics = text_lab.train_seeds(estimator, SEEDS, 2000)
+  for estimator, steps in (("argmax", 200), ("straight_through", 1000)):
+    states, metrics = text_lab.train_seeds(estimator, SEEDS, steps)
     scores = [text_lab.language_metrics(t, words) for t in text_lab.sample_tokens(states)]
     valid = np.array([s["valid"] for s in scores])
     if estimator == "argmax":

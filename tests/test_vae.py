@@ -40,6 +40,26 @@ def test_negative_elbo_by_hand():
   np.testing.assert_allclose(terms["loss"], reconstruction + kl, rtol=1e-6)
   _, _, prior = constant_params(config, mean=0.0, log_std=0.0)  # q(z|x) = p(z): no KL
   assert float(vae.negative_elbo(encoder, decoder, prior, x, jax.random.PRNGKey(2), 0.5)["kl"]) == 0
+  # The plain auto-encoder: the reconstruction term alone, the same whatever the key.
+  plain = [vae.negative_elbo(encoder, decoder, params, x, jax.random.PRNGKey(k), 0.5,
+                             autoencoder=True) for k in (2, 3)]
+  assert float(plain[0]["kl"]) == 0.0 and plain[0] == plain[1]
+  np.testing.assert_allclose(plain[0]["loss"], reconstruction, rtol=1e-6)
+
+
+def test_the_autoencoder_decodes_its_own_codes():
+  """The plain auto-encoder's decoder is fed the encoder's mean: its reconstruction of a
+  point depends on the encoder (a VAE's, on e too)."""
+  config = toy_ring.get_config()
+  encoder, decoder = vae.make_models(config)
+  x = jnp.array([[1.0, 2.0]])
+  params = {"encoder": encoder.init(jax.random.PRNGKey(0), x)["params"],
+            "decoder": decoder.init(jax.random.PRNGKey(1), jnp.zeros((1, 16)), train=False)["params"]}
+  mean, _ = encoder.apply({"params": params["encoder"]}, x)
+  recon = decoder.apply({"params": params["decoder"]}, mean, train=False)
+  terms = vae.negative_elbo(encoder, decoder, params, x, jax.random.PRNGKey(2), 0.1,
+                            autoencoder=True)
+  np.testing.assert_allclose(terms["reconstruction"], np.sum((recon - x) ** 2) / 0.02, rtol=1e-5)
 
 
 def test_training_lowers_the_loss_and_is_a_function_of_the_seed():
