@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The GPU measurements still owed (issue 7), in the order of their value, each bounded by
-# `timeout` so that one device call (600 s at most) finishes with what it got. Run from the
+# The GPU measurements still owed (issue 7; item 7: BEGAN), in the order of their value, each
+# bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
 # at $ZIP:
 #
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
-# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date.
+# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All seven
+# items take up to ~25 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that two device
+# calls of 600 s cover them (e.g. ITEMS="1 2 3 4" then ITEMS="5 6 7").
 set -u
+ITEMS=${ITEMS:-1 2 3 4 5 6 7}
+want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
 mkdir -p "$OUT"
@@ -16,40 +20,61 @@ T="python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 --out=$
 
 # 1. Several iterations per call inside training (bf16, batch 128): steps/s of the progress
 #    line, K=1 vs K=10, on the device-fed anime faces (compile included in neither rate).
-for k in 1 10; do
-  timeout 150 python3 launch.py --config=configs/dcgan.py --workdir=/tmp/k$k \
-    --config.data.source=zip:$ZIP --config.model.dtype=bfloat16 --config.train.num_steps=4000 \
-    --config.train.iterations_per_call=$k --config.log.every=1000 --config.sample.every=4000 \
-    --config.checkpoint.every=4000 --config.log.diagnostics=False 2>&1 | quiet \
-    | grep -E "step (2000|3000|4000)/" | tee "$OUT/train_k$k.txt"
-done
+if want 1; then
+  for k in 1 10; do
+    timeout 150 python3 launch.py --config=configs/dcgan.py --workdir=/tmp/k$k \
+      --config.data.source=zip:$ZIP --config.model.dtype=bfloat16 --config.train.num_steps=4000 \
+      --config.train.iterations_per_call=$k --config.log.every=1000 --config.sample.every=4000 \
+      --config.checkpoint.every=4000 --config.log.diagnostics=False 2>&1 | quiet \
+      | grep -E "step (2000|3000|4000)/" | tee "$OUT/train_k$k.txt"
+  done
+fi
 
 # 2. Fused real+fake D passes (train.d_passes=fused) against separate ones, bf16, in one call.
-for passes in separate fused; do
-  timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
-    --batches=128,2048 --dtypes=bfloat16 --config.train.d_passes=$passes \
-    --out=$OUT/throughput.jsonl 2>&1 | quiet
-done
+if want 2; then
+  for passes in separate fused; do
+    timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
+      --batches=128,2048 --dtypes=bfloat16 --config.train.d_passes=$passes \
+      --out=$OUT/throughput.jsonl 2>&1 | quiet
+  done
+fi
 
 # 3. The stacked UpConv with its kernel gradient as matrix products (model.upconv=stacked_gemm)
 #    against the plain stacked form; phases (the default) is item 2's `separate` rows.
-for upconv in stacked_gemm stacked; do
-  timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
-    --batches=128,2048 --dtypes=bfloat16 --config.model.upconv=$upconv \
-    --out=$OUT/throughput.jsonl 2>&1 | quiet
-done
+if want 3; then
+  for upconv in stacked_gemm stacked; do
+    timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
+      --batches=128,2048 --dtypes=bfloat16 --config.model.upconv=$upconv \
+      --out=$OUT/throughput.jsonl 2>&1 | quiet
+  done
+fi
 
 # 4. Scanned vs unrolled D updates on SNGAN-ResNet (5 D steps): compile seconds and images/s.
-for loop in unroll scan; do
-  timeout 120 python3 benchmarks/throughput.py --config=configs/sngan_resnet.py --iters=20 \
-    --dtypes=bfloat16 --config.train.d_loop=$loop --out=$OUT/throughput.jsonl 2>&1 | quiet
-done
+if want 4; then
+  for loop in unroll scan; do
+    timeout 120 python3 benchmarks/throughput.py --config=configs/sngan_resnet.py --iters=20 \
+      --dtypes=bfloat16 --config.train.d_loop=$loop --out=$OUT/throughput.jsonl 2>&1 | quiet
+  done
+fi
 
 # 5. StyleGAN2 in bf16 (its compile took over 80 s before).
-timeout 200 python3 benchmarks/throughput.py --config=configs/stylegan2.py --iters=20 \
-  --dtypes=float32,bfloat16 --out=$OUT/throughput.jsonl 2>&1 | quiet
+if want 5; then
+  timeout 200 python3 benchmarks/throughput.py --config=configs/stylegan2.py --iters=20 \
+    --dtypes=float32,bfloat16 --out=$OUT/throughput.jsonl 2>&1 | quiet
+fi
 
 # 6. Which convolution the stacked UpConv loses its time in (rows carry their HLO op).
-timeout 80 python3 benchmarks/profile_step.py --config=configs/dcgan.py \
-  --config.model.upconv=stacked --batch=2048 --dtype=bfloat16 --top=12 \
-  --out=$OUT/profile.jsonl 2>&1 | quiet | tail -1
+if want 6; then
+  timeout 80 python3 benchmarks/profile_step.py --config=configs/dcgan.py \
+    --config.model.upconv=stacked --batch=2048 --dtype=bfloat16 --top=12 \
+    --out=$OUT/profile.jsonl 2>&1 | quiet | tail -1
+fi
+
+# 7. BEGAN (configs/began.py) on the anime faces for the 3 minutes benchmarks/architectures.md
+#    gave DCGAN, SNGAN-ResNet and StyleGAN2: its throughput, FD-anime, AFD, duplicates and
+#    diversity beside theirs, and whether its k engages (metrics.jsonl: began_k).
+if want 7; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/began.py \
+    --source=zip:$ZIP --root=/tmp/arch --out=$OUT/architectures.jsonl 2>&1 | quiet | tail -3
+  cp /tmp/arch/began/metrics.jsonl "$OUT/began_metrics.jsonl" 2>/dev/null
+fi

@@ -114,7 +114,7 @@ def train_seeds(config, seeds: Sequence[int], num_steps: int = -1, search: Searc
 
     return jax.lax.scan(body, state, jnp.arange(num_steps))
 
-  return lab.jit_long_run(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32))
+  return lab.jit_long_run(jax.vmap(run), num_steps)(jnp.asarray(seeds, jnp.uint32))
 
 
 def fixed_starting_points(config, num: int,

@@ -23,18 +23,21 @@ from gan_jax.state import TrainState, create_state
 from gan_jax.step import apply_in_train_mode
 
 
-# XLA's default backend optimisation level, which the lab's trainers always compile with
-# (jit_long_run).
+# XLA's default backend optimisation level, which the lab's long runs always compile with
+# (jit_long_run), and from how many iterations a run counts as long.
 _FULL_BACKEND_OPTIMISATION = {"xla_backend_optimization_level": 3}
+LONG_RUN = 500
 
 
-def jit_long_run(fn: Callable) -> Callable:
-  """jax.jit(fn) for the lab's trainers: thousands of scanned iterations of tiny networks,
-  so execution-bound. On the CPU it is compiled with XLA's full backend optimisation even
-  where XLA_FLAGS lowers it for faster compiles (the test suite does): there that makes
-  these programs run 4x slower (measured: 3 seeds x 2,000 ring iterations, 3 s -> 12 s)."""
-  options = _FULL_BACKEND_OPTIMISATION if jax.default_backend() == "cpu" else None
-  return jax.jit(fn, compiler_options=options)
+def jit_long_run(fn: Callable, num_steps: int) -> Callable:
+  """jax.jit(fn) for a lab trainer scanning `num_steps` iterations of tiny networks. From
+  LONG_RUN iterations such a program is execution-bound: on the CPU it is then compiled
+  with XLA's full backend optimisation even where XLA_FLAGS lowers it for faster compiles
+  (the test suite does), which runs it 4x faster there (measured: 3 seeds x 2,000 ring
+  iterations, 12 s -> 3 s, for 1.4 s more compilation). Shorter runs are compile-bound and
+  keep XLA_FLAGS' setting."""
+  long_cpu_run = num_steps >= LONG_RUN and jax.default_backend() == "cpu"
+  return jax.jit(fn, compiler_options=_FULL_BACKEND_OPTIMISATION if long_cpu_run else None)
 
 
 def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
@@ -66,7 +69,7 @@ def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
     state = jax.vmap(lambda s: train.with_controllers(config, create_state(
         jax.random.PRNGKey(s), generator, discriminator, g_tx, d_tx,
         config.model.latent_dim, shape)))(seeds)
-  return jit_long_run(jax.vmap(run))(seeds, state)
+  return jit_long_run(jax.vmap(run), num_steps)(seeds, state)
 
 
 def generate_seeds(config, states: TrainState, num: int = 2500, ema: bool = True) -> np.ndarray:
@@ -163,7 +166,7 @@ def discriminator_trainer(config, mixture: toy.Mixture, num_steps: int):
       return state.replace(step=state.step + 1), None
     return jax.lax.scan(body, state, None, length=num_steps)[0]
 
-  trainer = jit_long_run(jax.vmap(run, in_axes=(0, None, 0)))
+  trainer = jit_long_run(jax.vmap(run, in_axes=(0, None, 0)), num_steps)
   return lambda seeds, g_params=None, states=None: trainer(
       jnp.asarray(seeds, jnp.uint32), g_params, states)
 

@@ -198,7 +198,7 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
 
     return jax.lax.scan(body, state, jnp.arange(num_steps))
 
-  return lab.jit_long_run(jax.vmap(run))(jnp.asarray(seeds, jnp.uint32))
+  return lab.jit_long_run(jax.vmap(run), num_steps)(jnp.asarray(seeds, jnp.uint32))
 
 
 def sample_tokens(states: TextState, num: int = 2000,

@@ -190,3 +190,19 @@ def test_diagnostics_leave_out_the_accuracy_an_autoencoder_d_has_no_threshold_fo
                                               config.model.latent_dim, state, real,
                                               jax.random.key(1))
   assert "diag/d_accuracy" not in out and np.isfinite(float(out["diag/w_estimate"]))
+
+
+def test_bfloat16_autoencoder_convolves_in_bfloat16_and_scores_in_float32():
+  """Under mixed precision (the step casts params and images to bf16) D's convolutions run
+  in bf16 and its reconstruction error is taken in float32, close to the fp32 value."""
+  d = began.Discriminator(example_shape=(16, 16, 3), width=8, embed_dim=8)
+  x = jax.random.uniform(jax.random.key(0), (4, 16, 16, 3), minval=-1, maxval=1)
+  params = d.init(jax.random.key(1), x, train=False)["params"]
+  half = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+  apply = lambda p, x: d.apply({"params": p}, x, train=True)
+  jaxpr = str(jax.make_jaxpr(apply)(half, x.astype(jnp.bfloat16)))
+  convs = [line for line in jaxpr.splitlines() if "conv_general_dilated" in line]
+  assert convs and all("bf16[" in line for line in convs)
+  logits = apply(half, x.astype(jnp.bfloat16))
+  assert logits.dtype == jnp.float32
+  np.testing.assert_allclose(logits, apply(params, x), rtol=0.05)
