@@ -11,13 +11,10 @@ convergence measure M_global (mean of the first 50 and the last 100 iterations).
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,8 +47,7 @@ def main():
   lines = [
       "# Toy lab: BEGAN and EBGAN on the ring", "",
       f"Command: `python benchmarks/began_toy.py --seeds={args.seeds} --steps={args.steps}` "
-      f"({datetime.date.today()}, {platform.node()}, {os.cpu_count()} CPU cores, JAX "
-      f"{jax.__version__}, {jax.devices()[0].platform}).", "",
+      f"({common.run_stamp()}).", "",
       "configs/toy_ring.py with model.name=began: D an MLP auto-encoder (3x128 ELU layers each "
       "side, a 1-D code, L1 reconstruction error), G an MLP (3x128 ELU); Adam 1e-3 betas "
       f"(0, 0.9), batch 256, {args.steps} iterations, G-EMA 0.99, seeds 0..{args.seeds - 1}. "

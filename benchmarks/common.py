@@ -1,6 +1,8 @@
 """What the benchmark scripts share: building a config's compiled train step, table cells."""
 
+import datetime
 import os
+import platform
 import sys
 import time
 
@@ -127,6 +129,12 @@ def random_batch(config, mesh) -> jax.Array:
   values = (rng.integers(0, 256, shape, np.uint8) if dtype == np.uint8
             else rng.standard_normal(shape).astype(dtype))
   return jax.device_put(values, parallel.batch_sharding(mesh, batch_axis=1))
+
+
+def run_stamp() -> str:
+  """Where and when a table was measured: 'date, host, N CPU cores, JAX version, platform'."""
+  return (f"{datetime.date.today()}, {platform.node()}, {os.cpu_count()} CPU cores, "
+          f"JAX {jax.__version__}, {jax.devices()[0].platform}")
 
 
 def spread(values, digits: int) -> str:

@@ -12,9 +12,7 @@ seconds to draw 2,500 samples per seed (compiled).
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
@@ -53,8 +51,7 @@ def main():
   lines = [
       "# Toy lab: the discriminator alone as a generator (energy-based view)", "",
       f"Command: `python benchmarks/energy_baseline.py --seeds={args.seeds} --steps={args.steps} "
-      f"--searches={args.searches}` ({datetime.date.today()}, {platform.node()}, "
-      f"{os.cpu_count()} CPU cores, JAX {jax.__version__}, {jax.devices()[0].platform}).", "",
+      f"--searches={args.searches}` ({common.run_stamp()}).", "",
       f"configs/toy_ring.py, {args.steps} iterations of batch 256, seeds 0..{args.seeds - 1}, "
       "all seeds at once. GAN: non-saturating, no regulariser, MLP 3x128 G and D, Adam 1e-3 "
       "betas (0, 0.9), samples from the G-EMA. Energy: the same D trained alone "

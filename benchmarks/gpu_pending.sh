@@ -16,7 +16,8 @@ ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
 mkdir -p "$OUT"
 quiet() { grep -v '^[WI][0-9]'; }
-T="python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 --out=$OUT/throughput.jsonl"
+# throughput SECONDS ARGS...: one benchmarks/throughput.py run within SECONDS, rows to $OUT.
+throughput() { timeout "$1" python3 benchmarks/throughput.py "${@:2}" --out=$OUT/throughput.jsonl 2>&1 | quiet; }
 
 # 1. Several iterations per call inside training (bf16, batch 128): steps/s of the progress
 #    line, K=1 vs K=10, on the device-fed anime faces (compile included in neither rate).
@@ -33,9 +34,8 @@ fi
 # 2. Fused real+fake D passes (train.d_passes=fused) against separate ones, bf16, in one call.
 if want 2; then
   for passes in separate fused; do
-    timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
-      --batches=128,2048 --dtypes=bfloat16 --config.train.d_passes=$passes \
-      --out=$OUT/throughput.jsonl 2>&1 | quiet
+    throughput 90 --config=configs/dcgan.py --iters=50 --batches=128,2048 --dtypes=bfloat16 \
+      --config.train.d_passes=$passes
   done
 fi
 
@@ -43,24 +43,22 @@ fi
 #    against the plain stacked form; phases (the default) is item 2's `separate` rows.
 if want 3; then
   for upconv in stacked_gemm stacked; do
-    timeout 90 python3 benchmarks/throughput.py --config=configs/dcgan.py --iters=50 \
-      --batches=128,2048 --dtypes=bfloat16 --config.model.upconv=$upconv \
-      --out=$OUT/throughput.jsonl 2>&1 | quiet
+    throughput 90 --config=configs/dcgan.py --iters=50 --batches=128,2048 --dtypes=bfloat16 \
+      --config.model.upconv=$upconv
   done
 fi
 
 # 4. Scanned vs unrolled D updates on SNGAN-ResNet (5 D steps): compile seconds and images/s.
 if want 4; then
   for loop in unroll scan; do
-    timeout 120 python3 benchmarks/throughput.py --config=configs/sngan_resnet.py --iters=20 \
-      --dtypes=bfloat16 --config.train.d_loop=$loop --out=$OUT/throughput.jsonl 2>&1 | quiet
+    throughput 120 --config=configs/sngan_resnet.py --iters=20 --dtypes=bfloat16 \
+      --config.train.d_loop=$loop
   done
 fi
 
 # 5. StyleGAN2 in bf16 (its compile took over 80 s before).
 if want 5; then
-  timeout 200 python3 benchmarks/throughput.py --config=configs/stylegan2.py --iters=20 \
-    --dtypes=float32,bfloat16 --out=$OUT/throughput.jsonl 2>&1 | quiet
+  throughput 200 --config=configs/stylegan2.py --iters=20 --dtypes=float32,bfloat16
 fi
 
 # 6. Which convolution the stacked UpConv loses its time in (rows carry their HLO op).

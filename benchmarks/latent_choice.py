@@ -10,13 +10,10 @@ fraction from 2,500 G-EMA samples.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
-import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -39,8 +36,7 @@ def main():
   lines = [
       "# Toy lab: the latent distribution and size", "",
       f"Command: `python benchmarks/latent_choice.py --seeds={args.seeds} --steps={args.steps} "
-      f"--dims={args.dims} --dists={args.dists}` ({datetime.date.today()}, {platform.node()}, "
-      f"{os.cpu_count()} CPU cores, JAX {jax.__version__}, {jax.devices()[0].platform}).", "",
+      f"--dims={args.dims} --dists={args.dists}` ({common.run_stamp()}).", "",
       "configs/toy_ring.py: non-saturating loss, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), "
       f"batch 256, {args.steps} iterations, seeds 0..{args.seeds - 1}. z ~ N(0, I) (gaussian) "
       "or U(-1, 1) per coordinate (uniform). Cells: modes covered / high-quality fraction by "

@@ -9,13 +9,10 @@ seen and D's accuracy over the last 100 iterations.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,8 +32,7 @@ def main():
   lines = [
       "# Toy lab: GANs on discrete tokens", "",
       f"Command: `python benchmarks/text_lab.py --seeds={args.seeds} --steps={args.steps} "
-      f"--estimators={args.estimators}` ({datetime.date.today()}, {platform.node()}, "
-      f"{os.cpu_count()} CPU cores, JAX {jax.__version__}, {jax.devices()[0].platform}).", "",
+      f"--estimators={args.estimators}` ({common.run_stamp()}).", "",
       f"The language: {settings.num_words} words of {settings.length} tokens over "
       f"{settings.vocab} (chance of a random sequence being a word: "
       f"{settings.num_words / settings.vocab ** settings.length:.5f}). G: MLP "

@@ -10,16 +10,14 @@ samples) as mean +/- std and min over seeds.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import toy_grid, toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import lab  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -104,8 +102,7 @@ def main():
       "",
       f"Command: `python benchmarks/toy_lab.py --seeds={args.seeds} --ring_steps={args.ring_steps} "
       f"--grid_steps={args.grid_steps} --grid_seeds={args.grid_seeds} "
-      f"--theory_seeds={args.theory_seeds}` ({datetime.date.today()}, {platform.node()}, "
-      f"{os.cpu_count()} CPU cores, JAX {jax.__version__}, {jax.devices()[0].platform}).",
+      f"--theory_seeds={args.theory_seeds}` ({common.run_stamp()}).",
       "",
       "Non-saturating loss unless the row says otherwise, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), batch 256, one D "
       "step per G step (configs/toy_ring.py). Cells: modes covered mean +/- std (min) / "

@@ -15,13 +15,10 @@ the share of samples farther than 10 std (0.2) from every mode: between modes.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 from PIL import Image
 
@@ -63,9 +60,7 @@ def main():
   lines = [
       "# Toy lab: the VAE baseline against the GAN", "",
       f"Command: `python benchmarks/vae_baseline.py --seeds={args.seeds} --steps={args.steps} "
-      f"--lrs={args.lrs} --likelihood_std={args.likelihood_std:g}` ({datetime.date.today()}, "
-      f"{platform.node()}, {os.cpu_count()} CPU cores, JAX {jax.__version__}, "
-      f"{jax.devices()[0].platform}).", "",
+      f"--lrs={args.lrs} --likelihood_std={args.likelihood_std:g}` ({common.run_stamp()}).", "",
       f"configs/toy_ring.py (8 Gaussians, radius 2, std 0.02), {args.steps} iterations of "
       "batch 256, seeds 0.."
       f"{args.seeds - 1}, 2,500 samples each. GAN: non-saturating, no regulariser, MLP 3x128 "

@@ -117,11 +117,11 @@ def tokens_for_d(logits: jax.Array, key: jax.Array, estimator: str,
   """What D sees of G's output in training under `estimator` (module docstring); for
   reinforce, a sampled one-hot with no gradient."""
   vocab = logits.shape[-1]
-  gumbel = jax.random.gumbel(key, logits.shape)
   if estimator == "argmax":
     return jax.nn.one_hot(jnp.argmax(logits, -1), vocab)
   if estimator == "softmax":
     return jax.nn.softmax(logits)
+  gumbel = jax.random.gumbel(key, logits.shape)
   soft = jax.nn.softmax((logits + gumbel) / temperature)
   if estimator == "gumbel_softmax":
     return soft

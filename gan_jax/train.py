@@ -248,8 +248,6 @@ def make_init(config, generator, discriminator, g_tx, d_tx):
       create_state, jax.random.PRNGKey(config.seed), generator, discriminator,
       g_tx, d_tx, config.model.latent_dim, data_lib.example_spec(config.data)[0],
       len(data_lib.label_classes(config.data)))
-  if not controller_states(config):
-    return create
   return lambda: with_controllers(config, create())
 
 

@@ -34,9 +34,7 @@ def resolve_downconv(name: str, backend: Optional[str] = None) -> str:
   backend (default: JAX's): s2d on GPU, strided elsewhere (benchmarks/README.md)."""
   if name == "auto":
     return "s2d" if (backend or jax.default_backend()) == "gpu" else "strided"
-  if name not in layers.DOWNCONV_IMPLS:
-    raise ValueError(f"unknown model.downconv {name!r}; choose from: "
-                     f"{', '.join(layers.DOWNCONV_IMPLS + ('auto',))}")
+  check_choice("model.downconv", name, layers.DOWNCONV_IMPLS + ("auto",))
   return name
 
 
