@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The GPU measurements still owed (issue 7; item 7: BEGAN), in the order of their value, each
+# The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN), in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
 # at $ZIP:
 #
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
-# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All seven
-# items take up to ~25 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that two device
-# calls of 600 s cover them (e.g. ITEMS="1 2 3 4" then ITEMS="5 6 7").
+# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All eight
+# items take up to ~33 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that three device
+# calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8").
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -75,4 +75,17 @@ if want 7; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/began.py \
     --source=zip:$ZIP --root=/tmp/arch --out=$OUT/architectures.jsonl 2>&1 | quiet | tail -3
   cp /tmp/arch/began/metrics.jsonl "$OUT/began_metrics.jsonl" 2>/dev/null
+fi
+
+# 8. ProGAN (configs/progan.py, bf16): images/s at 4x4 (the schedule's start) and at 64x64
+#    (growth 0/0: full size from the start), with lax.switch (the GPU's default: only the
+#    level's layers run) against select (the CPU's: every resolution runs).
+if want 8; then
+  for branching in switch select; do
+    throughput 120 --config=configs/progan.py --iters=20 --dtypes=bfloat16 \
+      --config.model.branching=$branching
+    throughput 120 --config=configs/progan.py --iters=20 --dtypes=bfloat16 \
+      --config.model.branching=$branching --config.model.growth.stable_iters=0 \
+      --config.model.growth.fade_iters=0
+  done
 fi

@@ -36,14 +36,16 @@ def constraint() -> ml_collections.ConfigDict:
 
 
 def penalty() -> ml_collections.ConfigDict:
-  """config.penalty: discriminator penalties (need grad_x D), added to D's loss; any combination."""
+  """config.penalty: discriminator penalties (most need grad_x D), added to D's loss; any
+  combination."""
   config = ml_collections.ConfigDict()
-  config.use = ""  # comma-separated: wgan_gp, dragan, r1, r2 ('' for none)
+  config.use = ""  # comma-separated: wgan_gp, dragan, r1, r2, drift ('' for none)
   # weight multiplies the penalty; every > 1 applies it every N iterations, scaled by N.
   config.wgan_gp = ml_collections.ConfigDict(dict(weight=10.0, every=1, one_sided=False))
   config.dragan = ml_collections.ConfigDict(dict(weight=10.0, every=1, c=0.5))
   config.r1 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
   config.r2 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
+  config.drift = ml_collections.ConfigDict(dict(weight=0.001, every=1))  # E[D(x)^2], ProGAN's
   return config
 
 

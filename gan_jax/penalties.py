@@ -1,4 +1,4 @@
-"""Loss-side regularisers of the discriminator that need its input gradient grad_x D(x).
+"""Loss-side regularisers of the discriminator: most need its input gradient grad_x D(x).
 
 Every penalty has one signature, `penalty(d_fn, real, fake, key, **options)
 -> scalar`, where `d_fn(x)` is the discriminator's logits as a function of its
@@ -63,6 +63,14 @@ def r2(d_fn: DFn, real, fake, key) -> jax.Array:
   """R2: 1/2 E_G ||grad_x D(x)||^2 on generated samples."""
   del real, key
   return 0.5 * jnp.mean(jnp.square(input_gradient_norms(d_fn, fake)))
+
+
+@PENALTIES.register("drift")
+def drift(d_fn: DFn, real, fake, key) -> jax.Array:
+  """ProGAN's drift term (Karras et al., 2018): E_data[D(x)^2], which keeps a Wasserstein
+  critic's logits from drifting far from 0 (weight epsilon = 0.001)."""
+  del fake, key
+  return jnp.mean(jnp.square(d_fn(real)))
 
 
 def parse_names(use: str) -> list:

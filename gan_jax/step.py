@@ -45,6 +45,14 @@ the batch means that update's loss saw, so that k steers E[L(G(z))] towards gamm
 E[L(x)]. The metrics began_k (the k the update used, averaged over the D updates) and
 began_convergence, BEGAN's M_global = L(x) + |gamma * L(x) - L(G(z))|, come with it.
 
+Progressive growing (only when `growth` is set; with models/progan.py, whose networks
+read their resolution from their statistics): before the iteration's updates both
+g_stats[GROWTH_LEVEL] and d_stats[GROWTH_LEVEL] are set to growth_level(step), a pure
+function of the iteration count (0 for stable_iters iterations, then per next resolution a
+linear fade-in over fade_iters and stable_iters at the whole level), so the level needs no
+state of its own to resume exactly, and samples drawn from the checkpointed g_stats use
+the level the weights were trained at. The metric growth_level comes with it.
+
 Generator randomness beyond z (only when configured; each from its own stream of
 the update's key k_u, so a run without them draws exactly as before):
   * g_rngs (e.g. ('noise',) for StyleGAN2's per-layer noise inputs,
@@ -112,6 +120,7 @@ MIXING_STREAM = 0x6d6978         # 'mix': style mixing's z2, coins and crossover
 PATH_LENGTH_STREAM = 0x706c656e  # 'plen': path-length regularisation
 ADA_P = "ada_p"  # d_stats' entry holding ADA's augmentation probability (module docstring)
 BEGAN_K = "began_k"  # d_stats' entry holding BEGAN's equilibrium weight k (module docstring)
+GROWTH_LEVEL = "growth_level"  # g_stats' and d_stats' entry: ProGAN's growth level (docstring)
 
 
 def batch_to_float(batch: jax.Array) -> jax.Array:
@@ -195,6 +204,28 @@ class Ada(NamedTuple):
   kimg: float = 500.0  # thousands of real images over which p can move by 1
 
 
+class Growth(NamedTuple):
+  """Progressive growing's schedule as the step applies it (module docstring)."""
+  max_level: int     # the growth level of full resolution (models/progan.py)
+  stable_iters: int  # iterations spent at each whole level, level 0 included
+  fade_iters: int    # iterations over which each next resolution fades in
+
+
+def growth_level(step: jax.Array, growth: Growth) -> jax.Array:
+  """The growth level (float32) for iteration `step`: 0 for stable_iters iterations, then
+  per next level a linear fade over fade_iters and stable_iters at the whole level, up to
+  max_level (at once with both counts 0)."""
+  period = growth.stable_iters + growth.fade_iters
+  if period == 0:
+    return jnp.asarray(growth.max_level, jnp.float32)
+  t = jnp.asarray(step).astype(jnp.float32) - growth.stable_iters
+  whole = jnp.floor(t / period)
+  into = t - whole * period
+  fade = 1.0 if growth.fade_iters == 0 else jnp.minimum(into / growth.fade_iters, 1.0)
+  level = jnp.where(t < 0, 0.0, whole + fade)
+  return jnp.minimum(level, float(growth.max_level)).astype(jnp.float32)
+
+
 class Equilibrium(NamedTuple):
   """BEGAN's equilibrium controller as the step applies it (module docstring)."""
   gamma: float = 0.5      # the diversity ratio E[L(G(z))] / E[L(x)] that k steers towards
@@ -237,6 +268,7 @@ class GANStep:
                                    # images | through (w.r.t. raw images, through T)
   ada: Optional[Ada] = None  # adaptive augmentation probability (needs augment; d_stats[ADA_P])
   equilibrium: Optional[Equilibrium] = None  # BEGAN's k controller (losses.began; d_stats[BEGAN_K])
+  growth: Optional[Growth] = None  # ProGAN's growth schedule (g_stats and d_stats[GROWTH_LEVEL])
 
   def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
     """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
@@ -491,6 +523,9 @@ class GANStep:
     d_steps = real.shape[0]
     label = lambda i: None if labels is None else labels[i]
     key = jax.random.fold_in(state.key, state.step)
+    growth_metrics = {}
+    if self.growth is not None:
+      state, growth_metrics = self._grow(state)
     # d_loop='unroll' (default): a Python loop, unrolled at trace time; XLA's CPU backend
     # runs the convolutions inside a scan ~10x slower. 'scan' compiles one D update
     # whatever d_steps is (shorter compiles); the same updates, to float rounding.
@@ -514,7 +549,16 @@ class GANStep:
       state, ada_metrics = self._adapt_p(state, d_metrics.pop("ada_r"),
                                          real.shape[0] * real.shape[1])
       g_metrics = {**g_metrics, **ada_metrics}
-    return state.replace(step=state.step + 1), {**d_metrics, **g_metrics}
+    return state.replace(step=state.step + 1), {**d_metrics, **g_metrics, **growth_metrics}
+
+  def _grow(self, state: TrainState) -> Tuple[TrainState, Metrics]:
+    """The state with both networks' growth level set for this iteration, and the metric
+    growth_level (module docstring)."""
+    level = growth_level(state.step, self.growth)
+    def at_level(stats):
+      return {**stats, GROWTH_LEVEL: level.astype(stats[GROWTH_LEVEL].dtype)}
+    return (state.replace(g_stats=at_level(state.g_stats), d_stats=at_level(state.d_stats)),
+            {"growth_level": level})
 
   def _adapt_p(self, state: TrainState, r: jax.Array, images: int) -> Tuple[TrainState, Metrics]:
     """The state with ADA's p moved towards r == target after an iteration in which D saw

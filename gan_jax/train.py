@@ -30,7 +30,7 @@ from gan_jax.models import conditional as model_conditional
 from gan_jax.registry import check_choice
 from gan_jax.state import TrainState, count_params, create_state
 from gan_jax.step import (ADA_P, BEGAN_K, D_LOOPS, D_PASSES, PENALTY_GRADS, Ada, Equilibrium,
-                          GANStep, PathLength, Penalty, batch_to_float, split_batch)
+                          GANStep, Growth, PathLength, Penalty, batch_to_float, split_batch)
 
 
 def validate_config(config) -> None:
@@ -310,6 +310,28 @@ def make_equilibrium(loss_config) -> Optional[Equilibrium]:
   return equilibrium
 
 
+def make_growth(model_config, generator) -> Optional[Growth]:
+  """ProGAN's growth schedule of config.model.growth for a generator that grows
+  (models/progan.py; None for the others; without the section, full size from the start);
+  ValueError for unusable options, or a growth section on a model that does not grow."""
+  options = model_config.get("growth")
+  max_level = getattr(generator, "max_level", None)
+  if max_level is None:
+    if options is not None:
+      raise ValueError(f"model.growth: model {model_config.name!r} does not grow (progan does)")
+    return None
+  options = dict(options or {})
+  unknown = set(options) - {"stable_iters", "fade_iters"}
+  if unknown:
+    raise ValueError(f"unknown model.growth option(s) {', '.join(sorted(unknown))}; choose "
+                     "from: stable_iters, fade_iters")
+  growth = Growth(max_level=max_level, stable_iters=options.get("stable_iters", 0),
+                  fade_iters=options.get("fade_iters", 0))
+  if growth.stable_iters < 0 or growth.fade_iters < 0:
+    raise ValueError(f"model.growth needs stable_iters >= 0 and fade_iters >= 0, got {options}")
+  return growth
+
+
 def check_loss_fits_discriminator(loss_name: str, model_name: str, discriminator) -> None:
   """ValueError unless the auto-encoder losses (losses.AUTOENCODER_LOSSES) and a D scored by
   its reconstruction error (models/began.py) come together: the other losses read logits
@@ -373,7 +395,7 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")),
       ac_weight=ac_weight_of(config),
       g_rngs=tuple(getattr(generator, "train_rngs", ())), style_mixing=style_mixing,
-      path_length=path_length)
+      path_length=path_length, growth=make_growth(config.model, generator))
 
 
 def make_batch_spec(config, mesh):

@@ -15,8 +15,8 @@ RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_
            "anime_tags"]
 
 
-# began's smoke run (with a resume) is tests/test_began.py's.
-@pytest.mark.parametrize("name", RECIPES + ["began", "toy_ring", "toy_grid"])
+# began's and progan's smoke runs (with a resume) are tests/test_began.py's and test_progan.py's.
+@pytest.mark.parametrize("name", RECIPES + ["began", "progan", "toy_ring", "toy_grid"])
 def test_full_config_validates(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   train.validate_config(config)
@@ -66,7 +66,7 @@ def test_unknown_preset_is_refused():
 @pytest.mark.parametrize("field, value, message", [
     ("constraint.d", "clip", "config.constraint.d: unknown constraint 'clip'; choose from: '' "
      "(none), spectral_norm_projection, weight_clip"),
-    ("penalty.use", "gp", "config.penalty: unknown penalty 'gp'; choose from: dragan, r1, r2, "
+    ("penalty.use", "gp", "config.penalty: unknown penalty 'gp'; choose from: dragan, drift, r1, r2, "
      "wgan_gp"),
     ("model.d_norm", "group", "unknown model.d_norm 'group'; choose from: batch, layer, none"),
     ("data.feed", "tape", "choose from: auto, device, host, stream"),

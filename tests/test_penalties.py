@@ -1,4 +1,4 @@
-"""Gradient penalties: hand-checked values, options, and their place in the D update."""
+"""D penalties: hand-checked values, options, and their place in the D update."""
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,8 @@ def test_values_on_a_linear_critic():
   np.testing.assert_allclose(p("dragan")(linear, X, -X, KEY), (0.6 - 1) ** 2, rtol=1e-5)
   np.testing.assert_allclose(p("r1")(linear, X, -X, KEY), 0.5 * 0.36, rtol=1e-5)
   np.testing.assert_allclose(p("r2")(linear, X, -X, KEY), 0.5 * 0.36, rtol=1e-5)
+  # drift: E_data[D(x)^2], on the reals only; D(X) = (0.6, 0).
+  np.testing.assert_allclose(p("drift")(linear, X, -X, KEY), 0.36 / 2, rtol=1e-6)
 
 
 def test_values_on_a_quadratic_critic():
@@ -50,7 +52,7 @@ def test_wgan_gp_interpolates_between_real_and_fake():
 def test_parse_names():
   assert penalties.parse_names("") == []
   assert penalties.parse_names("wgan_gp, r1") == ["wgan_gp", "r1"]
-  with pytest.raises(ValueError, match="unknown penalty 'gp'; choose from: dragan, r1, r2, wgan_gp"):
+  with pytest.raises(ValueError, match="unknown penalty 'gp'; choose from: dragan, drift, r1, r2, wgan_gp"):
     penalties.parse_names("gp")
   with pytest.raises(ValueError, match="twice"):
     penalties.parse_names("r1,r1")

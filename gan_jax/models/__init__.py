@@ -13,7 +13,8 @@ generator keeps its tracked w average there). Generators may declare extra
 training inputs the step supplies (models/stylegan2.py: `train_rngs`, and
 `num_ws`, `ws`, `synthesize` for style mixing and path-length regularisation). The example
 shape comes from the data: (size, size, channels) for images, (dim,) for the
-toy lab's points. BEGAN's discriminator (models/began.py) is an auto-encoder whose
+toy lab's points. ProGAN's networks (models/progan.py) grow: both read the growth level
+the train step sets in their batch_stats. BEGAN's discriminator (models/began.py) is an auto-encoder whose
 logits are minus its reconstruction errors; it pairs with the auto-encoder losses only.
 """
 
@@ -22,7 +23,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 
-from gan_jax.models import began, conditional, dcgan, layers, mlp, resnet, stylegan2
+from gan_jax.models import began, conditional, dcgan, layers, mlp, progan, resnet, stylegan2
 from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -43,10 +44,7 @@ def build_dcgan(model_config, example_shape: Sequence[int],
                 label_classes: Tuple[int, ...] = ()) -> ModelPair:
   """DCGAN generator and discriminator for square images (side a power of two >= 8);
   class-conditional for non-empty `label_classes` (models/conditional.py)."""
-  if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
-    raise ValueError(f"DCGAN needs square images (size, size, channels), got data of "
-                     f"shape {tuple(example_shape)}")
-  image_size, _, channels = example_shape
+  image_size, channels = layers.square_images(example_shape, "DCGAN")
   dcgan.num_doublings(image_size)  # fail early on an unsupported size
   d_norm = model_config.get("d_norm", "batch")
   check_choice("model.d_norm", d_norm, dcgan.NORMS)
@@ -78,6 +76,7 @@ def build_mlp(model_config, example_shape: Sequence[int]) -> ModelPair:
 
 MODELS.register("resnet")(resnet.build_resnet)
 MODELS.register("stylegan2")(stylegan2.build_stylegan2)
+MODELS.register("progan")(progan.build_progan)
 MODELS.register("began")(began.build_began)
 
 

@@ -1,7 +1,7 @@
 """Layers shared by the model families."""
 
 import math
-from typing import Callable
+from typing import Callable, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -20,6 +20,15 @@ def num_doublings(image_size: int, family: str) -> int:
     raise ValueError(
         f"{family} needs an image size that is a power of two >= 8, got {image_size}")
   return n
+
+
+def square_images(example_shape: Sequence[int], family: str) -> Tuple[int, int]:
+  """(size, channels) of square image examples (size, size, channels); a ValueError naming
+  the model `family` for any other shape."""
+  if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
+    raise ValueError(f"{family} needs square images (size, size, channels), got data of "
+                     f"shape {tuple(example_shape)}")
+  return example_shape[0], example_shape[2]
 
 
 def check_image_size(x: jax.Array, image_size: int) -> None:

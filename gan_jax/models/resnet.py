@@ -219,10 +219,7 @@ def build_resnet(model_config, example_shape, label_classes: Tuple[int, ...] = (
   True) and g_spectral_norm (default False); conditional (`label_classes`):
   label_embed_dim (default 32) and d_cond (default projection).
   """
-  if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
-    raise ValueError(f"the ResNet GAN needs square images (size, size, channels), got data "
-                     f"of shape {tuple(example_shape)}")
-  image_size, _, channels = example_shape
+  image_size, channels = layers.square_images(example_shape, "the ResNet GAN")
   num_blocks(image_size)  # fail early on an unsupported size
   cond = conditional_options(model_config, label_classes)
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,

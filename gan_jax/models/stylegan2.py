@@ -482,10 +482,7 @@ class Discriminator(nn.Module):
 
 def build_stylegan2(model_config, example_shape: Sequence[int]) -> Tuple[nn.Module, nn.Module]:
   """StyleGAN2 (generator, discriminator) for square images whose side is a power of two >= 8."""
-  if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
-    raise ValueError(f"StyleGAN2 needs square images (size, size, channels), got data of "
-                     f"shape {tuple(example_shape)}")
-  image_size, _, channels = example_shape
+  image_size, channels = layers.square_images(example_shape, "StyleGAN2")
   num_doublings(image_size)  # fail early on an unsupported size
   mapping_layers = model_config.get("mapping_layers", 8)
   if mapping_layers < 1:
