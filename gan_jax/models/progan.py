@@ -45,13 +45,12 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models import layers
+from gan_jax.models.stylegan2 import (EqualConv, EqualDense, channels_at, lrelu,
+                                      minibatch_stddev)
 from gan_jax.registry import check_choice
 from gan_jax.step import GROWTH_LEVEL
 
-BRANCHINGS = ("switch", "select")
-from gan_jax.models.stylegan2 import (EqualConv, EqualDense, channels_at, downsample2x,
-                                      lrelu, minibatch_stddev)
-
+BRANCHINGS = ("switch", "select")  # model.branching (resolve_branching)
 
 
 def num_levels(image_size: int) -> int:
@@ -208,9 +207,9 @@ class Discriminator(_Grown):
     h = lrelu(self.from_rgb[stage](x))
     for k in range(stage, 0, -1):
       h = lrelu(self.conv[k - 1](h))
-      h = downsample2x(lrelu(self.conv_down[k - 1](h)))
+      h = average_pool(lrelu(self.conv_down[k - 1](h)), 2)
       if k == stage:
-        faded = lrelu(self.from_rgb[stage - 1](downsample2x(x)))
+        faded = lrelu(self.from_rgb[stage - 1](average_pool(x, 2)))
         h = faded + alpha * (h - faded)
     h = minibatch_stddev(h, self.mbstd_group)
     h = lrelu(self.conv4(h))
