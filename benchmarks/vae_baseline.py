@@ -1,7 +1,8 @@
 """The lectures' VAE claim on the toy ring: a VAE puts samples between the modes, a GAN does
 not; the VAE is the steadier of the two across learning rates. And their other
-alternatives: a plain auto-encoder's decoder fed random codes, and GLO (supervised
-latent assignment: a code learned per training point).
+alternatives: a plain auto-encoder's decoder fed random codes, and the lectures' two
+"supervised latent assignments": GLO (a code learned per training point) and GON
+(gradient origin networks: the code is the gradient of the error at the origin).
 
   python benchmarks/vae_baseline.py --out=benchmarks/vae_baseline.md
 
@@ -11,7 +12,9 @@ gan_jax/vae.py (the same generator as decoder, the same batches and Adam
 settings) and its plain auto-encoder (vae.py's autoencoder=True: no noise, no KL;
 its decoder sampled from the same N(0, I) codes) and GLO (gan_jax/glo.py: the same
 generator, a code per point of a fixed set, sampled from a Gaussian fitted to the codes;
-at the table's iterations and at --glo_factor times as many) on every seed, and writes a
+at the table's iterations and at --glo_factor times as many) and GON (gan_jax/gon.py: the
+same generator with ELU layers, its codes from the gradient at the origin, sampled as GLO)
+on every seed, and writes a
 markdown table: modes covered by PacGAN's
 protocol (3 std), modes with mass near them (the same count within 10 std), and
 the share of samples farther than 10 std (0.2) from every mode: between modes.
@@ -29,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax import glo, lab, plots, vae  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import glo, gon, lab, plots, vae  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WIDE = 10.0  # stds: "near a mode" for the coverage and between-mode columns
 
@@ -79,7 +82,11 @@ def main():
       f"sphere) learned for each of {args.glo_points:,} points drawn once, batches of 256 of "
       "them, the same Adam for G and codes; sampled from the same N(0, I) draws mapped "
       "through the Gaussian fitted to the codes; its second row trains "
-      f"{args.glo_factor}x as many iterations. Cells: mean +/- std (min) over seeds.", "",
+      f"{args.glo_factor}x as many iterations. GON: that G with ELU instead of ReLU layers "
+      "(with ReLU every code is 0: gan_jax/gon.py), a fresh batch of 256 each iteration, "
+      "each point's code minus the gradient of its squared error at z = 0, the same Adam; "
+      "sampled as GLO, from a Gaussian fitted to the codes of 2,048 points. "
+      "Cells: mean +/- std (min) over seeds.", "",
       f"| model | lr | modes covered (3 std) | modes with mass within {WIDE:g} std | "
       f"samples between modes (> {WIDE:g} std from all) | seconds |",
       "|---|---|---|---|---|---|",
@@ -116,13 +123,21 @@ def main():
       lines.append(row(f"{name} (fit RMS {rms.mean():.3f})", lr, result,
                        time.perf_counter() - start))
       print(lines[-1], flush=True)
+    start = time.perf_counter()
+    states, metrics = gon.train_seeds(config, seeds, num_steps=args.steps)
+    samples = gon.generate_seeds(config, states)
+    result = scores(config, samples)
+    pictures[("GON", lr)] = samples[0]
+    rms = np.asarray(metrics["reconstruction"])[:, -50:].mean(axis=1)
+    lines.append(row(f"GON (fit RMS {rms.mean():.3f})", lr, result, time.perf_counter() - start))
+    print(lines[-1], flush=True)
   if args.plot:
     mixture = data_lib.toy_mixture(toy_ring.get_config().data)
     panels = [plots.scatter(pictures[(name, args.plot_lr)], extent=3.0, centers=mixture.centers,
-                            size=384) for name in ("GAN", "VAE", "AE", "GLO")]
+                            size=384) for name in ("GAN", "VAE", "AE", "GLO", "GON")]
     Image.fromarray(np.concatenate(panels, axis=1)).save(args.plot)
     lines += ["", f"`{os.path.basename(args.plot)}`: seed 0's 2,500 samples at lr "
-              f"{args.plot_lr:g}, left to right: GAN, VAE, auto-encoder, GLO ({args.steps:,} "
+              f"{args.plot_lr:g}, left to right: GAN, VAE, auto-encoder, GLO, GON ({args.steps:,} "
               "iterations); red crosses are the modes."]
   common.write_lines(lines, args.out)
 

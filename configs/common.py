@@ -57,6 +57,9 @@ def optim(lr: float = 2e-4, betas=(0.5, 0.999)) -> ml_collections.ConfigDict:
   config.d_lr = lr          # discriminator learning rate
   config.g_betas = betas    # generator Adam (b1, b2)
   config.d_betas = betas    # discriminator Adam (b1, b2)
+  config.g_orthogonal_reg = 0.0  # BigGAN's orthogonal regularisation of G's kernels (strength;
+                                 # 1e-4 there; gan_jax/regularisers.py; 0: off)
+  config.d_orthogonal_reg = 0.0  # the same for D's kernels
   return config
 
 
@@ -102,6 +105,8 @@ def evaluation(every: int = 0, metrics: str = "fd_anime,kid_anime,tags,duplicate
   # (the offline anime tag classifier), afd (animeface detector), memorisation, duplicates.
   config.metrics = metrics
   config.num_samples = num_samples  # generated images per evaluation (fixed z: comparable)
+  config.truncation = 0.0  # > 0: Gaussian z truncated to [-t, t] per coordinate (BigGAN's
+                           # truncation trick: fidelity for variety; 0: off)
   config.num_real = 10_000     # training images compared (a fixed random subset; 0: all)
   config.heldout_source = ""   # held-out real images ('': the data source's test split if any)
   config.num_heldout = 5_000   # held-out images used (0: all)

@@ -26,7 +26,7 @@ import numpy as np
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
-from gan_jax import parallel, sampling, writers
+from gan_jax import latents, parallel, sampling, writers
 from gan_jax.data import sources
 from gan_jax.errors import ConfigError, DataError, UserError, run_command
 from gan_jax.metrics import collapse, evaluator as evaluator_lib
@@ -154,13 +154,15 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   The latents are fixed by the seed, so every checkpoint is judged on the same
   z; they are generated in batches of train.batch_size (BatchNorm layers see
   batches of the size they were trained with). A conditional generator draws
-  sample i from `labels[i]` (int (num_samples, heads)).
+  sample i from `labels[i]` (int (num_samples, heads)). config.eval.truncation > 0
+  draws the latents truncated (sampling.fixed_latents).
   """
   num = config.eval.num_samples
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
   z = sampling.fixed_latents(config.seed, batches * batch, config.model.latent_dim,
-                             config.model.latent_dist, stream=_EVAL_STREAM)
+                             config.model.latent_dist, stream=_EVAL_STREAM,
+                             truncation=config.eval.get("truncation", 0.0))
   z = z.reshape(batches, batch, -1)
   if labels is not None:
     labels = np.asarray(labels, np.int32)
@@ -200,11 +202,15 @@ class RunEvaluator:
     """(report, scalars) for the generator at `step`; writes eval/step_N.json and grids."""
     start = time.perf_counter()
     fake = self.sample(ema_params, g_stats)
+    truncation = self.config.eval.get("truncation", 0.0)
+    described = f", truncated to [-{truncation:g}, {truncation:g}]" if truncation else ""
     report = self.evaluator(fake, self.labels, step=step,
                             generator="EMA generator, fixed eval latents "
-                            f"(seed {self.config.seed})")
+                            f"(seed {self.config.seed}{described})")
     os.makedirs(self.directory, exist_ok=True)
-    stem = os.path.join(self.directory, f"step_{step}")
+    # Truncated samples are another protocol: their own files, the plain report kept.
+    suffix = f"_truncation{truncation:g}" if truncation else ""
+    stem = os.path.join(self.directory, f"step_{step}{suffix}")
     writers.save_png(stem + "_samples.png", writers.make_grid(fake[:64]))
     if "nearest_train_pixels" in self.evaluator.last_fake.features:
       _, index, flipped = self.evaluator.last_fake.features["nearest_train_pixels"]
@@ -222,9 +228,13 @@ def config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(saved)
   if "split" not in config.data:
     config.data.split = ""
+  from configs import common  # pylint: disable=g-import-not-at-top
+  defaults = common.evaluation()
   if "eval" not in config:
-    from configs import common  # pylint: disable=g-import-not-at-top
-    config.eval = common.evaluation()
+    config.eval = defaults
+  for key, value in defaults.items():  # options added since the run was saved
+    if key not in config.eval:
+      config.eval[key] = value
   return config
 
 
@@ -301,6 +311,10 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
     for key, value in (overrides or {}).items():
       check_choice("eval option", key, config.eval, UserError)
       config.eval[key] = type(config.eval[key])(value)
+    try:
+      latents.check_truncation(config.eval.truncation, config.model.latent_dist)
+    except ValueError as e:
+      raise UserError(f"--truncation: {e}") from None
     generator, abstract = abstract_state(config)
     run_evaluator = RunEvaluator(config, generator, workdir)
     reports = []
@@ -320,7 +334,7 @@ def main(argv):
   del argv
   f = flags.FLAGS
   overrides = {k: getattr(f, k) for k in ("metrics", "num_samples", "inception_path",
-                                          "classifier_path", "num_real")
+                                          "classifier_path", "num_real", "truncation")
                if getattr(f, k) is not None}
   writers.quiet_library_logs()
   run_command(lambda: evaluate_run(f.workdir, f.step, overrides))
@@ -335,6 +349,8 @@ def _define_flags():
   flags.DEFINE_integer("num_real", None, "Override config.eval.num_real.")
   flags.DEFINE_string("inception_path", None, "The Inception weight file (FID/KID/IS/PR).")
   flags.DEFINE_string("classifier_path", None, "Another anime tag classifier file.")
+  flags.DEFINE_float("truncation", None, "Override config.eval.truncation: Gaussian z truncated "
+                     "to [-t, t] (BigGAN's truncation trick; reports go to step_N_truncationT.json).")
 
 
 if __name__ == "__main__":

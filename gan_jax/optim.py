@@ -3,14 +3,16 @@
 `config.optim.name` picks the optimizer for both networks; learning rate and
 betas are per network (`g_lr`, `d_lr`, `g_betas`, `d_betas`). A Lipschitz
 projection from `config.constraint.{g,d}` (weight clipping, spectral norm
-projection) goes last in the chain, so it sees the updated parameters.
+projection) goes last in the chain, so it sees the updated parameters; a weight
+regulariser (`g_orthogonal_reg`, `d_orthogonal_reg`: BigGAN's orthogonal
+regularisation) goes first, so the optimizer sees the regularised gradient.
 """
 
 from typing import Callable, Optional, Sequence
 
 import optax
 
-from gan_jax import constraints
+from gan_jax import constraints, regularisers
 from gan_jax.registry import Registry
 
 OptimizerFactory = Callable[[float, Sequence[float]], optax.GradientTransformation]
@@ -50,7 +52,8 @@ def make_constraint(constraint_config, network: str) -> Optional[optax.GradientT
 
 def make_optimizer(optim_config, network: str,
                    constraint_config=None) -> optax.GradientTransformation:
-  """The optax chain for `network` ('g' or 'd'): the optimizer, then its constraint if any."""
+  """The optax chain for `network` ('g' or 'd'): its weight regulariser if any, the optimizer,
+  then its constraint if any."""
   if network not in ("g", "d"):
     raise ValueError(f"network must be 'g' or 'd', got {network!r}")
   factory = OPTIMIZERS.get(optim_config.name)
@@ -58,6 +61,12 @@ def make_optimizer(optim_config, network: str,
   betas = tuple(optim_config[f"{network}_betas"])
   if len(betas) != 2:
     raise ValueError(f"optim.{network}_betas must be two numbers, got {betas}")
-  optimizer = factory(lr, betas)
+  chain = [factory(lr, betas)]
+  orthogonal = optim_config.get(f"{network}_orthogonal_reg", 0.0)
+  if orthogonal:
+    pattern = constraints.KERNELS if constraint_config is None else constraint_config.pattern
+    chain.insert(0, regularisers.orthogonal_regularisation(orthogonal, pattern))
   constraint = None if constraint_config is None else make_constraint(constraint_config, network)
-  return optimizer if constraint is None else optax.chain(optimizer, constraint)
+  if constraint is not None:
+    chain.append(constraint)
+  return chain[0] if len(chain) == 1 else optax.chain(*chain)

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from gan_jax import data as data_lib
-from gan_jax import evaluate, sampling, writers
+from gan_jax import evaluate, latents, sampling, writers
 from gan_jax.data import anime_tags
 from gan_jax.data.labels import LabelSet
 from gan_jax.errors import UserError, run_command
@@ -78,18 +78,21 @@ def restore_generator(workdir: str, step: str = "latest"):
   restored = evaluate.restore_generator(workdir, step)
   if not data_lib.label_classes(restored[0].data):
     raise UserError(f"the run in {os.path.abspath(workdir)} is unconditional (config.data.labels "
-                    "is empty): train with configs/anime_tags.py to choose colours")
+                    "is empty): train with configs/anime_tags.py or configs/biggan.py to choose "
+                    "colours")
   return restored
 
 
 def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple[int, ...],
-                        num: int, seed: int) -> np.ndarray:
-  """uint8 (num, H, W, 3): `num` samples of `label` from latents fixed by `seed`, generated in
-  batches of train.batch_size (BatchNorm layers see batches of their training size)."""
+                        num: int, seed: int, truncation: float = 0.0) -> np.ndarray:
+  """uint8 (num, H, W, 3): `num` samples of `label` from latents fixed by `seed` (truncated to
+  [-truncation, truncation] when > 0: sampling.fixed_latents), generated in batches of
+  train.batch_size (BatchNorm layers see batches of their training size)."""
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
   z = sampling.fixed_latents(seed, batches * batch, config.model.latent_dim,
-                             config.model.latent_dist, stream=_TAGS_STREAM).reshape(
+                             config.model.latent_dist, stream=_TAGS_STREAM,
+                             truncation=truncation).reshape(
                                  batches, batch, -1)
   labels = np.tile(np.asarray(label, np.int32), (batch, 1))
   one_batch = jax.jit(lambda p, s, z: sampling.to_uint8(
@@ -121,18 +124,24 @@ def hit_rate_report(config, images: np.ndarray, label: Tuple[int, ...],
 
 
 def sample_tags(workdir: str, tags: str, num: int, out: str, step: str = "latest", seed: int = 0,
-                hit_rate: bool = False) -> Dict[str, Any]:
-  """Writes a PNG grid of `num` faces with the colours `tags` asks for; returns what was done
+                hit_rate: bool = False, truncation: float = 0.0) -> Dict[str, Any]:
+  """Writes a PNG grid of `num` faces with the colours `tags` asks for, from Gaussian latents
+  truncated to [-truncation, truncation] if > 0 (BigGAN's trick); returns what was done
   (and the hit rates with `hit_rate`)."""
   if num < 1:
     raise UserError(f"--num must be >= 1, got {num}")
   config, generator, params, stats, restored = restore_generator(workdir, step)
   label_set = data_lib.label_set_of(config.data)
   label = parse_request(tags, label_set)
-  images = generate_with_label(config, generator, params, stats, label, num, seed)
+  try:
+    latents.check_truncation(truncation, config.model.latent_dist)
+  except ValueError as e:
+    raise UserError(f"--truncation: {e}") from None
+  images = generate_with_label(config, generator, params, stats, label, num, seed, truncation)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   writers.save_png(out, writers.make_grid(images))
-  result = {"step": restored, "label": label_set.describe(label), "num": num, "out": out}
+  result = {"step": restored, "label": label_set.describe(label), "num": num, "out": out,
+            "truncation": truncation}
   if hit_rate:
     result["hit_rate"] = hit_rate_report(config, images, label)
   return result
@@ -145,7 +154,8 @@ def main(argv):
   f = flags.FLAGS
   writers.quiet_library_logs()
   result = run_command(
-      lambda: sample_tags(f.workdir, f.tags, f.num, f.out, f.step, f.seed, f.hit_rate))
+      lambda: sample_tags(f.workdir, f.tags, f.num, f.out, f.step, f.seed, f.hit_rate,
+                          f.truncation))
   print(json.dumps(result, indent=1), flush=True)
 
 
@@ -159,6 +169,8 @@ def _define_flags():
   flags.DEFINE_string("step", "latest", "Checkpoint step: N, latest or best.")
   flags.DEFINE_integer("seed", 0, "Seed of the latents.")
   flags.DEFINE_bool("hit_rate", False, "Also print the tag classifier's hit rates.")
+  flags.DEFINE_float("truncation", 0.0, "Gaussian z truncated to [-t, t] (BigGAN's truncation "
+                     "trick: more typical, less varied faces); 0: off.")
 
 
 if __name__ == "__main__":

@@ -8,18 +8,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.latents import get_latent_sampler
+from gan_jax.latents import get_latent_sampler, truncated_gaussian
 
 _SAMPLE_STREAM = 0x73616d70  # keeps the fixed grid latents apart from training randomness
 
 
 def fixed_latents(seed: int, num: int, latent_dim: int, distribution: str,
-                  stream: int = _SAMPLE_STREAM) -> jax.Array:
+                  stream: int = _SAMPLE_STREAM, truncation: float = 0.0) -> jax.Array:
   """The same `num` latent vectors for every run with this seed (progress grids, evaluation).
 
   `stream` separates uses: the progress grid and the evaluation draw different z.
+  `truncation` > 0 draws Gaussian z truncated to [-truncation, truncation] in every
+  coordinate (latents.truncated_gaussian; ValueError for other distributions).
   """
   key = jax.random.fold_in(jax.random.PRNGKey(seed), stream)
+  if truncation:
+    return truncated_gaussian(key, (num, latent_dim), truncation, distribution)
   return get_latent_sampler(distribution)(key, (num, latent_dim))
 
 

@@ -170,6 +170,10 @@ def validate_eval_config(config) -> None:
         "(e.g. tfds:anime_faces:test or folder:/held/out) or drop them")
   if options.every and options.num_samples < 2:
     raise ConfigError(f"config.eval.num_samples must be >= 2, got {options.num_samples}")
+  try:
+    latents.check_truncation(options.get("truncation", 0.0), config.model.latent_dist)
+  except ValueError as e:
+    raise ConfigError(f"config.eval.truncation: {e}") from None
 
 
 def validate_processes(config, processes: int) -> None:

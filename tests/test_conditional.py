@@ -340,8 +340,14 @@ def test_hit_rate_metric_on_a_hand_checked_case():
                                   np.zeros((0, 2)))["both"] != 0  # nan
 
 
-def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tags_smoke_config):
-  config = tags_smoke_config
+def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tagged_faces,
+                                                                   cache_dir):
+  """On BigGAN's smoke recipe (a conditional family other than the resnet of the tests above;
+  tests/test_configs.py trains anime_tags.py's), with its truncation trick."""
+  from configs import biggan  # pylint: disable=g-import-not-at-top
+  config = biggan.get_config("smoke")
+  config.data.source = tagged_faces
+  config.data.cache_dir = cache_dir
   config.train.num_steps = 2
   config.eval.every = 2
   config.eval.metrics = "tags,tag_hit_rate"
@@ -360,6 +366,18 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tags
   (report,) = evaluate.evaluate_run(workdir, "latest", {"metrics": "tag_hit_rate"})
   assert report["metrics"]["tag_hit_rate"]["values"]["hit/both"] == pytest.approx(
       row["eval/hit/both"])
+  # Truncated latents are another protocol: their own report and grid; the plain one stays.
+  (truncated,) = evaluate.evaluate_run(workdir, "latest", {"metrics": "tag_hit_rate",
+                                                           "truncation": 0.5})
+  assert sorted(os.listdir(os.path.join(workdir, "eval"))) == [
+      "step_2.json", "step_2_samples.png", "step_2_truncation0.5.json",
+      "step_2_truncation0.5_samples.png"]
+  with open(os.path.join(workdir, "eval", "step_2_truncation0.5.json")) as f:
+    saved = json.load(f)["metrics"]["tag_hit_rate"]
+  assert saved == truncated["metrics"]["tag_hit_rate"]
+  assert "truncated to [-0.5, 0.5]" in saved["protocol"]["generator"]
+  with pytest.raises(UserError, match="--truncation: truncation threshold must be > 0"):
+    evaluate.evaluate_run(workdir, "latest", {"truncation": -1})
   # The sampling command: a grid of the requested colours, and its hit rates.
   out = str(tmp_path / "grid.png")
   result = sample_tags.sample_tags(workdir, "blue hair red eyes", 6, out, hit_rate=True)
@@ -367,6 +385,11 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tags
   grid = np.asarray(Image.open(out))
   assert grid.shape == (2 * 10 + 2, 3 * 10 + 2, 3)  # 6 tiles of 8x8, 2 px padding
   assert set(result["hit_rate"]["samples"]) == {"hair", "eye", "both"}
+  truncated = sample_tags.sample_tags(workdir, "blue hair red eyes", 6, out, truncation=0.5)
+  assert truncated["truncation"] == 0.5
+  assert not np.array_equal(np.asarray(Image.open(out)), grid)
+  with pytest.raises(UserError, match="--truncation: truncation threshold must be > 0"):
+    sample_tags.sample_tags(workdir, "blue hair red eyes", 6, out, truncation=-1.0)
   # Hair class 3 (blue) with eye class 10 (red) is not in the generated data: no ceiling.
   assert result["hit_rate"]["num_real"] == 0
   with pytest.raises(UserError, match="unknown eyes word 'teal'"):

@@ -15,8 +15,9 @@ RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_
            "anime_tags"]
 
 
-# began's and progan's smoke runs (with a resume) are tests/test_began.py's and test_progan.py's.
-@pytest.mark.parametrize("name", RECIPES + ["began", "progan", "toy_ring", "toy_grid"])
+# began's and progan's smoke runs (with a resume) are tests/test_began.py's and test_progan.py's,
+# biggan's (with evaluation) tests/test_conditional.py's.
+@pytest.mark.parametrize("name", RECIPES + ["began", "biggan", "progan", "toy_ring", "toy_grid"])
 def test_full_config_validates(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   train.validate_config(config)

@@ -15,6 +15,8 @@ _FAMILIES = {
     "dcgan": {"data.image_size": 8, "model.d_spectral_norm": True, "model.d_norm": "none"},
     # With random noise and style mixing (path length in bf16 would double this test's
     # compile time; tests/test_stylegan2.py trains with it in float32).
+    # Self-attention, conditional BatchNorm from z chunks and SN layers in G.
+    "biggan": {"data.image_size": 8, "model.latent_dim": 16, "model.attention": 8},
     "stylegan2": {"model.mapping_layers": 2, "data.image_size": 8, "model.noise": "random",
                   "model.style_mixing": 0.9},
 }

@@ -3,7 +3,7 @@
 Every family builds a pair of flax modules with one interface:
   generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
-Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet) also build
+Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan) also build
 class-conditional pairs (`label_classes`, the classes per label head):
   generator.apply(variables, z, labels, train=...)
   discriminator.apply(variables, x, labels, train=..., return_aux=False)
@@ -16,6 +16,8 @@ shape comes from the data: (size, size, channels) for images, (dim,) for the
 toy lab's points. ProGAN's networks (models/progan.py) grow: both read the growth level
 the train step sets in their batch_stats. BEGAN's discriminator (models/began.py) is an auto-encoder whose
 logits are minus its reconstruction errors; it pairs with the auto-encoder losses only.
+BigGAN (models/biggan.py) is the ResNet family with self-attention, hierarchical z, a shared
+class embedding and conditional BatchNorm in G.
 """
 
 from typing import Callable, Optional, Sequence, Tuple
@@ -23,7 +25,8 @@ from typing import Callable, Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 
-from gan_jax.models import began, conditional, dcgan, layers, mlp, progan, resnet, stylegan2
+from gan_jax.models import (began, biggan, conditional, dcgan, layers, mlp, progan, resnet,
+                            stylegan2)
 from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -78,6 +81,7 @@ MODELS.register("resnet")(resnet.build_resnet)
 MODELS.register("stylegan2")(stylegan2.build_stylegan2)
 MODELS.register("progan")(progan.build_progan)
 MODELS.register("began")(began.build_began)
+MODELS.register("biggan")(biggan.build_biggan)
 
 
 def build_models(model_config, example_shape: Sequence[int],

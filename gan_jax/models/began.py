@@ -48,11 +48,6 @@ def _conv(features: int, stride: int = 1) -> nn.Conv:
   return nn.Conv(features, (3, 3), strides=(stride, stride), padding="SAME")
 
 
-def _upsample(x: jax.Array) -> jax.Array:
-  """Nearest-neighbour x2 upsampling of NHWC x."""
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
 class ImageDecoder(nn.Module):
   """code (batch, d) -> images (batch, size, size, channels), linear output (module docstring)."""
   image_size: int = 64
@@ -67,7 +62,7 @@ class ImageDecoder(nn.Module):
       x = nn.elu(_conv(self.width)(x))
       x = nn.elu(_conv(self.width)(x))
       if level < n:
-        x = _upsample(x)
+        x = layers.upsample_nearest(x)
     return _conv(self.channels)(x)
 
 

@@ -1,4 +1,5 @@
-"""Class conditioning shared by the model families that support labels (dcgan, resnet).
+"""Class conditioning shared by the model families that support labels (dcgan, resnet,
+biggan: its G conditions through a shared embedding, models/biggan.py).
 
 Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
 eye colour, gan_jax/data/labels.py), `label_classes` the classes per head.
@@ -32,7 +33,7 @@ from gan_jax.registry import check_choice
 
 D_CONDS = ("projection", "acgan", "projection+acgan")
 G_CONDS = ("concat", "cbn")
-CONDITIONAL_FAMILIES = ("dcgan", "resnet")
+CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan")
 
 
 def parse_d_cond(text: str) -> Tuple[bool, bool]:

@@ -39,6 +39,23 @@ def check_image_size(x: jax.Array, image_size: int) -> None:
                      f"got {x.shape[1]}x{x.shape[2]}")
 
 
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+  """NHWC `x` with every pixel repeated into a factor x factor block."""
+  if factor == 1:
+    return x
+  n, h, w, c = x.shape
+  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, c))
+  return x.reshape(n, h * factor, w * factor, c)
+
+
+def average_pool(x: jax.Array, factor: int = 2) -> jax.Array:
+  """NHWC `x` averaged over factor x factor blocks."""
+  if factor == 1:
+    return x
+  n, h, w, c = x.shape
+  return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
 # Output phase (row or column parity) -> the 4-tap kernel rows it uses, and the
 # input padding that lines those taps up with x[m-1], x[m] (even) or x[m], x[m+1] (odd).
 _PHASE_TAPS = ((0, 2), (1, 3))

@@ -1,6 +1,6 @@
 """Fully connected generator and discriminator for low-dimensional data (the toy lab).
 
-The generator maps z through `depth` hidden ReLU layers to a linear output
+The generator maps z through `depth` hidden ReLU (or ELU) layers to a linear output
 reshaped to the example shape (no tanh: toy data is not bounded to [-1, 1]);
 with depth 0 it is the affine map x = W z + b, whose output distribution is
 known in closed form (a Gaussian for Gaussian z), which the lab's theory
@@ -17,6 +17,9 @@ import flax.linen as nn
 import jax
 
 from gan_jax.models.dcgan import spectral_normalised
+from gan_jax.registry import check_choice
+
+ACTIVATIONS = {"relu": nn.relu, "elu": nn.elu}
 
 
 class Generator(nn.Module):
@@ -26,13 +29,16 @@ class Generator(nn.Module):
   width: int = 128
   depth: int = 3
   spectral_norm: bool = False
+  activation: str = "relu"  # hidden layers: relu | elu (gan_jax/gon.py needs elu)
 
   @nn.compact
   def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    check_choice("generator activation", self.activation, ACTIVATIONS)
+    act = ACTIVATIONS[self.activation]
     sn = lambda layer, x: spectral_normalised(layer, x, self.spectral_norm, train)
     x = z
     for _ in range(self.depth):
-      x = nn.relu(sn(nn.Dense(self.width), x))
+      x = act(sn(nn.Dense(self.width), x))
     x = sn(nn.Dense(math.prod(self.example_shape)), x)
     return x.reshape(z.shape[0], *self.example_shape)
 

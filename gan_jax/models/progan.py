@@ -65,23 +65,6 @@ def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
           ).astype(x.dtype)
 
 
-def upsample_nearest(x: jax.Array, factor: int) -> jax.Array:
-  """NHWC `x` with every pixel repeated into a factor x factor block."""
-  if factor == 1:
-    return x
-  n, h, w, c = x.shape
-  x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, factor, w, factor, c))
-  return x.reshape(n, h * factor, w * factor, c)
-
-
-def average_pool(x: jax.Array, factor: int) -> jax.Array:
-  """NHWC `x` averaged over factor x factor blocks."""
-  if factor == 1:
-    return x
-  n, h, w, c = x.shape
-  return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
-
-
 def stage_and_alpha(level: jax.Array, max_level: int) -> Tuple[jax.Array, jax.Array]:
   """(k, alpha) of a growth level: k = ceil(level), the highest resolution in use, and
   alpha in [0, 1] the weight of that resolution's new layers (1 for a whole level)."""
@@ -170,13 +153,13 @@ class Generator(_Grown):
     previous = x
     for k in range(1, stage + 1):
       previous = x
-      x = pixel_norm(lrelu(self.conv_up[k - 1](upsample_nearest(x, 2))))
+      x = pixel_norm(lrelu(self.conv_up[k - 1](layers.upsample_nearest(x, 2))))
       x = pixel_norm(lrelu(self.conv[k - 1](x)))
     rgb = self.to_rgb[stage](x)
     if stage > 0:
-      faded = upsample_nearest(self.to_rgb[stage - 1](previous), 2)
+      faded = layers.upsample_nearest(self.to_rgb[stage - 1](previous), 2)
       rgb = faded + alpha * (rgb - faded)
-    return upsample_nearest(rgb, 2 ** (self.max_level - stage))
+    return layers.upsample_nearest(rgb, 2 ** (self.max_level - stage))
 
   def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
     del train
@@ -203,13 +186,13 @@ class Discriminator(_Grown):
 
   def _at(self, x: jax.Array, alpha: jax.Array, stage: int) -> jax.Array:
     n = x.shape[0]
-    x = average_pool(x, 2 ** (self.max_level - stage))
+    x = layers.average_pool(x, 2 ** (self.max_level - stage))
     h = lrelu(self.from_rgb[stage](x))
     for k in range(stage, 0, -1):
       h = lrelu(self.conv[k - 1](h))
-      h = average_pool(lrelu(self.conv_down[k - 1](h)), 2)
+      h = layers.average_pool(lrelu(self.conv_down[k - 1](h)), 2)
       if k == stage:
-        faded = lrelu(self.from_rgb[stage - 1](average_pool(x, 2)))
+        faded = lrelu(self.from_rgb[stage - 1](layers.average_pool(x, 2)))
         h = faded + alpha * (h - faded)
     h = minibatch_stddev(h, self.mbstd_group)
     h = lrelu(self.conv4(h))

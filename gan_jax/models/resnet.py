@@ -72,11 +72,6 @@ def _batch_norm(train: bool) -> nn.BatchNorm:
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
 
 
-def _upsample(x: jax.Array) -> jax.Array:
-  """Nearest-neighbour x2 upsampling of NHWC feature maps."""
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
 def _downsample(x: jax.Array) -> jax.Array:
   """2x2 average pooling with stride 2."""
   return nn.avg_pool(x, (2, 2), strides=(2, 2))
@@ -103,11 +98,11 @@ class UpBlock(nn.Module):
           y, labels, train=train)
     else:
       norm = lambda y: _batch_norm(train)(y)
-    h = _upsample(nn.relu(norm(x)))
+    h = layers.upsample_nearest(nn.relu(norm(x)))
     h = sn(_conv(self.features, 3), h)
     h = nn.relu(norm(h))
     h = sn(_conv(self.features, 3), h)
-    shortcut = sn(_conv(self.features, 1, _INIT), _upsample(x))
+    shortcut = sn(_conv(self.features, 1, _INIT), layers.upsample_nearest(x))
     return h + shortcut
 
 
@@ -128,16 +123,19 @@ class OptimisedBlock(nn.Module):
 class DownBlock(nn.Module):
   """D's pre-activation residual block: (B, H, W, C) -> (B, H/2, W/2, features), or
   (B, H, W, features) without `downsample` (identity shortcut when C == features).
-  Its first conv keeps C channels, the second maps C -> features."""
+  Its first conv keeps C channels, the second maps C -> features (SNGAN); with `wide`
+  (BigGAN's D) the first conv already maps to `features`."""
   features: int
   downsample: bool = True
   spectral_norm: bool = False
+  wide: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
     pool = _downsample if self.downsample else (lambda y: y)
-    h = sn(_conv(x.shape[-1], 3), nn.relu(x))  # SNGAN's D blocks widen in the second conv
+    hidden = self.features if self.wide else x.shape[-1]  # SNGAN widens in the second conv
+    h = sn(_conv(hidden, 3), nn.relu(x))
     h = pool(sn(_conv(self.features, 3), nn.relu(h)))
     shortcut = x
     if self.downsample or x.shape[-1] != self.features:
