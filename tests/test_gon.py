@@ -34,10 +34,10 @@ def test_relu_with_zero_biases_has_no_gradient_at_the_origin_so_gon_cannot_start
 def test_elu_gon_fits_the_ring_and_its_samples_fall_between_the_modes():
   """Measured on seeds 0-1 after 1,000 iterations: fit RMS 0.12 and 0.11; only 15% and 12% of
   samples within 10 std of a mode, though (nearly) every mode has some: 8 and 8 here, 8 and 7
-  under the test suite's XLA flags (benchmarks/vae_baseline.md has 10 seeds at 2,000
-  iterations)."""
+  under the test suite's XLA flags; seed 0 runs here (benchmarks/vae_baseline.md has 10
+  seeds at 2,000 iterations)."""
   config = toy_ring.get_config()
-  states, metrics = gon.train_seeds(config, [0, 1], num_steps=1000)
+  states, metrics = gon.train_seeds(config, [0], num_steps=1000)
   rms = np.asarray(metrics["reconstruction"])[:, -50:].mean(axis=1)
   assert np.all(rms < 0.15) and np.all(np.asarray(metrics["reconstruction"])[:, 0] > 0.5), rms
   wide = gon.mode_metrics_seeds(config, states, within_stds=10)
