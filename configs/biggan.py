@@ -19,9 +19,9 @@ The classes are anime_tags.py's: one hair colour and one eye colour per face
 unconditional BigGAN on all faces (BatchNorms conditioned on the z chunks alone):
   --config.data.labels='' --config.eval.metrics=fd_anime,kid_anime,tags,duplicates
 
-At 64x64, width 64 and z of 120 (5 chunks of 24): attention at 32x32 (as
-SAGAN's 64x64 models; BigGAN's 64x64 code attends at 64 in G only, which costs
-a 4096 x 1024 attention matrix per image). What to expect: at 64x64 not
+At 64x64, width 64 and z of 120 (5 chunks of 24): attention at 32x32, in G and
+D (BigGAN's 64x64 code attends at 64 in G only, which costs a 4096 x 1024
+attention matrix per image; --config.model.attention=64 does that). What to expect: at 64x64 not
 measured yet (benchmarks/gpu_pending.sh item 9). Scaled to 32x32 and widths 32
 on a 2-core CPU (benchmarks/README.md), 2,500 iterations (~18 minutes) reached
 FD-anime 0.63 against 0.89 for anime_tags.py at the same cost, with both
