@@ -86,15 +86,23 @@ def code_gaussian(codes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   return codes.mean(axis=0), np.linalg.cholesky(cov)
 
 
+def decode_fitted_gaussian(config, decoder, decoder_params: Any, codes: np.ndarray,
+                           num: int) -> np.ndarray:
+  """(seeds, num, *example_shape): each seed's decoder (params with a leading seed axis) on
+  `num` draws from the Gaussian fitted to that seed's codes (seeds, n, latent_dim), made
+  from the fixed latents (config.seed's)."""
+  e = np.asarray(sampling.fixed_latents(config.seed, num, config.model.latent_dim, "gaussian"))
+  z = np.stack([mean + e @ chol.T for mean, chol in map(code_gaussian, np.asarray(codes))])
+  return np.asarray(jax.jit(jax.vmap(lambda p, z: decoder.apply({"params": p}, z, train=False)))(
+      decoder_params, jnp.asarray(z, jnp.float32)))
+
+
 def generate_seeds(config, states: GLOState, num: int = 2500) -> np.ndarray:
   """(seeds, num, *example_shape) samples of each seed: G on draws from the Gaussian fitted
   to that seed's codes, made from the fixed latents (config.seed's)."""
   _, decoder = vae.make_models(config)
-  e = np.asarray(sampling.fixed_latents(config.seed, num, config.model.latent_dim, "gaussian"))
-  codes = np.asarray(states.params["codes"])
-  z = np.stack([mean + e @ chol.T for mean, chol in map(code_gaussian, codes)])
-  return np.asarray(jax.jit(jax.vmap(lambda p, z: decoder.apply({"params": p}, z, train=False)))(
-      states.params["decoder"], jnp.asarray(z, jnp.float32)))
+  return decode_fitted_gaussian(config, decoder, states.params["decoder"],
+                                states.params["codes"], num)
 
 
 def mode_metrics_seeds(config, states: GLOState, num: int = 2500,

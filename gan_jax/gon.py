@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from gan_jax import data as data_lib
-from gan_jax import glo, lab, sampling
+from gan_jax import glo, lab
 from gan_jax.data import toy
 from gan_jax.models import mlp
 
@@ -97,14 +97,10 @@ def generate_seeds(config, states: GONState, num: int = 2500, num_points: int = 
   mixture = data_lib.toy_mixture(config.data)
   decoder = make_decoder(config, activation)
   latent_dim = config.model.latent_dim
-  e = np.asarray(sampling.fixed_latents(config.seed, num, latent_dim, "gaussian"))
   # Step 0 of the data stream: the training steps drew 1..num_steps.
   points = toy.toy_batch(mixture, config.seed, jnp.int32(0), 1, num_points)[0]
   all_codes = jax.jit(jax.vmap(lambda p: codes(decoder, p, points, latent_dim)))(states.params)
-  z = np.stack([mean + e @ chol.T for mean, chol in map(glo.code_gaussian,
-                                                        np.asarray(all_codes))])
-  return np.asarray(jax.jit(jax.vmap(lambda p, z: decoder.apply({"params": p}, z, train=False)))(
-      states.params, jnp.asarray(z, jnp.float32)))
+  return glo.decode_fitted_gaussian(config, decoder, states.params, all_codes, num)
 
 
 def mode_metrics_seeds(config, states: GONState, num: int = 2500, within_stds: float = 3.0,

@@ -17,13 +17,17 @@ import optax
 from gan_jax.constraints import KERNELS, as_matrix, path_mask
 
 
+def _off_diagonal_gram(kernel: jax.Array):
+  """(W, W^T W * (1 - I)) for W = as_matrix(kernel) in float32."""
+  matrix = as_matrix(kernel).astype(jnp.float32)
+  gram = matrix.T @ matrix
+  return matrix, gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))
+
+
 def orthogonality_penalty(kernel: jax.Array) -> jax.Array:
   """||W^T W * (1 - I)||_F^2 / 2 for W = as_matrix(kernel) (fan-in, outputs): the squared
   correlations between different output filters, their norms left free (BigGAN's form)."""
-  matrix = as_matrix(kernel).astype(jnp.float32)
-  gram = matrix.T @ matrix
-  off_diagonal = gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))
-  return 0.5 * jnp.sum(off_diagonal ** 2)
+  return 0.5 * jnp.sum(_off_diagonal_gram(kernel)[1] ** 2)
 
 
 def orthogonality_gradient(kernel: jax.Array) -> jax.Array:
@@ -32,9 +36,7 @@ def orthogonality_gradient(kernel: jax.Array) -> jax.Array:
   Equals BigGAN's added gradient at strength 1 (its weights are (outputs, fan-in),
   ours (fan-in, outputs)).
   """
-  matrix = as_matrix(kernel).astype(jnp.float32)
-  gram = matrix.T @ matrix
-  off_diagonal = gram * (1.0 - jnp.eye(gram.shape[0], dtype=gram.dtype))
+  matrix, off_diagonal = _off_diagonal_gram(kernel)
   return (2.0 * matrix @ off_diagonal).reshape(kernel.shape).astype(kernel.dtype)
 
 

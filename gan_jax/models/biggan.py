@@ -101,16 +101,13 @@ class LinearConditionalBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, y: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                     epsilon=self.epsilon, use_scale=False, use_bias=False, name="norm")(x)
-    features = x.shape[-1]
     y = y.astype(x.dtype)
     linear = lambda name: spectral_normalised(
-        nn.Dense(features, use_bias=False, kernel_init=_ORTHO, name=name), y,
+        nn.Dense(x.shape[-1], use_bias=False, kernel_init=_ORTHO, name=name), y,
         self.spectral_norm, train)
-    gamma = 1.0 + linear("gain")
-    beta = linear("bias")
-    return x * gamma[:, None, None, :] + beta[:, None, None, :]
+    return conditional.normalise_then_modulate(x, 1.0 + linear("gain"), linear("bias"),
+                                               train=train, momentum=self.momentum,
+                                               epsilon=self.epsilon)
 
 
 def _batch_norm(y: Optional[jax.Array], spectral_norm: bool, train: bool):

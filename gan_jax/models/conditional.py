@@ -98,6 +98,17 @@ def check_g_cond(g_cond: str, family: str) -> None:
                      f"resnet family, not {family!r}; use g_cond='concat'")
 
 
+def normalise_then_modulate(x: jax.Array, gamma: jax.Array, beta: jax.Array, *, train: bool,
+                            momentum: float, epsilon: float) -> jax.Array:
+  """x through a BatchNorm without its own affine (a submodule named 'norm' of the calling
+  module; running statistics in `batch_stats`), then x * gamma + beta per sample and channel
+  (gamma, beta: (batch, C), cast to x's dtype)."""
+  x = nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon,
+                   use_scale=False, use_bias=False, name="norm")(x)
+  return (x * gamma[:, None, None, :].astype(x.dtype)
+          + beta[:, None, None, :].astype(x.dtype))
+
+
 class ConditionalBatchNorm(nn.Module):
   """BatchNorm whose scale and shift come from the labels (batch, heads): gamma = 1 + sum of
   each head's class embedding, beta = the sum of a second one (zeros at initialisation).
@@ -108,16 +119,14 @@ class ConditionalBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                     epsilon=self.epsilon, use_scale=False, use_bias=False, name="norm")(x)
     features = x.shape[-1]
     zeros = nn.initializers.zeros
     gamma = 1.0 + jnp.sum(LabelEmbedding(self.label_classes, features, embedding_init=zeros,
                                          name="gamma")(labels, train=train), axis=1)
     beta = jnp.sum(LabelEmbedding(self.label_classes, features, embedding_init=zeros,
                                   name="beta")(labels, train=train), axis=1)
-    return (x * gamma[:, None, None, :].astype(x.dtype)
-            + beta[:, None, None, :].astype(x.dtype))
+    return normalise_then_modulate(x, gamma, beta, train=train, momentum=self.momentum,
+                                   epsilon=self.epsilon)
 
 
 class ConditionalHead(nn.Module):

@@ -90,6 +90,12 @@ class _Grown(nn.Module):
   resolutions (subclasses define `_at(x, alpha, stage)` for one static stage)."""
   image_size: int = 64
   branching: str = "auto"  # resolve_branching
+  width: int = 64  # channels at full resolution (channels_at)
+  max_channels: int = 512
+
+  def _channels(self, k: int) -> int:
+    """The channels of resolution 4 * 2**k."""
+    return channels_at(4 * 2**k, self.image_size, self.width, self.max_channels)
 
   @property
   def max_level(self) -> int:
@@ -131,13 +137,11 @@ class Generator(_Grown):
   """z (batch, latent_dim) -> images (batch, size, size, channels) at the growth level's
   resolution, upsampled to full size (module docstring). `train` is accepted for the
   common interface and unused."""
-  width: int = 64
   channels: int = 3
-  max_channels: int = 512
 
   def setup(self):
     top = self.max_level
-    ch = lambda k: channels_at(4 * 2**k, self.image_size, self.width, self.max_channels)
+    ch = self._channels
     self.dense = EqualDense(16 * ch(0))
     self.conv4 = EqualConv(ch(0), 3)
     self.conv_up = [EqualConv(ch(k), 3) for k in range(1, top + 1)]
@@ -150,7 +154,6 @@ class Generator(_Grown):
     x = lrelu(self.dense(pixel_norm(z)))
     x = pixel_norm(x.reshape(n, 4, 4, -1))
     x = pixel_norm(lrelu(self.conv4(x)))
-    previous = x
     for k in range(1, stage + 1):
       previous = x
       x = pixel_norm(lrelu(self.conv_up[k - 1](layers.upsample_nearest(x, 2))))
@@ -169,13 +172,11 @@ class Generator(_Grown):
 class Discriminator(_Grown):
   """images (batch, size, size, channels) -> logits (batch,), seen at the growth level's
   resolution (module docstring). `train` is accepted for the common interface and unused."""
-  width: int = 64
-  max_channels: int = 512
   mbstd_group: int = 4
 
   def setup(self):
     top = self.max_level
-    ch = lambda k: channels_at(4 * 2**k, self.image_size, self.width, self.max_channels)
+    ch = self._channels
     self.from_rgb = [EqualConv(ch(k), 1) for k in range(top + 1)]
     self.conv = [EqualConv(ch(k), 3) for k in range(1, top + 1)]
     self.conv_down = [EqualConv(ch(k - 1), 3) for k in range(1, top + 1)]
