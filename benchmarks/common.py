@@ -30,6 +30,7 @@ def build(config, mesh, iterations_per_call: int = 1, feeder=None):
   train.validate_config(config)
   parallel.check_batch_size(config.train.batch_size, mesh)
   train.check_d_passes(config, mesh)
+  train.check_microbatches(config, mesh)
   replicated = parallel.replicated(mesh)
   shape, dtype = data_lib.example_spec(config.data)
   generator, discriminator = train.make_models(config)

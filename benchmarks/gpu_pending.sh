@@ -9,9 +9,9 @@
 # Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All nine
 # items take up to ~39 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that four device
 # calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8", then
-# ITEMS="9"); one session's 30 device minutes hold the first three.
+# ITEMS="9 10"); one session's 30 device minutes hold the first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -98,4 +98,13 @@ if want 9; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/biggan.py \
     --source=zip:$ZIP --root=/tmp/arch --extra_metrics=biggan=tag_hit_rate \
     --out=$OUT/architectures_biggan.jsonl 2>&1 | quiet | tail -3
+fi
+
+# 10. Gradient accumulation (train.microbatches): images/s and XLA's memory at batch 2048 bf16
+#     with 1 and 4 micro-batches per update (runs in the ITEMS="9 10" call).
+if want 10; then
+  for m in 1 4; do
+    throughput 120 --config=configs/dcgan.py --iters=20 --batches=2048 --dtypes=bfloat16 \
+      --config.train.microbatches=$m
+  done
 fi

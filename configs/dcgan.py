@@ -105,6 +105,10 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
                                  # on the CPU) | scan (one lax.scan: one D update compiled)
   config.train.d_passes = "separate"  # D's loss on reals and fakes: separate (two D calls) |
                                  # fused (one call on both, batch statistics per half)
+  config.train.microbatches = 1  # m > 1: each update's gradient is the mean over m micro-
+                                 # batches of batch_size / m, computed one after another
+                                 # (gradient accumulation: less activation memory; batch
+                                 # statistics per micro-batch)
   config.train.max_minutes = 0.0  # also stop (and save) after this much time in the loop (0: off)
   config.train.iterations_per_call = 1  # K > 1: K iterations per device call (one lax.scan)
                                  # where nothing is due inside; needs data.feed=device. The

@@ -86,6 +86,23 @@ cross-entropy of D's auxiliary classifier on the real and the fake images
 (summed over label heads) and G's loss ac_weight * its cross-entropy on the
 fakes. A plain image batch (no labels) runs exactly the unconditional step.
 
+Gradient accumulation (`microbatches` m > 1; for batches whose activations do not fit in
+memory): every D and G update computes its gradient as the mean of the gradients of m
+micro-batches of batch / m examples, one after the other in a lax.scan, and then takes one
+optimizer step. Micro-batch j holds examples j, j + m, j + 2m, ... of the batch, so that
+with the batch sharded over the data axis (per-device rows a multiple of m) every device
+keeps its own rows. z is drawn for the whole batch as above and split the same way; every
+other draw of the update (G's fakes' extra randomness, the augmentation, the penalties)
+uses micro-batch j's key fold_in(fold_in(k_u, MICROBATCH_STREAM), j) in place of k_u. With
+m = 1 nothing is split and the step is exactly the one above. For a loss that is a mean over
+examples, a network without batch statistics and no per-update draws besides z, the
+accumulated gradient is the full batch's (to float rounding). Batch statistics
+(BatchNorm, minibatch standard deviation) are per micro-batch, and the state they update
+(running averages, the spectral norm's power iteration, StyleGAN2's path-length mean) is
+threaded through the micro-batches, advancing m times per update, as in StyleGAN2-ADA's and
+StudioGAN's accumulation. Metrics are means over the micro-batches; BEGAN's k moves once
+per update, from the whole batch's logits.
+
 Data parallelism: under `jax.jit` with the image batch sharded along the mesh's
 `data` axis and the state replicated, XLA runs one copy of this step per device
 on its slice of the batch and all-reduces the gradients (the mean over the
@@ -118,6 +135,7 @@ AUGMENT_STREAM = 0x617567
 NOISE_STREAM = 0x6e6f6973        # 'nois': G's rngs (noise inputs)
 MIXING_STREAM = 0x6d6978         # 'mix': style mixing's z2, coins and crossovers
 PATH_LENGTH_STREAM = 0x706c656e  # 'plen': path-length regularisation
+MICROBATCH_STREAM = 0x6d696372   # 'micr': the keys of an update's micro-batches (m > 1)
 ADA_P = "ada_p"  # d_stats' entry holding ADA's augmentation probability (module docstring)
 BEGAN_K = "began_k"  # d_stats' entry holding BEGAN's equilibrium weight k (module docstring)
 GROWTH_LEVEL = "growth_level"  # g_stats' and d_stats' entry: ProGAN's growth level (docstring)
@@ -237,10 +255,29 @@ D_PASSES = ("separate", "fused")
 PENALTY_GRADS = ("augmented", "through")
 
 
+def split_microbatches(x: jax.Array, m: int) -> jax.Array:
+  """(m, batch / m, ...) micro-batches of `x` (batch, ...): micro-batch j holds rows j, j + m,
+  j + 2m, ... (so that a batch sharded over devices splits locally)."""
+  return jnp.swapaxes(x.reshape(x.shape[0] // m, m, *x.shape[1:]), 0, 1)
+
+
+def join_microbatches(x: jax.Array) -> jax.Array:
+  """The batch (batch, ...) in its original order from micro-batches (m, batch / m, ...); the
+  inverse of split_microbatches."""
+  return jnp.swapaxes(x, 0, 1).reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
 def _mean_of_halves(leaf: jax.Array) -> jax.Array:
   """One state leaf from the (2, ...) updates of a fused D pass's two halves: their mean
   (float leaves), else the first half's value."""
   return jnp.mean(leaf, axis=0) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf[0]
+
+
+def check_microbatches(microbatches: int, batch_size: int) -> None:
+  """ValueError unless `microbatches` is a positive divisor of `batch_size`."""
+  if microbatches < 1 or batch_size % microbatches:
+    raise ValueError(f"microbatches={microbatches} must be a positive divisor of the batch "
+                     f"size {batch_size}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +306,36 @@ class GANStep:
   ada: Optional[Ada] = None  # adaptive augmentation probability (needs augment; d_stats[ADA_P])
   equilibrium: Optional[Equilibrium] = None  # BEGAN's k controller (losses.began; d_stats[BEGAN_K])
   growth: Optional[Growth] = None  # ProGAN's growth schedule (g_stats and d_stats[GROWTH_LEVEL])
+  microbatches: int = 1  # gradient accumulation: each update over this many micro-batches
+
+  def _accumulate(self, loss: Callable[..., Any], params: Any, stats: Any, batch: Any,
+                  key: jax.Array) -> Tuple[Any, Any, Any, Metrics]:
+    """(gradient, statistics, per-example outputs, scalar outputs) of an update whose loss
+    is `loss(params, stats, batch, key)` -> (total, (new stats, per-example outputs, scalar
+    outputs)), over the update's micro-batches (module docstring): the mean gradient, the
+    statistics threaded through them, the per-example outputs joined back into batch order
+    and the scalar outputs averaged. `batch` is a tree of arrays (batch, ...) and Nones."""
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+    m = self.microbatches
+    if m == 1:
+      (_, (stats, per_example, scalars)), grads = grad_fn(params, stats, batch, key)
+      return grads, stats, per_example, scalars
+    micro_key = jax.random.fold_in(key, MICROBATCH_STREAM)
+    keys = jax.vmap(lambda j: jax.random.fold_in(micro_key, j))(jnp.arange(m))
+
+    def one(carry, inputs):
+      stats, total = carry
+      micro_batch, micro_key = inputs
+      (_, (stats, per_example, scalars)), grads = grad_fn(params, stats, micro_batch,
+                                                          micro_key)
+      return (stats, jax.tree.map(jnp.add, total, grads)), (per_example, scalars)
+
+    micro_batches = jax.tree.map(lambda x: split_microbatches(x, m), batch)
+    (stats, total), (per_example, scalars) = jax.lax.scan(
+        one, (stats, jax.tree.map(jnp.zeros_like, params)), (micro_batches, keys))
+    return (jax.tree.map(lambda g: g / m, total), stats,
+            jax.tree.map(join_microbatches, per_example),
+            jax.tree.map(lambda v: jnp.mean(v, axis=0), scalars))
 
   def _g_options(self, key: jax.Array, batch: int) -> Dict[str, Any]:
     """The keyword arguments of G's train-mode call in the update with `key`: its rngs and
@@ -400,22 +467,24 @@ class GANStep:
     z comes from fold_in(key, 0), penalty i's randomness from fold_in(key, 1 + i), the
     augmentation (if any) from fold_in(key, AUGMENT_STREAM); D's loss and the penalties
     see the augmented real and fake batches. With `labels` (batch, heads) the reals carry
-    them and the fakes are generated from them (see the module docstring).
+    them and the fakes are generated from them (see the module docstring). With
+    microbatches > 1 each micro-batch draws from its own key instead of `key`, z excepted.
     """
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
-    fake, _ = self._g(state.g_params, state.g_stats, z, labels, key)
-    fake = jax.lax.stop_gradient(fake)
-    raw_real, raw_fake = real, fake
     p = self._ada_p(state)
-    real, fake = self._augmented(key, real, 0, p), self._augmented(key, fake, 1, p)
-    if self.penalty_grad == "through" and self.augment is not None:
-      penalty_inputs = dict(real=raw_real, fake=raw_fake, augment_key=key)
-    else:
-      penalty_inputs = dict(real=real, fake=fake)
 
-    def loss(d_params):
+    def loss(d_params, d_stats, batch, key):
+      real, z, labels = batch
+      fake, _ = self._g(state.g_params, state.g_stats, z, labels, key)
+      fake = jax.lax.stop_gradient(fake)
+      raw_real, raw_fake = real, fake
+      real, fake = self._augmented(key, real, 0, p), self._augmented(key, fake, 1, p)
+      if self.penalty_grad == "through" and self.augment is not None:
+        penalty_inputs = dict(real=raw_real, fake=raw_fake, augment_key=key)
+      else:
+        penalty_inputs = dict(real=real, fake=fake)
       real_logits, real_aux, fake_logits, fake_aux, stats = self._d_on_real_and_fake(
-          d_params, state.d_stats, real, fake, labels)
+          d_params, d_stats, real, fake, labels)
       loss_options = {} if self.equilibrium is None else {"k": state.d_stats[BEGAN_K]}
       d_loss = self.loss_fn(real_logits, fake_logits, **loss_options).d_loss
       extra = {}
@@ -432,24 +501,20 @@ class GANStep:
         total = total + self.ac_weight * extra["d_ac_loss"]
       if self.ada is not None:
         extra["ada_r"] = jnp.mean(jnp.sign(real_logits))
-      return total, (stats, real_logits, fake_logits, d_loss, {**penalties, **extra})
+      scalars = {"d_loss": d_loss, "d_real": jnp.mean(real_logits),
+                 "d_fake": jnp.mean(fake_logits), **penalties, **extra}
+      return total, (stats, (real_logits, fake_logits), scalars)
 
-    (_, (stats, real_logits, fake_logits, d_loss, penalties)), grads = jax.value_and_grad(
-        loss, has_aux=True)(state.d_params)
+    grads, stats, (real_logits, fake_logits), metrics = self._accumulate(
+        loss, state.d_params, state.d_stats, (real, z, labels), key)
     updates, opt_state = self.d_tx.update(grads, state.d_opt_state, state.d_params)
     if self.equilibrium is not None:
       stats, equilibrium_metrics = self._balance_k(state.d_stats[BEGAN_K], stats,
                                                    real_logits, fake_logits)
-      penalties = {**penalties, **equilibrium_metrics}
+      metrics = {**metrics, **equilibrium_metrics}
     state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
                           d_stats=stats, d_opt_state=opt_state)
-    return state, {
-        "d_loss": d_loss,
-        "d_real": jnp.mean(real_logits),
-        "d_fake": jnp.mean(fake_logits),
-        "d_grad_norm": optax.tree.norm(grads),
-        **penalties,
-    }
+    return state, {**metrics, "d_grad_norm": optax.tree.norm(grads)}
 
   def _balance_k(self, k: jax.Array, stats: Any, real_logits: jax.Array,
                  fake_logits: jax.Array) -> Tuple[Any, Metrics]:
@@ -472,12 +537,13 @@ class GANStep:
     """
     z = self.sample_latent(key, (real.shape[0], self.latent_dim))
     p = self._ada_p(state)
-    real_logits, _, _ = self._d(state.d_params, state.d_stats,
-                                self._augmented(key, real, 0, p), labels)
-    real_logits = jax.lax.stop_gradient(real_logits)
 
-    def loss(g_params):
-      fake, g_stats = self._g(g_params, state.g_stats, z, labels, key)
+    def loss(g_params, g_stats, batch, key):
+      real, z, labels = batch
+      real_logits, _, _ = self._d(state.d_params, state.d_stats,
+                                  self._augmented(key, real, 0, p), labels)
+      real_logits = jax.lax.stop_gradient(real_logits)
+      fake, new_stats = self._g(g_params, g_stats, z, labels, key)
       fake_logits, fake_aux, _ = self._d(state.d_params, state.d_stats,
                                          self._augmented(key, fake, 1, p), labels)
       g_loss = self.loss_fn(real_logits, fake_logits).g_loss
@@ -487,21 +553,21 @@ class GANStep:
         total = total + self.ac_weight * extra["g_ac_loss"]
       if self.path_length is not None:
         options = self.path_length
-        compute = lambda: self._path_length_penalty(g_params, state.g_stats, z.shape[0], key)
+        compute = lambda: self._path_length_penalty(g_params, g_stats, z.shape[0], key)
         if options.every > 1:
           penalty, mean = jax.lax.cond(
               state.step % options.every == 0, compute,
-              lambda: (jnp.zeros((), jnp.float32), state.g_stats["pl_mean"]))
+              lambda: (jnp.zeros((), jnp.float32), g_stats["pl_mean"]))
         else:
           penalty, mean = compute()
-        g_stats = {**g_stats, "pl_mean": mean}
+        new_stats = {**new_stats, "pl_mean": mean}
         extra["path_length_penalty"] = penalty  # 0 on the iterations without it
         extra["path_length_mean"] = mean
         total = total + options.weight * options.every * penalty
-      return total, (g_stats, g_loss, extra)
+      return total, (new_stats, (), {"g_loss": g_loss, **extra})
 
-    (_, (g_stats, g_loss, extra)), grads = jax.value_and_grad(
-        loss, has_aux=True)(state.g_params)
+    grads, g_stats, _, metrics = self._accumulate(loss, state.g_params, state.g_stats,
+                                                  (real, z, labels), key)
     updates, opt_state = self.g_tx.update(grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     decay = ema_decay_at(state.step, self.ema_decay, self.ema_rampup)
@@ -509,7 +575,7 @@ class GANStep:
                        state.ema_params, g_params)
     state = state.replace(g_params=g_params, g_stats=g_stats,
                           g_opt_state=opt_state, ema_params=ema)
-    return state, {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads), **extra}
+    return state, {**metrics, "g_grad_norm": optax.tree.norm(grads)}
 
   def __call__(self, state: TrainState, batch: Any) -> Tuple[TrainState, Metrics]:
     """One iteration on a data batch (d_steps, batch_size, *example_shape): uint8 images
@@ -532,6 +598,7 @@ class GANStep:
     check_choice("d_loop", self.d_loop, D_LOOPS)
     check_choice("d_passes", self.d_passes, D_PASSES)
     check_choice("penalty_grad", self.penalty_grad, PENALTY_GRADS)
+    check_microbatches(self.microbatches, real.shape[1])
     if self.d_loop == "scan":
       def one_update(state, i):
         return self.d_update(state, real[i], jax.random.fold_in(key, i), label(i))

@@ -70,6 +70,10 @@ def validate_config(config) -> None:
     raise ConfigError(f"config.train.iterations_per_call={per_call} needs batches selected on "
                       f"the devices: set config.data.feed=device (or auto), not "
                       f"{config.data.feed!r}, or iterations_per_call=1")
+  microbatches = config.train.get("microbatches", 1)
+  if microbatches < 1 or config.train.batch_size % microbatches:
+    raise ConfigError(f"config.train.microbatches={microbatches} must be a positive divisor of "
+                      f"train.batch_size={config.train.batch_size}")
   if config.train.get("max_minutes", 0) < 0:
     raise ConfigError(f"config.train.max_minutes must be >= 0 (0: no limit), got "
                       f"{config.train.max_minutes}")
@@ -361,6 +365,18 @@ def check_d_passes(config, mesh) -> None:
                       "for D; use train.d_passes='separate'")
 
 
+def check_microbatches(config, mesh) -> None:
+  """ConfigError unless train.microbatches divides every device's share of the batch (each
+  device then splits its own rows into micro-batches; step.py's module docstring)."""
+  m = config.train.get("microbatches", 1)
+  per_device = config.train.batch_size // mesh.size
+  if m < 1 or per_device % m:
+    raise ConfigError(
+        f"config.train.microbatches={m} must be a positive divisor of the batch per device "
+        f"(train.batch_size={config.train.batch_size} over {mesh.size} device(s): "
+        f"{per_device})")
+
+
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   """The pure train step for this config."""
   augment = config.get("augment")  # D's input augmentation; toy configs may have no section
@@ -382,7 +398,7 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   # The loss's own options (config.loss.<name>); BEGAN's configure its controller instead.
   loss_options = {} if equilibrium else dict(config.loss.get(config.loss.name, {}))
   return GANStep(
-      d_loop=d_loop, d_passes=d_passes,
+      d_loop=d_loop, d_passes=d_passes, microbatches=config.train.get("microbatches", 1),
       generator=generator, discriminator=discriminator,
       loss_fn=losses.get_loss(config.loss.name, **loss_options),
       equilibrium=equilibrium,
@@ -491,6 +507,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   mesh = parallel.make_mesh()  # every device of every process
   parallel.check_batch_size(config.train.batch_size, mesh)
   check_d_passes(config, mesh)
+  check_microbatches(config, mesh)
   validate_processes(config, jax.process_count())
   primary = parallel.is_primary()  # only process 0 writes metrics, samples and progress
   replicated = parallel.replicated(mesh)

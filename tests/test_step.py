@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import dcgan
+from configs import dcgan, toy_ring
 from conftest import set_fields
 from gan_jax import parallel, train
-from gan_jax.step import ema_decay_at, batch_to_float
+from gan_jax.step import ema_decay_at, batch_to_float, join_microbatches, split_microbatches
 
 
 def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
@@ -173,6 +173,55 @@ def test_fused_d_passes_advance_a_spectral_norm_once():
     np.testing.assert_allclose(metrics_a[name], metrics_b[name], rtol=1e-2, atol=1e-2)
 
 
+def test_microbatches_are_strided_rows_and_join_back_in_order():
+  x = jnp.arange(12).reshape(6, 2)
+  micro = split_microbatches(x, 2)
+  np.testing.assert_array_equal(micro[:, :, 0], [[0, 4, 8], [2, 6, 10]])  # rows 0,2,4 | 1,3,5
+  np.testing.assert_array_equal(join_microbatches(micro), x)
+  np.testing.assert_array_equal(split_microbatches(x, 1)[0], x)
+
+
+def test_accumulated_microbatches_give_the_full_batch_update():
+  """train.microbatches=4 on the toy ring (MLPs: no batch statistics; no draws but z): a D
+  update and a G update whose gradients are the means over 4 micro-batches of 4 points
+  equal the full batch's, so the whole iteration is the same to float rounding (SGD, so
+  that the parameters follow the gradients). The micro-batched program runs D on 4 points."""
+  def toy(**overrides):
+    config = toy_ring.get_config()
+    set_fields(config, {"train.batch_size": 16, "train.d_steps": 1, "optim.name": "sgd",
+                        "optim.d_lr": 0.05, "optim.g_lr": 0.05, **overrides})
+    g, d = train.make_models(config)
+    g_tx, d_tx = train.make_optimizers(config)
+    return (train.make_step(config, g, d, g_tx, d_tx),
+            jax.jit(train.make_init(config, g, d, g_tx, d_tx))())
+  full, state = toy()
+  micro, _ = toy(**{"train.microbatches": 4})
+  points = jax.random.normal(jax.random.PRNGKey(1), (1, 16, 2))
+  a, metrics_a = jax.jit(full)(state, points)
+  b, metrics_b = jax.jit(micro)(state, points)
+  assert not same(a.d_params, state.d_params) and not same(a.g_params, state.g_params)
+  assert set(metrics_a) == set(metrics_b)
+  for x, y in zip(jax.tree.leaves((a, metrics_a)), jax.tree.leaves((b, metrics_b))):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+  points_of = lambda step, n: f"f32[{n},2]" in str(jax.make_jaxpr(step)(state, points))
+  assert points_of(micro, 4) and not points_of(full, 4)  # D and G on 4 points at a time
+
+
+def test_microbatches_must_divide_every_devices_rows():
+  config = dcgan.get_config("smoke")
+  config.train.batch_size = 16
+  config.train.microbatches = 3
+  with pytest.raises(train.ConfigError, match="microbatches=3 must be a positive divisor of "
+                     "train.batch_size=16"):
+    train.validate_config(config)
+  config.train.microbatches = 4
+  train.validate_config(config)
+  train.check_microbatches(config, parallel.make_mesh(jax.devices()[:1]))
+  with pytest.raises(train.ConfigError, match=r"batch per device \(train.batch_size=16 over 8 "
+                     r"device\(s\): 2\)"):
+    train.check_microbatches(config, parallel.make_mesh(jax.devices()))
+
+
 def test_step_is_a_pure_function_of_state_and_images():
   step, state, images = tiny()
   f = jax.jit(step)
@@ -212,9 +261,11 @@ def run_on_devices(devices, step, state, images, steps=3):
 
 @pytest.mark.parametrize("optimizer, options", [
     ("sgd", {}), ("adam", {}),
-    # The kernel gradient's custom_vjp contracts the sharded batch; ADA's p and r are global.
+    # The kernel gradient's custom_vjp contracts the sharded batch; ADA's p and r are global;
+    # gradient accumulation splits each device's own rows (no gather of the batch), with
+    # BatchNorm's statistics per micro-batch global over the devices.
     ("sgd", {"model__upconv": "stacked_gemm", "augment__policy": "translation",
-             "augment__p": 0.5, "augment__ada_target": 0.6}),
+             "augment__p": 0.5, "augment__ada_target": 0.6, "train__microbatches": 2}),
 ])
 def test_eight_devices_match_one_device(optimizer, options):
   """Data parallel over 8 devices == the same global batch on 1 device.
@@ -235,6 +286,7 @@ def test_eight_devices_match_one_device(optimizer, options):
   assert len(batch.sharding.device_set) == 8
   assert batch.addressable_shards[0].data.shape == (1, 2, 16, 16, 3)  # 16 images / 8 devices
   assert "all-reduce" in hlo  # gradients (and BatchNorm statistics) are averaged across devices
+  assert "all-gather" not in hlo and "all-to-all" not in hlo  # the batch stays where it is
   for m1, m8 in zip(h1, h8):
     for k in m1:
       np.testing.assert_allclose(m1[k], m8[k], rtol=4e-5, atol=1e-6, err_msg=k)

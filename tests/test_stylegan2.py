@@ -177,9 +177,11 @@ def test_noise_random_with_rng_else_constant():
   a, b = with_rng(z, jax.random.PRNGKey(5)), with_rng(z, jax.random.PRNGKey(6))
   assert not np.allclose(a, b) and not np.allclose(a, const(z))
   np.testing.assert_array_equal(a, with_rng(z, jax.random.PRNGKey(5)))
-  # The constant noise is one image shared by the batch: equal z give equal images.
+  # The constant noise is one image shared by the batch: equal z give equal images (to
+  # float rounding: XLA:CPU may vectorise two batch rows differently; per-sample noise of
+  # strength 1 would differ by O(1)).
   same_z = const(jnp.stack([z[0], z[0]]))
-  np.testing.assert_array_equal(same_z[0], same_z[1])
+  np.testing.assert_allclose(same_z[0], same_z[1], rtol=1e-5, atol=1e-6)
 
 
 def test_style_mixing():
