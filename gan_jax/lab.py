@@ -23,21 +23,25 @@ from gan_jax.state import TrainState, create_state
 from gan_jax.step import apply_in_train_mode
 
 
-# XLA's default backend optimisation level, which the lab's long runs always compile with
-# (jit_long_run), and from how many iterations a run counts as long.
-_FULL_BACKEND_OPTIMISATION = {"xla_backend_optimization_level": 3}
+# XLA:CPU's default compilation (full backend optimisation, LLVM's expensive passes, the
+# fusion emitters), which the lab's long runs always compile with (jit_long_run), and from
+# how many iterations a run counts as long.
+_XLA_CPU_DEFAULTS = {"xla_backend_optimization_level": 3,
+                    "xla_llvm_disable_expensive_passes": False,
+                    "xla_cpu_use_fusion_emitters": True}
 LONG_RUN = 500
 
 
 def jit_long_run(fn: Callable, num_steps: int) -> Callable:
   """jax.jit(fn) for a lab trainer scanning `num_steps` iterations of tiny networks. From
   LONG_RUN iterations such a program is execution-bound: on the CPU it is then compiled
-  with XLA's full backend optimisation even where XLA_FLAGS lowers it for faster compiles
-  (the test suite does), which runs it 4x faster there (measured: 3 seeds x 2,000 ring
-  iterations, 12 s -> 3 s, for 1.4 s more compilation). Shorter runs are compile-bound and
-  keep XLA_FLAGS' setting."""
+  with XLA's default optimisation even where XLA_FLAGS lowers it for faster compiles (the
+  test suite does), which runs it 4x faster there (measured: 3 seeds x 2,000 ring
+  iterations, 12 s -> 3 s, for 1.4 s more compilation; without the fusion emitters the
+  suite's flags would cost another 1.3x). Shorter runs are compile-bound and keep
+  XLA_FLAGS' setting."""
   long_cpu_run = num_steps >= LONG_RUN and jax.default_backend() == "cpu"
-  return jax.jit(fn, compiler_options=_FULL_BACKEND_OPTIMISATION if long_cpu_run else None)
+  return jax.jit(fn, compiler_options=_XLA_CPU_DEFAULTS if long_cpu_run else None)
 
 
 def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
@@ -232,12 +236,13 @@ def critic_history(config, seeds: Sequence[int], record_at: Sequence[int] = (200
     raise ValueError(f"record_at must be multiples of its first entry, got {record_at}")
   trainer = discriminator_trainer(config, mixture, chunk)
   real = mixture.sample(jax.random.PRNGKey(1), 2048)
-  states, history = None, []
+  states, fakes, history = None, None, []
   for done in range(chunk, record_at[-1] + 1, chunk):
     states = trainer(seeds, None, states)
     if done not in record_at:
       continue
-    fakes = generate_seeds(config, states, 512, ema=False)
+    if fakes is None:  # G is frozen: the same fakes at every record
+      fakes = generate_seeds(config, states, 512, ema=False)
     row = []
     for i in range(len(seeds)):
       state = _seed(states, i)

@@ -4,13 +4,18 @@ import glob
 import os
 import sys
 
-# The suite is compile-bound (hundreds of tiny programs, each compiled once): LLVM's
-# backend optimisation off roughly halves XLA:CPU compile times (measured: the
-# StyleGAN2 recipe's smoke run 20 s -> 11 s) for slightly slower execution. Set before
-# JAX starts its CPU backend; subprocesses the tests start inherit it.
+# The suite is compile-bound (hundreds of tiny programs, each compiled once), so it
+# compiles cheaply: LLVM's backend optimisation off, its expensive passes off and XLA:CPU's
+# older loop emitters instead of its fusion emitters (measured on a 2-core VM: the StyleGAN2
+# recipe's smoke run 20 s -> 11 s for the first; with the other two, that test plus the
+# conditional step test 57 s -> 35-42 s), for slower execution. Set before JAX starts its
+# CPU backend; subprocesses the tests start inherit it. The lab's long runs compile with
+# XLA's defaults whatever XLA_FLAGS says (gan_jax/lab.py: jit_long_run).
 # Launch helpers that build a subprocess environment use TEST_XLA_FLAGS too, so that
 # runs they compare with in-process ones compile the same way.
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+TEST_XLA_FLAGS = " ".join(["--xla_backend_optimization_level=0",
+                           "--xla_llvm_disable_expensive_passes=true",
+                           "--xla_cpu_use_fusion_emitters=false"])
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), TEST_XLA_FLAGS]).strip()
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -80,6 +85,22 @@ def write_synthetic_faces(folder: str, count: int = 64, size: int = 24, seed: in
     image[inside] = rng.integers(0, 256, 3)
     Image.fromarray(image).save(os.path.join(folder, f"{i:04d}.png"))
   return folder
+
+
+@pytest.fixture
+def fusion_emitters(monkeypatch):
+  """Every jax.jit in the test compiles with XLA:CPU's fusion emitters (its default, which
+  TEST_XLA_FLAGS turns off): for tests asserting two different programs bit-identical, which
+  holds as users compile (checked with all of XLA's defaults too) but not under the
+  suite's older loop emitters, whose fused elementwise work can round differently."""
+  jit = jax.jit
+
+  def jit_with_fusion_emitters(*args, **kwargs):
+    kwargs["compiler_options"] = {"xla_cpu_use_fusion_emitters": True,
+                                  **(kwargs.get("compiler_options") or {})}
+    return jit(*args, **kwargs)
+
+  monkeypatch.setattr(jax, "jit", jit_with_fusion_emitters)
 
 
 @pytest.fixture(scope="session")

@@ -227,13 +227,13 @@ def test_penalty_gradient_through_the_augmentation(policy):
     assert penalties["through"] == penalties["augmented"]
 
 
-def test_a_given_probability_replaces_the_static_one():
+def test_a_given_probability_replaces_the_static_one(fusion_emitters):
   """fn(key, x, p): ADA's traced p draws the same per-sample coins as a static p; p = 1
   augments every sample as the static default does, p = 0 none."""
   x, key = images(n=16), jax.random.PRNGKey(3)
   always = augment.make_augment("color,translation,cutout", 1.0)
   half = augment.make_augment("color,translation,cutout", 0.5)
-  np.testing.assert_array_equal(jax.jit(always)(key, x, jnp.float32(0.5)), half(key, x))
+  np.testing.assert_array_equal(jax.jit(always)(key, x, jnp.float32(0.5)), jax.jit(half)(key, x))
   np.testing.assert_array_equal(always(key, x, jnp.float32(1.0)), always(key, x))
   np.testing.assert_array_equal(always(key, x, jnp.float32(0.0)), x)
 
@@ -269,7 +269,7 @@ def test_ada_moves_p_by_the_sign_of_the_overfitting_heuristic():
   assert 0.0 <= float(state.d_stats["ada_p"]) <= 1.0
 
 
-def test_ada_at_p_zero_is_the_unaugmented_step():
+def test_ada_at_p_zero_is_the_unaugmented_step(fusion_emitters):
   """ADA starting at p = 0 (as the paper does) changes no image in its first iteration: the
   same update as without augmentation, bit for bit."""
   state, [(off_state, off_metrics)] = run_step(smoke(None))

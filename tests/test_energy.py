@@ -31,16 +31,16 @@ def test_the_search_is_noisy_gradient_ascent_on_d():
 def test_d_trained_alone_pulls_its_search_to_the_data():
   """800 steps: D rates reals above its searched negatives, and the search from the fixed
   starting points ends at under half their mean distance to the ring (radius 2); measured
-  0.21 against 0.73."""
+  0.21 against 0.73 on seeds 0-1 (seed 0 runs here)."""
   config = toy_ring.get_config()
   search = energy.Search(steps=10, step_size=0.05)
-  states, metrics = energy.train_seeds(config, [0, 1], num_steps=800, search=search)
+  states, metrics = energy.train_seeds(config, [0], num_steps=800, search=search)
   assert np.all(np.asarray(metrics["d_real"])[:, -50:].mean(1)
                 > np.asarray(metrics["d_negative"])[:, -50:].mean(1))
   samples = energy.generate_seeds(config, states, num=500, search=search)
   start, _ = energy.fixed_starting_points(config, 500, search)
   off_ring = lambda x: np.mean(np.abs(np.linalg.norm(x, axis=-1) - 2.0))
-  assert samples.shape == (2, 500, 2)
+  assert samples.shape == (1, 500, 2)
   assert all(off_ring(s) < 0.5 * off_ring(np.asarray(start)) for s in samples)
 
 

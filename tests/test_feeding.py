@@ -213,7 +213,7 @@ def test_device_feeder_select_inside_jit_gives_batch(labelled):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_fused_step_trains_bit_identically_to_the_fed_step(smoke_config):
+def test_fused_step_trains_bit_identically_to_the_fed_step(smoke_config, fusion_emitters):
   """FedStep with a DeviceFeeder (selection compiled into the step, batch from state.step)
   == the plain jitted step fed batch(step): every state array and metric bit-identical,
   on 8 devices, with labels and flips, across an epoch boundary, from a nonzero step.

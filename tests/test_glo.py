@@ -34,7 +34,7 @@ def test_glo_reconstructs_its_points_but_samples_between_the_modes():
   fills the space between the clusters (benchmarks/vae_baseline.md: 10 seeds)."""
   config = toy_ring.get_config()
   config.optim.g_lr = 3e-3
-  states, metrics = glo.train_seeds(config, range(2), num_steps=2000, num_points=512)
+  states, metrics = glo.train_seeds(config, [0], num_steps=2000, num_points=512)
   norms = np.linalg.norm(np.asarray(states.params["codes"]), axis=-1)
   np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
   reconstruction = np.asarray(metrics["reconstruction"])

@@ -80,7 +80,7 @@ def test_bfloat16_step_computes_in_bfloat16_and_keeps_float32_state(family):
 def test_bfloat16_covers_the_ring_like_float32():
   """The toy ring (8 modes, SN layers in D): bf16 training covers it as fp32 does. Seed 0;
   the fp32 side of the claim, this config and step count, is tests/test_toy_lab.py's
-  test_non_saturating_gan_with_sn_or_gp_covers_the_ring (>= 7 modes on seeds 0-1)."""
+  test_non_saturating_gan_with_sn_or_gp_covers_the_ring (>= 7 modes on seed 0)."""
   config = toy_ring.get_config()
   config.model.d_spectral_norm = True
   config.model.dtype = "bfloat16"
