@@ -8,6 +8,7 @@ GAN train in seconds. Tests and benchmarks/toy_lab.py use it; launch.py is
 for single runs with checkpoints and plots.
 """
 
+import os
 from typing import Any, Callable, Dict, Sequence, Tuple
 
 import jax
@@ -24,12 +25,20 @@ from gan_jax.step import apply_in_train_mode
 
 
 # XLA:CPU's default compilation (full backend optimisation, LLVM's expensive passes, the
-# fusion emitters), which the lab's long runs always compile with (jit_long_run), and from
-# how many iterations a run counts as long.
+# fusion emitters), which the lab's long runs compile with (jit_long_run), and from how
+# many iterations a run counts as long.
 _XLA_CPU_DEFAULTS = {"xla_backend_optimization_level": 3,
-                    "xla_llvm_disable_expensive_passes": False,
-                    "xla_cpu_use_fusion_emitters": True}
+                     "xla_llvm_disable_expensive_passes": False,
+                     "xla_cpu_use_fusion_emitters": True}
 LONG_RUN = 500
+
+
+def _xla_cpu_defaults() -> Dict[str, Any]:
+  """The options of _XLA_CPU_DEFAULTS that XLA_FLAGS changes, and always the optimisation
+  level: an XLA that has dropped a flag still compiles where XLA_FLAGS does not name it."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  return {name: value for name, value in _XLA_CPU_DEFAULTS.items()
+          if name == "xla_backend_optimization_level" or f"--{name}" in flags}
 
 
 def jit_long_run(fn: Callable, num_steps: int) -> Callable:
@@ -37,11 +46,11 @@ def jit_long_run(fn: Callable, num_steps: int) -> Callable:
   LONG_RUN iterations such a program is execution-bound: on the CPU it is then compiled
   with XLA's default optimisation even where XLA_FLAGS lowers it for faster compiles (the
   test suite does), which runs it 4x faster there (measured: 3 seeds x 2,000 ring
-  iterations, 12 s -> 3 s, for 1.4 s more compilation; without the fusion emitters the
-  suite's flags would cost another 1.3x). Shorter runs are compile-bound and keep
-  XLA_FLAGS' setting."""
+  iterations, 12 s -> 3 s, for 1.4 s more compilation; under the suite's flags without the
+  fusion emitters, another 1.3x). Shorter runs are compile-bound and keep XLA_FLAGS'
+  setting."""
   long_cpu_run = num_steps >= LONG_RUN and jax.default_backend() == "cpu"
-  return jax.jit(fn, compiler_options=_XLA_CPU_DEFAULTS if long_cpu_run else None)
+  return jax.jit(fn, compiler_options=_xla_cpu_defaults() if long_cpu_run else None)
 
 
 def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,

@@ -215,3 +215,18 @@ def test_toy_ring_composes_every_kind_of_piece_from_the_command_line(tmp_path):
   assert rows[-1]["step"] == 20 and rows[-1]["wgan_gp_penalty"] > 0
   assert "toy/modes_covered" in rows[-1]
   assert (tmp_path / "samples" / "step_0000020.png").exists()
+
+
+def test_long_lab_runs_undo_only_the_xla_flags_that_are_set(monkeypatch):
+  """jit_long_run's options: XLA's default for each flag XLA_FLAGS names (the suite's all
+  three), and the optimisation level always; no option for a flag nobody set, so an XLA
+  without that flag still compiles."""
+  # pylint: disable=protected-access
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false --xla_foo=1")
+  assert lab._xla_cpu_defaults() == {"xla_backend_optimization_level": 3,
+                                     "xla_cpu_use_fusion_emitters": True}
+  monkeypatch.delenv("XLA_FLAGS")
+  assert lab._xla_cpu_defaults() == {"xla_backend_optimization_level": 3}
+  from conftest import TEST_XLA_FLAGS  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv("XLA_FLAGS", TEST_XLA_FLAGS)
+  assert lab._xla_cpu_defaults() == lab._XLA_CPU_DEFAULTS
