@@ -70,10 +70,8 @@ def validate_config(config) -> None:
     raise ConfigError(f"config.train.iterations_per_call={per_call} needs batches selected on "
                       f"the devices: set config.data.feed=device (or auto), not "
                       f"{config.data.feed!r}, or iterations_per_call=1")
-  microbatches = config.train.get("microbatches", 1)
-  if microbatches < 1 or config.train.batch_size % microbatches:
-    raise ConfigError(f"config.train.microbatches={microbatches} must be a positive divisor of "
-                      f"train.batch_size={config.train.batch_size}")
+  _check_microbatches_divide(config, config.train.batch_size,
+                             f"train.batch_size={config.train.batch_size}")
   if config.train.get("max_minutes", 0) < 0:
     raise ConfigError(f"config.train.max_minutes must be >= 0 (0: no limit), got "
                       f"{config.train.max_minutes}")
@@ -365,16 +363,20 @@ def check_d_passes(config, mesh) -> None:
                       "for D; use train.d_passes='separate'")
 
 
+def _check_microbatches_divide(config, rows: int, what: str) -> None:
+  """ConfigError unless train.microbatches is a positive divisor of `rows` (named `what`)."""
+  m = config.train.get("microbatches", 1)
+  if m < 1 or rows % m:
+    raise ConfigError(f"config.train.microbatches={m} must be a positive divisor of {what}")
+
+
 def check_microbatches(config, mesh) -> None:
   """ConfigError unless train.microbatches divides every device's share of the batch (each
   device then splits its own rows into micro-batches; step.py's module docstring)."""
-  m = config.train.get("microbatches", 1)
   per_device = config.train.batch_size // mesh.size
-  if m < 1 or per_device % m:
-    raise ConfigError(
-        f"config.train.microbatches={m} must be a positive divisor of the batch per device "
-        f"(train.batch_size={config.train.batch_size} over {mesh.size} device(s): "
-        f"{per_device})")
+  _check_microbatches_divide(
+      config, per_device, f"the batch per device (train.batch_size="
+      f"{config.train.batch_size} over {mesh.size} device(s): {per_device})")
 
 
 def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
