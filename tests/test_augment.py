@@ -16,6 +16,8 @@ from gan_jax.step import Ada
 from test_step import same
 from test_train import train_straight_and_resumed
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 NAMES = ["color", "translation", "cutout"]
 
 

@@ -23,6 +23,8 @@ from gan_jax.metrics import tag_classifier
 from test_step import same
 from test_train import read_metrics, train_straight_and_resumed
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 HAIR_EYES = LABEL_SETS.get("anime_hair_eyes")
 
 
@@ -41,6 +43,7 @@ def label_of_pixel(values):
   return np.stack([values % 13, (values // 13) % 13], axis=-1)
 
 
+@pytest.mark.mesh_devices(8)  # the feeders' per-device shards carry the labels
 @pytest.mark.parametrize("cls", [HostFeeder, DeviceFeeder])
 def test_labels_follow_their_images_through_the_feeders(cls):
   images, labels = coded_images(96)

@@ -10,6 +10,8 @@ import pytest
 from gan_jax import constraints, train
 from test_train import read_metrics
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_resnet", "stylegan2"]
 
 

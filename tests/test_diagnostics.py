@@ -2,11 +2,14 @@
 
 import jax
 import numpy as np
+import pytest
 
 from gan_jax import constraints, diagnostics
 from gan_jax.step import batch_to_float
 from test_step import tiny
 from test_train import read_metrics
+
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
 
 def test_diagnostics_of_a_tiny_dcgan():

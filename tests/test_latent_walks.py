@@ -13,6 +13,8 @@ import pytest
 from gan_jax import latent_walks, sample_tags, train
 from gan_jax.errors import UserError
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 
 def test_linear_and_spherical_interpolation_by_hand():
   z0, z1 = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 3.0, 0.0])

@@ -9,6 +9,8 @@ from configs import dcgan, toy_ring
 from conftest import set_fields
 from gan_jax import lab, precision, train
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 _FAMILIES = {
     # SN layers in D: SpectralNorm must hand back a bf16 kernel (the ResNet family's D is
     # made of the same flax layers, so dcgan stands for both here).

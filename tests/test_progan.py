@@ -15,6 +15,8 @@ from gan_jax.step import GROWTH_LEVEL, Growth, apply_in_train_mode, growth_level
 from test_step import same
 from test_train import read_metrics, train_straight_and_resumed
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 SIZE = 16  # levels 0 (4x4), 1 (8x8), 2 (16x16)
 
 

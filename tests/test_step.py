@@ -244,6 +244,21 @@ def test_ema_follows_the_ramp():
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_unmarked_tests_mesh_every_device():
+  assert parallel.make_mesh().devices.size == len(jax.devices()) == 8
+
+
+@pytest.mark.mesh_devices(2)
+def test_the_mesh_devices_mark_sets_the_default_mesh_only(smoke_config, tmp_path):
+  """conftest's mark: the default mesh is the first 2 devices (train's too); a mesh of
+  named devices is as named."""
+  assert list(parallel.make_mesh().devices) == jax.devices()[:2]
+  assert parallel.make_mesh(jax.devices()[3:6]).devices.size == 3
+  smoke_config.train.num_steps = 0  # the state is made on train's mesh; nothing to train
+  state = train.train_and_evaluate(smoke_config, str(tmp_path))
+  assert state.step.sharding.mesh.devices.size == 2
+
+
 def run_on_devices(devices, step, state, images, steps=3):
   """`steps` iterations with the batch split over `devices` and the state replicated."""
   mesh = parallel.make_mesh(devices)
