@@ -17,7 +17,6 @@ from test_train import read_metrics, train_straight_and_resumed
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
 
-
 def _toy_config(**loss_options):
   """The toy ring with BEGAN's MLP auto-encoder D and the began loss."""
   config = toy_ring.get_config()
