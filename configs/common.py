@@ -60,6 +60,14 @@ def optim(lr: float = 2e-4, betas=(0.5, 0.999)) -> ml_collections.ConfigDict:
   config.g_orthogonal_reg = 0.0  # BigGAN's orthogonal regularisation of G's kernels (strength;
                                  # 1e-4 there; gan_jax/regularisers.py; 0: off)
   config.d_orthogonal_reg = 0.0  # the same for D's kernels
+  # Both learning rates times a function of the iteration (gan_jax/optim.py: SCHEDULES):
+  # constant | linear (1 until decay_start, then down to 0 at decay_iterations, as WGAN-GP's
+  # and SNGAN's code decay) | step (x decay_factor every decay_every iterations, as BEGAN's).
+  config.schedule = "constant"
+  config.decay_start = 0       # linear: the iteration where the decay starts
+  config.decay_iterations = 0  # linear: the iteration where the rate reaches 0 (0: train.num_steps)
+  config.decay_every = 0       # step: iterations between two decays
+  config.decay_factor = 0.5    # step: the multiplier at each decay
   return config
 
 

@@ -38,12 +38,17 @@ def validate_config(config) -> None:
   choices = [("model.name", config.model.name, models.MODELS),
              ("model.latent_dist", config.model.latent_dist, latents.LATENTS),
              ("loss.name", config.loss.name, losses.LOSSES),
-             ("optim.name", config.optim.name, optim.OPTIMIZERS)]
+             ("optim.name", config.optim.name, optim.OPTIMIZERS),
+             ("optim.schedule", config.optim.get("schedule", "constant"), optim.SCHEDULES)]
   for field, name, registry in choices:
     try:
       registry.get(name)
     except ValueError as e:
       raise ConfigError(f"config.{field}: {e}") from None
+  try:
+    optim.make_schedule(config.optim, config.train.num_steps)
+  except ValueError as e:
+    raise ConfigError(f"config.optim: {e}") from None
   for network in ("g", "d"):
     name = config.constraint[network]
     if name and name not in constraints.CONSTRAINTS:
@@ -223,9 +228,11 @@ def make_penalties(penalty_config) -> Tuple[Penalty, ...]:
 
 
 def make_optimizers(config):
-  """(g_tx, d_tx): each network's optimizer chain with its constraint."""
-  return (optim.make_optimizer(config.optim, "g", config.constraint),
-          optim.make_optimizer(config.optim, "d", config.constraint))
+  """(g_tx, d_tx): each network's optimizer chain with its constraint (and learning-rate
+  schedule over the run's train.num_steps iterations)."""
+  return tuple(optim.make_optimizer(config.optim, network, config.constraint,
+                                    config.train.num_steps, config.train.d_steps)
+               for network in ("g", "d"))
 
 
 def make_models(config):

@@ -1,0 +1,104 @@
+"""Learning-rate schedules (gan_jax/optim.py): their curves, the rates the optimizers apply,
+their errors, and a run whose rate reaches 0 stopping its networks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import common, toy_ring
+from gan_jax import lab, optim, train
+from gan_jax.errors import ConfigError
+
+
+def optim_config(**fields):
+  config = common.optim(lr=0.1)
+  config.update(fields)
+  return config
+
+
+def curve(config, iterations, num_steps=0):
+  schedule = optim.make_schedule(config, num_steps)
+  return [float(schedule(jnp.int32(t))) for t in iterations]
+
+
+def test_schedules_by_hand():
+  assert optim.make_schedule(optim_config(), 100) is None  # constant: nothing to schedule
+  linear = optim_config(schedule="linear", decay_start=2, decay_iterations=6)
+  np.testing.assert_allclose(curve(linear, [0, 2, 3, 4, 6, 9]), [1, 1, 0.75, 0.5, 0, 0])
+  to_the_end = optim_config(schedule="linear")  # decay_iterations 0: the run's num_steps
+  np.testing.assert_allclose(curve(to_the_end, [0, 5, 10], num_steps=10), [1, 0.5, 0])
+  stepped = optim_config(schedule="step", decay_every=3, decay_factor=0.5)
+  np.testing.assert_allclose(curve(stepped, [0, 2, 3, 6, 7]), [1, 1, 0.5, 0.25, 0.25])
+
+
+def sgd_steps(config, network, count, d_steps=1):
+  """The parameter after `count` SGD updates of gradient 1 from 0, per update."""
+  tx = optim.make_optimizer(config, network, num_steps=100, d_steps=d_steps)
+  param, path = jnp.zeros(()), []
+  state = tx.init(param)
+  for _ in range(count):
+    updates, state = tx.update(jnp.ones(()), state, param)
+    param = optax.apply_updates(param, updates)
+    path.append(float(param))
+  return -np.diff([0.0] + path)  # the rate of each update
+
+
+def test_d_follows_the_iteration_not_its_update_count():
+  """G takes one update per iteration, D d_steps: under a step schedule halving every
+  iteration, D's two updates of an iteration share that iteration's rate."""
+  config = optim_config(name="sgd", schedule="step", decay_every=1, decay_factor=0.5)
+  np.testing.assert_allclose(sgd_steps(config, "g", 3), [0.1, 0.05, 0.025], rtol=1e-6)
+  np.testing.assert_allclose(sgd_steps(config, "d", 6, d_steps=2),
+                             [0.1, 0.1, 0.05, 0.05, 0.025, 0.025], rtol=1e-6)
+
+
+def test_the_constant_schedule_keeps_the_optimizer_state_of_a_plain_rate():
+  """So checkpoints from before schedules existed still restore."""
+  params = {"w": jnp.zeros(3)}
+  plain = common.optim()
+  for name in ("schedule", "decay_start", "decay_iterations", "decay_every", "decay_factor"):
+    del plain[name]
+  for network in ("g", "d"):
+    a = optim.make_optimizer(plain, network).init(params)
+    b = optim.make_optimizer(common.optim(), network, num_steps=10, d_steps=2).init(params)
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"schedule": "cosine"}, "config.optim.schedule: unknown learning-rate schedule 'cosine'; "
+                             "choose from: constant, linear, step"),
+    ({"schedule": "linear", "decay_start": 30, "decay_iterations": 0},
+     "config.optim: the linear schedule needs 0 <= decay_start < decay_iterations "
+     r"\(0: train.num_steps = 20\); got decay_start=30, decay_iterations=20"),
+    ({"schedule": "step"}, "config.optim: the step schedule needs decay_every >= 1"),
+    ({"schedule": "step", "decay_every": 5, "decay_factor": 0.0}, "0 < decay_factor <= 1"),
+])
+def test_bad_schedules_are_config_errors(fields, message):
+  config = toy_ring.get_config("smoke")
+  config.optim.update(fields)
+  with pytest.raises(ConfigError, match=message):
+    train.validate_config(config)
+
+
+def test_networks_stop_where_the_linear_rate_reaches_zero():
+  """The ring's step under a linear schedule ending at iteration 4 of 8: the networks move
+  until then and not after (an update scaled by 0), while the G-EMA still moves."""
+  config = toy_ring.get_config("smoke")
+  config.optim.update(schedule="linear", decay_iterations=4)
+  train.validate_config(config)
+  states, history = [], None
+  for _ in range(4):  # 2 iterations per call: after 2, 4, 6, 8
+    history, _ = lab.train_seeds(config, [0], num_steps=2, state=history)
+    states.append(history)
+  def leaves(state, name):
+    return [np.asarray(x) for x in jax.tree.leaves(getattr(state, name))]
+  for name in ("g_params", "d_params"):
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves(states[0], name),
+                                                        leaves(states[1], name)))
+    for later in states[2:]:
+      assert all(np.array_equal(a, b) for a, b in zip(leaves(states[1], name),
+                                                      leaves(later, name)))
+  assert not all(np.array_equal(a, b) for a, b in zip(leaves(states[1], "ema_params"),
+                                                      leaves(states[3], "ema_params")))
