@@ -59,7 +59,9 @@ def train_seeds(config, seeds: Sequence[int], num_steps: int = -1,
 
   Leaves of both carry a leading seed axis; metrics have (seeds, steps). Seed s
   is the run `launch.py` would make with config.seed = s. `num_steps` defaults
-  to config.train.num_steps; pass `state` (stacked over seeds) to continue.
+  to config.train.num_steps; pass `state` (stacked over seeds) to continue. A
+  learning-rate schedule (config.optim.schedule) runs over config.train.num_steps
+  iterations, as launch.py's run does, whatever `num_steps` this call trains.
   """
   mixture = data_lib.toy_mixture(config.data)
   if mixture is None:

@@ -16,7 +16,7 @@ The constant schedule leaves the learning rate a number: the same optimizer stat
 program as before schedules existed.
 """
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import jax.numpy as jnp
 import optax
@@ -99,6 +99,16 @@ def learning_rate(optim_config, network: str, num_steps: int = 0, d_steps: int =
     return base
   per_iteration = d_steps if network == "d" else 1
   return lambda count: base * schedule(count // per_iteration)
+
+
+def scheduled_rates(optim_config, iteration: int, num_steps: int) -> Dict[str, float]:
+  """{'g_lr', 'd_lr'}: both networks' learning rates in training iteration `iteration` under
+  `optim_config.schedule` (for the metrics rows); {} for the constant schedule."""
+  schedule = make_schedule(optim_config, num_steps)
+  if schedule is None:
+    return {}
+  multiplier = float(schedule(jnp.int32(iteration)))
+  return {f"{network}_lr": optim_config[f"{network}_lr"] * multiplier for network in ("g", "d")}
 
 
 def make_constraint(constraint_config, network: str) -> Optional[optax.GradientTransformation]:

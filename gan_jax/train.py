@@ -645,6 +645,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       scalars = {}
       if log_now:
         scalars = {k: float(v) for k, v in history[-1][1].items()}
+        scalars.update(optim.scheduled_rates(config.optim, done - 1, config.train.num_steps))
         if config.log.diagnostics:
           scalars.update({k: float(v) for k, v in jax.device_get(diagnostics_fn(
               state, train_step.last_batch(done - 1),

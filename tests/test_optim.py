@@ -1,5 +1,5 @@
 """Learning-rate schedules (gan_jax/optim.py): their curves, the rates the optimizers apply,
-their errors, and a run whose rate reaches 0 stopping its networks."""
+their errors, and a run whose rate reaches 0 stopping its networks and logging its rates."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from configs import common, toy_ring
-from gan_jax import lab, optim, train
+from gan_jax import optim, train
 from gan_jax.errors import ConfigError
 
 
@@ -82,23 +82,29 @@ def test_bad_schedules_are_config_errors(fields, message):
     train.validate_config(config)
 
 
-def test_networks_stop_where_the_linear_rate_reaches_zero():
-  """The ring's step under a linear schedule ending at iteration 4 of 8: the networks move
-  until then and not after (an update scaled by 0), while the G-EMA still moves."""
-  config = toy_ring.get_config("smoke")
-  config.optim.update(schedule="linear", decay_iterations=4)
-  train.validate_config(config)
-  states, history = [], None
-  for _ in range(4):  # 2 iterations per call: after 2, 4, 6, 8
-    history, _ = lab.train_seeds(config, [0], num_steps=2, state=history)
-    states.append(history)
-  def leaves(state, name):
-    return [np.asarray(x) for x in jax.tree.leaves(getattr(state, name))]
+def test_a_run_stops_where_the_linear_rate_reaches_zero_and_logs_its_rates(tmp_path):
+  """The ring's smoke run (20 iterations) with a linear schedule ending at iteration 10:
+  both networks move until then and not after (each update scaled by 0; checkpoints every
+  5), and the metrics rows at steps 10 and 20 carry the rates of iterations 9 and 19."""
+  from test_checkpoint import abstract_of  # pylint: disable=g-import-not-at-top
+  from test_train import read_metrics  # pylint: disable=g-import-not-at-top
+  from gan_jax.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  config = toy_ring.get_config("smoke")  # 20 iterations, logged every 10
+  config.log.diagnostics = False
+  config.checkpoint.update(every=5, keep=0)
+  config.optim.update(schedule="linear", decay_iterations=10, g_lr=1e-3, d_lr=4e-3)
+  final = train.train_and_evaluate(config, str(tmp_path))
+  checkpointer = Checkpointer(str(tmp_path / "checkpoints"))
+  assert checkpointer.all_steps() == [5, 10, 15, 20]
+  saved = {step: checkpointer.restore(abstract_of(final), step)[0] for step in (5, 10, 20)}
   for name in ("g_params", "d_params"):
-    assert not all(np.array_equal(a, b) for a, b in zip(leaves(states[0], name),
-                                                        leaves(states[1], name)))
-    for later in states[2:]:
-      assert all(np.array_equal(a, b) for a, b in zip(leaves(states[1], name),
-                                                      leaves(later, name)))
-  assert not all(np.array_equal(a, b) for a, b in zip(leaves(states[1], "ema_params"),
-                                                      leaves(states[3], "ema_params")))
+    def leaves(step, name=name):
+      return [np.asarray(x) for x in jax.tree.leaves(getattr(saved[step], name))]
+    assert not all(np.array_equal(a, b) for a, b in zip(leaves(5), leaves(10)))
+    assert all(np.array_equal(a, b) for a, b in zip(leaves(10), leaves(20)))
+  rows = read_metrics(tmp_path)
+  assert [r["step"] for r in rows] == [10, 20]
+  assert rows[0]["g_lr"] == pytest.approx(1e-3 * (10 - 9) / 10)
+  assert rows[0]["d_lr"] == pytest.approx(4e-3 * (10 - 9) / 10)
+  assert rows[1]["g_lr"] == rows[1]["d_lr"] == 0.0
+  assert optim.scheduled_rates(common.optim(), 5, 20) == {}  # a plain run logs no rates
