@@ -34,7 +34,7 @@ def test_schedules_by_hand():
 
 
 def sgd_steps(config, network, count, d_steps=1):
-  """The parameter after `count` SGD updates of gradient 1 from 0, per update."""
+  """The rate each of `count` SGD updates (gradient 1, from 0) applied."""
   tx = optim.make_optimizer(config, network, num_steps=100, d_steps=d_steps)
   param, path = jnp.zeros(()), []
   state = tx.init(param)
