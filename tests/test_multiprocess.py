@@ -74,8 +74,8 @@ def wait_all(processes, log_dir, timeout=240.0):
   return codes, logs
 
 
-def test_two_processes_train_like_one_process_with_the_same_global_batch(
-    tmp_path, smoke_config, monkeypatch):
+@pytest.mark.mesh_devices(PROCESSES * DEVICES_PER_PROCESS)  # the one-process reference's
+def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_path, smoke_config):
   """2 processes x 2 CPU devices == 1 process x 4 devices, for the same global batch.
 
   The processes each feed their own half of every batch (HostFeeder) and all-reduce across
@@ -93,10 +93,7 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(
   logs.mkdir()
   processes = start_processes(flags, workdir, logs)
   try:
-    # Meanwhile, the reference: one process (this one) on 4 of its 8 devices.
-    make_mesh = parallel.make_mesh
-    monkeypatch.setattr(parallel, "make_mesh", lambda devices=None: make_mesh(
-        jax.devices()[:PROCESSES * DEVICES_PER_PROCESS]))
+    # Meanwhile, the reference: one process (this one) on 4 of its 8 devices (the mark).
     jax.config.update(FAST_COMPILE, True)
     try:
       reference = train.train_and_evaluate(smoke_config, str(tmp_path / "one_process"))
