@@ -104,11 +104,11 @@ def learning_rate(optim_config, network: str, num_steps: int = 0, d_steps: int =
 def scheduled_rates(optim_config, iteration: int, num_steps: int) -> Dict[str, float]:
   """{'g_lr', 'd_lr'}: both networks' learning rates in training iteration `iteration` under
   `optim_config.schedule` (for the metrics rows); {} for the constant schedule."""
-  schedule = make_schedule(optim_config, num_steps)
-  if schedule is None:
+  rates = {f"{network}_lr": learning_rate(optim_config, network, num_steps)
+           for network in ("g", "d")}  # with d_steps 1 a rate's count is the iteration
+  if not callable(rates["g_lr"]):
     return {}
-  multiplier = float(schedule(jnp.int32(iteration)))
-  return {f"{network}_lr": optim_config[f"{network}_lr"] * multiplier for network in ("g", "d")}
+  return {name: float(rate(jnp.int32(iteration))) for name, rate in rates.items()}
 
 
 def make_constraint(constraint_config, network: str) -> Optional[optax.GradientTransformation]:
