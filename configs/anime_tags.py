@@ -35,7 +35,9 @@ from configs import sngan_resnet
 def get_config(preset: str = ""):
   """sngan_resnet.py made conditional on hair and eye colour; `preset` '' or 'smoke'."""
   config = sngan_resnet.get_config(preset)
-  config.data.labels = "anime_hair_eyes"  # '' (unconditional) | anime_hair_eyes: (hair, eye) colour
+  config.data.labels = "anime_hair_eyes"  # '' (unconditional) | anime_hair_eyes: (hair, eye)
+                                         # colour | class: the dataset's own classes (a TFDS
+                                         # class label, or one folder per class)
   config.data.tags_path = ""      # tags.csv (id,tags) for zip/folder sources ('': beside the data)
   config.model.label_embed_dim = 32  # G: learned embedding size of each label, concatenated to z
   config.model.g_cond = "concat"  # G: concat (label embeddings to z) | cbn (conditional

@@ -187,6 +187,7 @@ class RunEvaluator:
   def __init__(self, config, generator, workdir: str):
     self.config = config
     names = evaluator_lib.parse_metrics(config.eval.metrics)
+    evaluator_lib.check_label_sets(names, config.data.get("labels", ""))
     # Held-out images when a metric needs them, or for the labelled metrics' real ceiling.
     need_heldout = any(evaluator_lib.METRICS.get(n).needs_heldout
                        or evaluator_lib.METRICS.get(n).needs_labels for n in names)

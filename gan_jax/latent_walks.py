@@ -113,7 +113,8 @@ def latent_walks(workdir: str, mode: str, out: str, rows: int = 8, columns: int 
     from gan_jax import sample_tags  # pylint: disable=g-import-not-at-top
     if not tags:
       raise UserError("the run is conditional: name the label to walk with, e.g. "
-                      "--tags='blue hair red eyes'")
+                      "--tags='blue hair red eyes' (anime colours) or --tags=cat (a class of "
+                      "data.labels=class)")
     label_set = data_lib.label_set_of(config.data)
     label = sample_tags.parse_request(tags, label_set)
   elif tags:

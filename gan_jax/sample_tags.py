@@ -1,4 +1,4 @@
-"""Faces with chosen hair and eye colours from a conditional run: python -m gan_jax.sample_tags.
+"""Images of a chosen label from a conditional run: python -m gan_jax.sample_tags.
 
   python -m gan_jax.sample_tags --workdir=workdirs/anime_tags --tags="blue hair red eyes" \
       --num=64 --out=grid.png [--step=latest|N|best] [--seed=0] [--hit_rate]
@@ -13,11 +13,15 @@ and ignored: they are not labels of the model). With --hit_rate it also prints
 how often the tag classifier sees the requested colours in the samples, and on
 held-out real faces with the same tags (the ceiling), as the tag_hit_rate
 metric does over the whole label distribution.
+
+A run conditioned on a dataset's own classes (`config.data.labels=class`) takes
+the class name instead: --tags=cat (one name per label head, comma-separated);
+--hit_rate does not apply there.
 """
 
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import jax
 import ml_collections
@@ -47,9 +51,34 @@ def normalise_request(text: str) -> str:
   return " and ".join(phrases)
 
 
+def _class_choices(classes: Sequence[str], shown: int = 20) -> str:
+  more = f", ... ({len(classes)} in all)" if len(classes) > shown else ""
+  return ", ".join(classes[:shown]) + more
+
+
+def parse_class_request(text: str, label_set: LabelSet) -> Tuple[int, ...]:
+  """The label a request names for a label set of classes (data.labels='class'): one class
+  name per head, comma-separated; UserError listing the classes for an unknown name."""
+  names = [part.strip() for part in text.split(",")] if text.strip() else []
+  if len(names) != len(label_set.heads):
+    raise UserError(f"--tags={text!r}: name {len(label_set.heads)} class(es) of the run's "
+                    f"{label_set.name} labels, comma-separated, e.g. "
+                    f"--tags={label_set.heads[0][1][0]!r} (classes: "
+                    f"{_class_choices(label_set.heads[0][1])})")
+  label = []
+  for name, (key, classes) in zip(names, label_set.heads):
+    if name not in classes:
+      raise UserError(f"--tags: unknown {key} {name!r}; choose from: {_class_choices(classes)}")
+    label.append(classes.index(name))
+  return tuple(label)
+
+
 def parse_request(text: str, label_set: LabelSet) -> Tuple[int, ...]:
-  """The label (hair colour index, eye colour index) that `text` asks for; UserError naming
-  the valid colours for an unknown word or a missing or repeated colour."""
+  """The label that `text` asks for: for anime_hair_eyes (hair colour index, eye colour
+  index) from free tag text, UserError naming the valid colours for an unknown word or a
+  missing or repeated colour; for a set of classes, parse_class_request's."""
+  if label_set.from_classes:
+    return parse_class_request(text, label_set)
   choices = (f"hair colours: {', '.join(anime_tags.HAIR_COLORS)}; eye colours: "
              f"{', '.join(anime_tags.EYE_COLORS)}")
   if not text.strip():
@@ -137,6 +166,9 @@ def sample_tags(workdir: str, tags: str, num: int, out: str, step: str = "latest
     latents.check_truncation(truncation, config.model.latent_dist)
   except ValueError as e:
     raise UserError(f"--truncation: {e}") from None
+  if hit_rate and label_set.from_classes:
+    raise UserError(f"--hit_rate measures anime hair and eye colours with the tag classifier; "
+                    f"this run's labels are {label_set.name!r}")
   images = generate_with_label(config, generator, params, stats, label, num, seed, truncation)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   writers.save_png(out, writers.make_grid(images))

@@ -169,6 +169,7 @@ def validate_eval_config(config) -> None:
   if need_labels and not data_lib.label_classes(config.data):
     raise ConfigError(f"config.eval.metrics: {', '.join(need_labels)} measure a conditional "
                       "generator: set config.data.labels (e.g. anime_hair_eyes) or drop them")
+  evaluator_lib.check_label_sets(names, config.data.get("labels", ""))
   need_heldout = [n for n in names if evaluator_lib.METRICS.get(n).needs_heldout]
   if options.every and need_heldout and evaluate.heldout_source(config) is None:
     raise ConfigError(

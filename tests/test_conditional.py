@@ -92,9 +92,13 @@ def test_pipeline_delivers_labels_from_tags_csv_and_counts_the_dropped(tags_smok
       np.testing.assert_array_equal(np.asarray(batch.labels), tagged_colours(batch.images))
     assert feeder.label_table.shape == (72, 2)
     feeder.close()
-  data.feed = "stream"
-  with pytest.raises(ConfigError, match="streaming .* does not deliver labels"):
-    pipeline.make_pipeline(data, **kwargs)
+  data.feed = "stream"  # streamed batches carry the labels too
+  feeder, summary = pipeline.make_pipeline(data, **kwargs)
+  assert summary.startswith("streaming 72 images from") and "kept 72 of 92" in summary
+  for step in (0, 3):
+    batch = feeder.batch(step)
+    np.testing.assert_array_equal(np.asarray(batch.labels), tagged_colours(batch.images))
+  feeder.close()
   data.feed = "auto"
   data.tags_path = "/nowhere/tags.csv"
   with pytest.raises(UserError, match="no tags file at /nowhere/tags.csv"):

@@ -84,7 +84,7 @@ class HostFeeder(Feeder):
   def __init__(self, images: np.ndarray, *, batch_size: int, d_steps: int, seed: int,
                mesh: Mesh, hflip: bool = False, labels: Optional[np.ndarray] = None):
     self.images = images
-    self.labels = self.label_table = _checked_labels(labels, len(images))
+    self.labels = self.label_table = checked_labels(labels, len(images))
     self.batch_size, self.d_steps, self.seed, self.hflip = batch_size, d_steps, seed, hflip
     self.sharding = parallel.batch_sharding(mesh, batch_axis=1)
     self.sampler = EpochSampler(len(images), seed)
@@ -151,7 +151,7 @@ class DeviceFeeder(Feeder):
       raise ConfigError(f"{problem}; use data.feed='host'")
     self.images = jax.device_put(np.asarray(images[:self.num_local * devices]),
                                  NamedSharding(mesh, P(parallel.DATA_AXIS)))
-    labels = self.label_table = _checked_labels(labels, len(images))
+    labels = self.label_table = checked_labels(labels, len(images))
     self.labels = None if labels is None else jax.device_put(
         labels[:self.num_local * devices], NamedSharding(mesh, P(parallel.DATA_AXIS)))
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x64657669)
@@ -206,7 +206,7 @@ class DeviceFeeder(Feeder):
     return self._batch(self.device_data(), jnp.int32(step))
 
 
-def _checked_labels(labels: Optional[np.ndarray], num_images: int) -> Optional[np.ndarray]:
+def checked_labels(labels: Optional[np.ndarray], num_images: int) -> Optional[np.ndarray]:
   """`labels` as int32 (N, heads) for N images, or None; ConfigError if they do not fit."""
   if labels is None:
     return None

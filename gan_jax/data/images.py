@@ -96,7 +96,8 @@ class LoadReport:
     return dataclasses.asdict(self)
 
 
-def _is_image_name(name: str) -> bool:
+def is_image_name(name: str) -> bool:
+  """Whether a file name is an image this project reads (not a macOS resource fork)."""
   return (name.lower().endswith(IMAGE_EXTENSIONS)
           and not os.path.basename(name).startswith("._")
           and "__MACOSX" not in name)
@@ -114,15 +115,15 @@ def _entries_of(path: str) -> Tuple[List[Entry], List[str]]:
     for root, dirs, files in os.walk(path):
       dirs.sort()
       names += [os.path.join(root, f) for f in sorted(files)]
-    return ([(n, functools.partial(_read_file, n)) for n in names if _is_image_name(n)],
-            [n for n in names if not _is_image_name(n)])
+    return ([(n, functools.partial(_read_file, n)) for n in names if is_image_name(n)],
+            [n for n in names if not is_image_name(n)])
   if zipfile.is_zipfile(path):
     archive = zipfile.ZipFile(path)
     members = sorted(m for m in archive.namelist() if not m.endswith("/"))
     return ([(f"{path}:{m}", functools.partial(archive.read, m))
-             for m in members if _is_image_name(m)],
-            [f"{path}:{m}" for m in members if not _is_image_name(m)])
-  if _is_image_name(path):
+             for m in members if is_image_name(m)],
+            [f"{path}:{m}" for m in members if not is_image_name(m)])
+  if is_image_name(path):
     return [(path, functools.partial(_read_file, path))], []
   return [], [path]
 

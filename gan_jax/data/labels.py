@@ -9,6 +9,13 @@ one integer class per head, so a labelled batch carries int32 labels of shape
                     Only images with exactly one hair colour tag and exactly one
                     eye colour tag are used; the others are dropped and counted.
 
+  class             the dataset's own classes (one head): a TFDS dataset's class
+                    label feature (`label`, or its only ClassLabel feature), or
+                    for `folder:`, `zip:` and path sources the folder each image
+                    lies in, one folder per class (`root/<class>/.../x.png`, the
+                    layout torchvision's ImageFolder reads); classes are the
+                    folder names, sorted. Images at the top level are dropped.
+
 Where an image's tags come from: a `tfds:anime_faces` source carries them as
 features (Source.tags); for `zip:`, `folder:` and path sources each entry's
 name is `<id>.jpg` and the id is looked up in tags.csv (`config.data.tags_path`,
@@ -46,6 +53,9 @@ class LabelSet:
   """A label set: named heads, each a tuple of class names, read from parsed tags."""
   name: str
   heads: Tuple[Tuple[str, Tuple[str, ...]], ...]  # ((tag key, class names), ...)
+  # Labels from the source's own classes (Source.class_names / class_of) rather than tags;
+  # the registered entry has no heads: label_set_of fills them in from the source.
+  from_classes: bool = False
 
   @property
   def num_classes(self) -> Tuple[int, ...]:
@@ -80,14 +90,33 @@ LABEL_SETS.register("anime_hair_eyes")(LabelSet(
                         ("eye_color", anime_tags.EYE_COLORS))))
 
 
+LABEL_SETS.register("class")(LabelSet("class", (), from_classes=True))
+
+
 def get_label_set(name: str) -> Optional[LabelSet]:
   """The LabelSet `config.data.labels` names, or None for ''; ValueError listing the choices."""
   return LABEL_SETS.get(name) if name else None
 
 
+def _class_source(data_config) -> sources.Source:
+  """config.data's source, for its classes (all splits: the classes do not depend on it)."""
+  return sources.make_source(data_config.source, tfds_dir=data_config.get("tfds_dir", ""))
+
+
 def label_set_of(data_config) -> Optional[LabelSet]:
-  """The label set of `config.data` (None for unconditional data or configs without the field)."""
-  return get_label_set(data_config.get("labels", ""))
+  """The label set of `config.data` (None for unconditional data or configs without the field);
+  for 'class', with the source's classes (DataError if it has none)."""
+  label_set = get_label_set(data_config.get("labels", ""))
+  if label_set is None or not label_set.from_classes:
+    return label_set
+  source = _class_source(data_config)
+  names = source.class_names() if source.class_names is not None else ()
+  if not names:
+    raise DataError(
+        f"data.labels='class' needs the images' classes, but {source.spec} has none: put each "
+        "class's images in a folder of its own (root/<class>/*.png, in a folder or a zip) or "
+        "use a TFDS dataset with a class label feature")
+  return dataclasses.replace(label_set, heads=(("class", names),))
 
 
 def entry_id(name: str) -> Optional[int]:
@@ -112,8 +141,16 @@ def default_tags_path(spec: str) -> str:
   return os.path.join(folder, "tags.csv")
 
 
-def _tag_lookup(source: sources.Source, data_config) -> Tuple[Callable[[str], Optional[Tags]], str]:
-  """(entry name -> tags or None, where the tags come from)."""
+def _tag_lookup(source: sources.Source, label_set: LabelSet,
+                data_config) -> Tuple[Callable[[str], Optional[Tags]], str]:
+  """(entry name -> tags or None, where the tags come from); for a label set of the source's
+  own classes, an entry's 'tags' are {'class': [its class]}."""
+  if label_set.from_classes:
+    if source.class_of is None:
+      raise DataError(f"{source.spec} has no classes (data.labels='class')")
+    class_of = source.class_of()
+    return ((lambda name: {"class": [class_of(name)]} if class_of(name) is not None else None),
+            f"the classes of {source.spec}")
   if source.tags is not None:
     tags = source.tags()
     return tags.get, f"the {source.spec} tag features"
@@ -134,11 +171,15 @@ class LabelReport:
   tags_from: str
   num_entries: int = 0
   num_labelled: int = 0
-  num_untagged: int = 0  # no id, or no line in the tags
+  num_untagged: int = 0  # no id, or no line in the tags (classes: not in a class folder)
+  from_classes: bool = False  # labels are the source's own classes
 
   def summary(self) -> str:
     """One clause for the pipeline's summary line."""
     other = self.num_entries - self.num_labelled - self.num_untagged
+    if self.from_classes:
+      return (f"labels {self.label_set} from {self.tags_from}: kept {self.num_labelled} of "
+              f"{self.num_entries} images; dropped {self.num_untagged} outside the class folders")
     return (f"labels {self.label_set} from {self.tags_from}: kept {self.num_labelled} of "
             f"{self.num_entries} images (exactly one tag per head); dropped {self.num_untagged} "
             f"untagged and {other} without exactly one class per head")
@@ -151,9 +192,10 @@ def labelled_source(source: sources.Source, label_set: LabelSet, data_config
   The new source's spec names the label set and its fingerprint covers the
   tags, so the decode cache keeps labelled and unlabelled sets apart.
   """
-  lookup, tags_from = _tag_lookup(source, data_config)
+  lookup, tags_from = _tag_lookup(source, label_set, data_config)
   entries, ignored = source.entries()
-  report = LabelReport(label_set.name, tags_from, num_entries=len(entries))
+  report = LabelReport(label_set.name, tags_from, num_entries=len(entries),
+                       from_classes=label_set.from_classes)
   kept, labels = [], {}
   for entry in entries:
     tags = lookup(entry[0])
@@ -166,7 +208,8 @@ def labelled_source(source: sources.Source, label_set: LabelSet, data_config
   report.num_labelled = len(kept)
   if not kept:
     raise DataError(f"no image of {source.spec} has a label of {label_set.name} "
-                    f"({report.summary()}); check config.data.tags_path")
+                    f"({report.summary()})"
+                    + ("" if label_set.from_classes else "; check config.data.tags_path"))
   tags_fingerprint = (sources._stat_fingerprint([tags_from]) if os.path.isfile(tags_from)
                       else tags_from)
   filtered = sources.Source(
@@ -182,19 +225,37 @@ def loaded_names(entries: Sequence[images_lib.Entry], report: LoadReport) -> Lis
   return [name for name, _ in entries if name not in skipped][:report.num_loaded]
 
 
-def decode_labelled(source: sources.Source, label_set: LabelSet, data_config, policy: ImagePolicy,
-                    max_images: int = 0, *, cache_dir: Optional[str] = None, use_cache: bool = True
-                    ) -> Tuple[np.ndarray, np.ndarray, LoadReport, LabelReport]:
-  """(uint8 images (N, size, size, 3), int32 labels (N, num_heads), load report, label report)
-  of the labelled images of `source`, decoded once and cached like sources.decode_source."""
-  filtered, by_name, label_report = labelled_source(source, label_set, data_config)
+def labels_of(entries: Sequence[images_lib.Entry], by_name: Dict[str, Tuple[int, ...]],
+              label_set: LabelSet) -> np.ndarray:
+  """int32 (len(entries), heads): the label of each entry (labelled_source's `by_name`)."""
+  return np.array([by_name[name] for name, _ in entries],
+                  np.int32).reshape(len(entries), len(label_set.heads))
+
+
+def decode_labelled_source(filtered: sources.Source, by_name: Dict[str, Tuple[int, ...]],
+                           label_set: LabelSet, policy: ImagePolicy, max_images: int = 0, *,
+                           cache_dir: Optional[str] = None, use_cache: bool = True
+                           ) -> Tuple[np.ndarray, np.ndarray, LoadReport]:
+  """(uint8 images (N, size, size, 3), int32 labels (N, num_heads), load report) of a
+  labelled_source's (filtered, by_name), decoded once and cached like sources.decode_source."""
   images, report = sources.decode_source(filtered, policy, max_images, cache_dir=cache_dir,
                                          use_cache=use_cache)
   names = loaded_names(filtered.entries()[0], report)
   if len(names) != len(images):
     raise DataError(f"internal: {len(images)} decoded images but {len(names)} names "
                     f"for {filtered.spec}; clear the cache in {cache_dir}")
-  labels = np.array([by_name[n] for n in names], np.int32).reshape(len(names), len(label_set.heads))
+  return images, labels_of([(n, None) for n in names], by_name, label_set), report
+
+
+def decode_labelled(source: sources.Source, label_set: LabelSet, data_config, policy: ImagePolicy,
+                    max_images: int = 0, *, cache_dir: Optional[str] = None, use_cache: bool = True
+                    ) -> Tuple[np.ndarray, np.ndarray, LoadReport, LabelReport]:
+  """(uint8 images (N, size, size, 3), int32 labels (N, num_heads), load report, label report)
+  of the labelled images of `source`, decoded once and cached like sources.decode_source."""
+  filtered, by_name, label_report = labelled_source(source, label_set, data_config)
+  images, labels, report = decode_labelled_source(filtered, by_name, label_set, policy,
+                                                  max_images, cache_dir=cache_dir,
+                                                  use_cache=use_cache)
   return images, labels, report, label_report
 
 

@@ -5,7 +5,7 @@ path; uint8 batches) and the toy lab's points (toy:ring8, toy:grid25; float32
 batches drawn on the devices). `example_spec` gives one example's shape and
 dtype, `make_sample_report` how generated samples are shown and scored.
 With `data.labels` set (data/labels.py) only labelled images are used and every
-batch is a LabeledBatch(images, int32 labels); streaming refuses labels.
+batch is a LabeledBatch(images, int32 labels), from memory or streamed.
 """
 
 from typing import Callable, Dict, Tuple
@@ -51,13 +51,6 @@ def validate(data_config) -> None:
   if data_config.split not in sources.SPLITS:
     raise ValueError(f"unknown data.split {data_config.split!r}; choose from: '' (all), "
                      "train, test")
-  if labels_lib.label_set_of(data_config) is not None and data_config.feed == "stream":
-    raise ValueError(_NO_STREAMED_LABELS)
-
-
-_NO_STREAMED_LABELS = ("data.labels: streaming (data.feed='stream') does not deliver labels; "
-                       "use data.feed='device', 'host' or 'auto' (labelled sets are decoded "
-                       "into memory)")
 
 
 def label_classes(data_config) -> Tuple[int, ...]:
@@ -128,17 +121,13 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
   feed = data_config.feed
   check_choice("data.feed", feed, FEEDS, ConfigError)
   policy = policy_of(data_config)
-  if labels_lib.label_set_of(data_config) is not None:
-    if feed == "stream":
-      raise ConfigError(_NO_STREAMED_LABELS)
-    images, labels, summary = decode_split(data_config, data_config.split,
-                                          data_config.max_images)
-    feeder = feeding.make_feeder(images, feed=feed, batch_size=batch_size, d_steps=d_steps,
-                                 seed=seed, mesh=mesh, hflip=data_config.hflip,
-                                 device_budget_gb=DEVICE_BUDGET_GB, labels=labels)
-    return feeder, f"{summary}; fed from {feeder.mode} memory with labels"
   source = sources.make_source(data_config.source, tfds_dir=data_config.tfds_dir,
                                split=data_config.split)
+  label_set = labels_lib.label_set_of(data_config)
+  by_name, label_clause, with_labels = None, "", ""
+  if label_set is not None:
+    source, by_name, label_report = labels_lib.labelled_source(source, label_set, data_config)
+    label_clause, with_labels = f"; {label_report.summary()}", " with labels"
   if feed == "auto":
     entries, _ = source.entries()
     decoded_gb = len(entries) * policy.size**2 * 3 / 2**30
@@ -147,15 +136,21 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
     entries, _ = source.entries()
     if data_config.max_images > 0:
       entries = entries[:data_config.max_images]
+    labels = None if by_name is None else labels_lib.labels_of(entries, by_name, label_set)
     feeder = streaming.StreamFeeder(
         entries, policy, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh,
-        hflip=data_config.hflip, prefetch=data_config.prefetch)
+        hflip=data_config.hflip, prefetch=data_config.prefetch, labels=labels)
     return feeder, (f"streaming {len(entries)} images from {source.spec}, decoded "
-                    f"{data_config.prefetch} batches ahead")
-  images, report = sources.decode_source(
-      source, policy, data_config.max_images, cache_dir=data_config.cache_dir or None,
-      use_cache=data_config.cache)
+                    f"{data_config.prefetch} batches ahead{label_clause}")
+  cache = dict(cache_dir=data_config.cache_dir or None, use_cache=data_config.cache)
+  if by_name is None:
+    images, report = sources.decode_source(source, policy, data_config.max_images, **cache)
+    labels = None
+  else:
+    images, labels, report = labels_lib.decode_labelled_source(
+        source, by_name, label_set, policy, data_config.max_images, **cache)
   feeder = feeding.make_feeder(images, feed=feed, batch_size=batch_size, d_steps=d_steps,
                                seed=seed, mesh=mesh, hflip=data_config.hflip,
-                               device_budget_gb=DEVICE_BUDGET_GB)
-  return feeder, f"{report.summary()}; fed from {feeder.mode} memory"
+                               device_budget_gb=DEVICE_BUDGET_GB, labels=labels)
+  return feeder, (f"{report.summary()}{label_clause}; fed from {feeder.mode} memory"
+                  f"{with_labels}")

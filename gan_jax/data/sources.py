@@ -48,6 +48,12 @@ class Source:
   # {entry name: parsed tags} for sources that carry tags (tfds:anime_faces), else None
   # (data/labels.py then looks the entries' ids up in a tags.csv).
   tags: Optional[Callable[[], dict]] = None
+  # The dataset's own classes (data.labels='class'), for sources that have them: a TFDS
+  # ClassLabel feature, or for files the folder each image lies in below its folder or
+  # zip (one folder per class). `class_names()`: the classes in label order;
+  # `class_of()`: entry name -> its class name (None for an entry without one).
+  class_names: Optional[Callable[[], Tuple[str, ...]]] = None
+  class_of: Optional[Callable[[], Callable[[str], Optional[str]]]] = None
   _listing: Optional[Tuple[List[Entry], List[str]]] = None
 
   def entries(self) -> Tuple[List[Entry], List[str]]:
@@ -95,6 +101,46 @@ def split_entries(entries: List[Entry], split: str) -> List[Entry]:
   return [e for i, e in enumerate(entries) if in_test_split(e[0], i) == want_test]
 
 
+def _holds_image(folder: str) -> bool:
+  """Whether an image file lies anywhere below `folder` (stops at the first)."""
+  for root, dirs, files in os.walk(folder):
+    dirs.sort()
+    if any(images_lib.is_image_name(os.path.join(root, f)) for f in files):
+      return True
+  return False
+
+
+def file_class_names(paths: List[str]) -> Tuple[str, ...]:
+  """The classes of folders and zips, sorted: the sub-folders (of a folder) or top-level
+  folders (of a zip) that hold images, over every path (one folder per class, the layout
+  torchvision's ImageFolder reads)."""
+  names = set()
+  for path in paths:
+    if os.path.isdir(path):
+      names.update(e.name for e in os.scandir(path)
+                   if e.is_dir() and _holds_image(e.path))
+    elif zipfile.is_zipfile(path):
+      with zipfile.ZipFile(path) as archive:
+        names.update(m.split("/", 1)[0] for m in archive.namelist()
+                     if "/" in m and images_lib.is_image_name(m))
+  return tuple(sorted(names))
+
+
+def file_class_of(paths: List[str]) -> Callable[[str], Optional[str]]:
+  """entry name -> the folder it lies in directly below its folder or zip (its class), or
+  None for an image at the top level (entry names as images_lib.list_images gives them)."""
+  roots = [(p + ":", "/") if zipfile.is_zipfile(p) else (os.path.join(p, ""), os.sep)
+           for p in paths if os.path.isdir(p) or zipfile.is_zipfile(p)]
+
+  def class_of(name: str) -> Optional[str]:
+    for prefix, separator in roots:
+      if name.startswith(prefix):
+        inner = name[len(prefix):]
+        return inner.split(separator, 1)[0] if separator in inner else None
+    return None
+  return class_of
+
+
 def _file_source(spec: str, location: str, check: Optional[Callable[[List[str]], None]] = None,
                  split: str = "") -> Source:
   paths = images_lib.expand(location)
@@ -106,7 +152,9 @@ def _file_source(spec: str, location: str, check: Optional[Callable[[List[str]],
     found, ignored = images_lib.list_images(location)
     return split_entries(found, split), ignored
   return Source(spec=spec + (f" ({split} split)" if split else ""), list_entries=entries,
-                fingerprint=lambda: _stat_fingerprint(paths))
+                fingerprint=lambda: _stat_fingerprint(paths),
+                class_names=lambda: file_class_names(paths),
+                class_of=lambda: file_class_of(paths))
 
 
 @SOURCES.register("folder")
@@ -196,8 +244,27 @@ def tfds_source(location: str, options: dict) -> Source:
                                        for k in tag_keys}
     return out
 
+  class_keys = [k for k, f in builder.info.features.items()
+                if isinstance(f, tfds.features.ClassLabel)]
+  class_key = "label" if "label" in class_keys else (class_keys[0] if len(class_keys) == 1
+                                                     else None)
+
+  def class_names():
+    if class_key is None:
+      raise DataError(f"tfds:{name} has no single class label feature to condition on "
+                      f"(ClassLabel features: {', '.join(class_keys) or 'none'}; all features: "
+                      f"{', '.join(builder.info.features)})")
+    return tuple(builder.info.features[class_key].names)
+
+  def class_of():
+    names = class_names()
+    source = builder.as_data_source(split=split, decoders={key: tfds.decode.SkipDecoding()})
+    table = {f"{name}:{split}[{i}]": names[int(source[i][class_key])]
+             for i in range(len(source))}
+    return table.get
+
   return Source(spec=f"tfds:{location}", list_entries=entries, fingerprint=fingerprint,
-                tags=tags if tag_keys else None)
+                tags=tags if tag_keys else None, class_names=class_names, class_of=class_of)
 
 
 def parse(spec: str) -> Tuple[str, str]:

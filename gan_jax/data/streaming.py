@@ -8,22 +8,25 @@ exactly: the iterator's position is the step stored in the checkpoint. Each
 process decodes only its own columns of the global batch (multi-host ready).
 
 An example that cannot be used (unreadable, too small) is replaced by the next
-usable one in source order: deterministic, so resume stays exact, and counted
-(`skipped_counts`). Duplicates are not detected in this mode.
+usable one in source order, and its label by that example's: deterministic, so
+resume stays exact, and counted (`skipped_counts`). Duplicates are not
+detected in this mode. Given `labels` (int32 (N, heads), row i the label of
+entry i) every batch is a LabeledBatch(images, labels), as from HostFeeder.
 """
 
 import collections
 import concurrent.futures
 import threading
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 
 from gan_jax import parallel
-from gan_jax.data.feeding import Feeder, host_flips
+from gan_jax.data.feeding import Feeder, checked_labels, host_flips
 from gan_jax.data.images import Entry, ImagePolicy, SkipImage, decode_image
+from gan_jax.data.labels import LabeledBatch
 from gan_jax.data.sampler import EpochSampler
 from gan_jax.errors import ConfigError, DataError
 
@@ -34,9 +37,11 @@ class StreamFeeder(Feeder):
   mode = "stream"
 
   def __init__(self, entries: Sequence[Entry], policy: ImagePolicy, *, batch_size: int,
-               d_steps: int, seed: int, mesh: Mesh, hflip: bool = False, prefetch: int = 4):
+               d_steps: int, seed: int, mesh: Mesh, hflip: bool = False, prefetch: int = 4,
+               labels: Optional[np.ndarray] = None):
     if not entries:
       raise DataError("streaming needs at least one image")
+    self.labels = self.label_table = checked_labels(labels, len(entries))
     processes = jax.process_count()
     if batch_size % processes:
       raise ConfigError(f"batch_size {batch_size} must divide by the {processes} processes")
@@ -53,40 +58,50 @@ class StreamFeeder(Feeder):
     self._pool = concurrent.futures.ThreadPoolExecutor(self.prefetch)
     self._pending: Dict[int, concurrent.futures.Future] = {}
 
-  def _usable(self, index: int) -> np.ndarray:
-    """The decoded entry `index`, or the next usable one after it."""
+  def _usable(self, index: int) -> Tuple[np.ndarray, int]:
+    """(the decoded entry `index`, or the next usable one after it; that entry's index)."""
     for k in range(len(self.entries)):
       i = (index + k) % len(self.entries)
       name, read = self.entries[i]
       try:
-        return decode_image(read(), self.policy)
+        return decode_image(read(), self.policy), i
       except SkipImage as e:
         self._skips.setdefault(i, (name, e.category, str(e)))
     raise DataError(f"none of the {len(self.entries)} streamed images could be used")
 
-  def host_batch(self, step: int) -> np.ndarray:
-    """This process's columns of iteration `step`'s images: (d_steps, local batch, H, W, 3)."""
+  def host_batch(self, step: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """This process's columns of iteration `step`: images (d_steps, local batch, H, W, 3) and
+    their labels (d_steps, local batch, heads), None without labels."""
     n = self.d_steps * self.batch_size
     with self._sampler_lock:
       index = self.sampler.indices(step * n, n).reshape(self.d_steps, self.batch_size)
     index = index[:, self.columns].ravel()
-    batch = np.stack([self._usable(int(i)) for i in index])
+    decoded = [self._usable(int(i)) for i in index]
+    batch = np.stack([image for image, _ in decoded])
     if self.hflip:
       flip = host_flips(self.seed, step, n).reshape(self.d_steps, self.batch_size)
       flip = flip[:, self.columns].ravel()
       batch[flip] = batch[flip, :, ::-1]
-    return batch.reshape(self.d_steps, self.local, *batch.shape[1:])
+    labels = None
+    if self.labels is not None:
+      labels = self.labels[[used for _, used in decoded]].reshape(self.d_steps, self.local, -1)
+    return batch.reshape(self.d_steps, self.local, *batch.shape[1:]), labels
+
+  def _to_devices(self, local: np.ndarray) -> jax.Array:
+    global_shape = (self.d_steps, self.batch_size, *local.shape[2:])
+    return jax.make_array_from_process_local_data(self.sharding, local, global_shape)
 
   def batch(self, step: int) -> jax.Array:
-    """Iteration `step`'s images on the devices; starts decoding the next few."""
+    """Iteration `step`'s images (and labels) on the devices; starts decoding the next few."""
     for ahead in range(step, step + self.prefetch):
       if ahead not in self._pending:
         self._pending[ahead] = self._pool.submit(self.host_batch, ahead)
     for stale in [s for s in self._pending if s < step]:
       self._pending.pop(stale).cancel()
-    local = self._pending.pop(step).result()
-    global_shape = (self.d_steps, self.batch_size, *local.shape[2:])
-    return jax.make_array_from_process_local_data(self.sharding, local, global_shape)
+    images, labels = self._pending.pop(step).result()
+    if labels is None:
+      return self._to_devices(images)
+    return LabeledBatch(self._to_devices(images), self._to_devices(labels))
 
   def skipped_counts(self) -> Dict[str, int]:
     """How many distinct source entries were replaced, by reason."""

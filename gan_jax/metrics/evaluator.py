@@ -26,7 +26,7 @@ and the real images' labels; metrics with `needs_labels` use them.
 
 import dataclasses
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -49,6 +49,7 @@ class Metric:
   needs_heldout: bool = False
   needs: Tuple[str, ...] = ()  # 'inception', 'classifier', 'animeface': checked up front
   needs_labels: bool = False  # measures a conditional generator (needs the samples' labels)
+  label_sets: Tuple[str, ...] = ()  # the data.labels sets it can measure (() any)
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -56,13 +57,24 @@ METRICS: Registry[Metric] = Registry("metric")
 
 def register(name: str, headline: Optional[str] = None, higher_is_better: bool = False,
              needs_heldout: bool = False, needs: Tuple[str, ...] = (),
-             needs_labels: bool = False):
+             needs_labels: bool = False, label_sets: Tuple[str, ...] = ()):
   """Decorator registering fn(ctx) -> (values, protocol) as metric `name`."""
   def add(fn):
     METRICS.register(name)(Metric(fn, headline or name, higher_is_better, needs_heldout, needs,
-                                  needs_labels))
+                                  needs_labels, label_sets))
     return fn
   return add
+
+
+def check_label_sets(names: Sequence[str], labels: str) -> None:
+  """ConfigError if a metric of `names` measures only other label sets than config.data.labels
+  `labels` (tag_hit_rate: the anime colours); unconditional runs are checked elsewhere."""
+  wrong = [n for n in names if labels and METRICS.get(n).label_sets
+           and labels not in METRICS.get(n).label_sets]
+  if wrong:
+    sets = sorted({s for n in wrong for s in METRICS.get(n).label_sets})
+    raise ConfigError(f"config.eval.metrics: {', '.join(wrong)} measure {', '.join(sets)} "
+                      f"labels, but config.data.labels is {labels!r}: drop them")
 
 
 def parse_metrics(text: str) -> Tuple[str, ...]:
@@ -349,7 +361,7 @@ def duplicates_metric(ctx: Context):
 
 
 @register("tag_hit_rate", headline="hit/both", higher_is_better=True, needs=("classifier",),
-          needs_labels=True)
+          needs_labels=True, label_sets=("anime_hair_eyes",))
 def tag_hit_rate_metric(ctx: Context):
   """Conditional runs (anime_hair_eyes labels): the share of samples whose tag classifier's
   most probable hair / eye colour is the requested one, and the same on real images with
