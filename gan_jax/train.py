@@ -204,6 +204,16 @@ def config_to_dict(config) -> Dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
 
+def record_classes(config, config_dict: Dict[str, Any]) -> Dict[str, Any]:
+  """`config_dict` (the config a run saves) with data.classes, the class names of a run
+  conditioned on its data's own classes (data.labels='class'), so that its checkpoints name
+  them without the data; unchanged for other runs."""
+  label_set = data_lib.label_set_of(config.data)
+  if label_set is not None and label_set.from_classes:
+    config_dict["data"]["classes"] = list(label_set.heads[0][1])
+  return config_dict
+
+
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
                        prefix: str = "") -> List[str]:
   """'field: saved -> current' for every leaf that differs between two config dicts."""
@@ -510,7 +520,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   validate_config(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  config_dict = config_to_dict(config)
+  config_dict = record_classes(config, config_to_dict(config))
   num_steps = config.train.num_steps
 
   # --------------------------------------------------------------- devices --

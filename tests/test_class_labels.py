@@ -4,6 +4,7 @@ that streams and samples a class by name."""
 
 import io
 import os
+import shutil
 import zipfile
 
 import jax
@@ -188,9 +189,11 @@ def test_streamed_labels_are_the_host_feeders_and_follow_replaced_images(class_f
 def test_a_class_conditional_run_streams_and_samples_a_class(class_folder, tmp_path,
                                                              tags_smoke_config):
   """One streamed run (its resume is the host feeder's: the test above shows streaming gives
-  the same batches and labels at any step), then the sampling command asks for a class."""
+  the same batches and labels at any step), then the sampling command asks for a class
+  with the data gone: the run recorded its classes."""
+  data = shutil.copytree(class_folder, str(tmp_path / "data"))
   config = tags_smoke_config  # configs/anime_tags.py:smoke with its labels replaced
-  config.data.source = f"folder:{class_folder}"
+  config.data.source = f"folder:{data}"
   config.data.labels = "class"
   config.data.feed = "stream"
   config.data.image_size = 8
@@ -199,6 +202,13 @@ def test_a_class_conditional_run_streams_and_samples_a_class(class_folder, tmp_p
   workdir = str(tmp_path / "run")
   state = train.train_and_evaluate(config, workdir)
   assert int(state.step) == 2
+  # The tag classifier's hit rate measures anime colours, not a dataset's classes.
+  config.eval.metrics = "fd_anime,tag_hit_rate"
+  config.eval.best = ""
+  with pytest.raises(ConfigError, match="tag_hit_rate measure anime_hair_eyes labels, but "
+                     "config.data.labels is 'class'"):
+    train.validate_config(config)
+  shutil.rmtree(data)
   embeddings = [leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(state.g_params)
                 if "label_embedding" in str(path)]
   assert embeddings and all(shape[0] == 3 for shape in embeddings), embeddings
@@ -211,11 +221,5 @@ def test_a_class_conditional_run_streams_and_samples_a_class(class_folder, tmp_p
     sample_tags.sample_tags(workdir, "cat, dog", num=3, out=out)
   with pytest.raises(UserError, match="--hit_rate measures anime hair and eye colours"):
     sample_tags.sample_tags(workdir, "owl", num=3, out=out, hit_rate=True)
-  # The tag classifier's hit rate measures anime colours, not a dataset's classes.
-  config.eval.metrics = "fd_anime,tag_hit_rate"
-  config.eval.best = ""
-  with pytest.raises(ConfigError, match="tag_hit_rate measure anime_hair_eyes labels, but "
-                     "config.data.labels is 'class'"):
-    train.validate_config(config)
   with pytest.raises(ConfigError, match="tag_hit_rate measure anime_hair_eyes labels"):
     evaluate.evaluate_run(workdir, overrides={"metrics": "tag_hit_rate"})  # the command too

@@ -15,6 +15,10 @@ one integer class per head, so a labelled batch carries int32 labels of shape
                     lies in, one folder per class (`root/<class>/.../x.png`, the
                     layout torchvision's ImageFolder reads); classes are the
                     folder names, sorted. Images at the top level are dropped.
+                    A run records the class names it trained with in its saved
+                    config (`data.classes`, train.record_classes), so sampling
+                    and evaluating its checkpoints name the same classes without
+                    reading them from the data again.
 
 Where an image's tags come from: a `tfds:anime_faces` source carries them as
 features (Source.tags); for `zip:`, `folder:` and path sources each entry's
@@ -105,10 +109,14 @@ def _class_source(data_config) -> sources.Source:
 
 def label_set_of(data_config) -> Optional[LabelSet]:
   """The label set of `config.data` (None for unconditional data or configs without the field);
-  for 'class', with the source's classes (DataError if it has none)."""
+  for 'class', with the classes a saved run recorded (data.classes) or else the source's
+  (DataError if it has none)."""
   label_set = get_label_set(data_config.get("labels", ""))
   if label_set is None or not label_set.from_classes:
     return label_set
+  names = tuple(data_config.get("classes", None) or ())  # a saved run's record
+  if names:
+    return dataclasses.replace(label_set, heads=(("class", names),))
   source = _class_source(data_config)
   names = source.class_names() if source.class_names is not None else ()
   if not names:
