@@ -17,7 +17,10 @@ metrics.jsonl: `eval/<value>` at evaluation steps, `toy/modes_covered` at sample
 steps, the losses at log steps. `--step` picks each run's value: `last` (its last
 row with the metric; default), a step N, or `best` (the best value of an
 evaluation headline over the run's evaluations, as papers that select a
-checkpoint report; optimistic). Evaluation values carry their protocol
+checkpoint report; optimistic). Each group after the first is also compared with
+the first: the difference of means with Welch's 95% interval and two-sided p
+(unequal variances; a handful of seeds gives wide intervals, which is the
+point). Evaluation values carry their protocol
 (eval/step_N.json); runs whose protocols differ (sample counts, reference
 images, feature network) are flagged, since their numbers do not compare.
 """
@@ -185,12 +188,30 @@ def summarise(values: Sequence[float]) -> Dict[str, float]:
           "max": float(values.max())}
 
 
+def welch_difference(first: Sequence[float], other: Sequence[float],
+                     confidence: float = 0.95) -> Dict[str, float]:
+  """{'difference': mean(other) - mean(first), 'low', 'high': Welch's `confidence` interval of
+  it, 'p': the two-sided p-value of equal means}; the interval and p are NaN unless both
+  groups have two or more runs."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  first, other = np.asarray(first, np.float64), np.asarray(other, np.float64)
+  out = {"difference": float(other.mean() - first.mean()), "low": float("nan"),
+         "high": float("nan"), "p": float("nan")}
+  if len(first) > 1 and len(other) > 1 and (first.std() > 0 or other.std() > 0):
+    result = stats.ttest_ind(other, first, equal_var=False)
+    interval = result.confidence_interval(confidence)
+    out.update(low=float(interval.low), high=float(interval.high), p=float(result.pvalue))
+  return out
+
+
 def compare_runs(workdirs: Sequence[str], metrics: Sequence[str], step: str = "last",
                  ignore: Sequence[str] = ()) -> Dict[str, Any]:
   """The comparison of `workdirs` on `metrics` (module docstring; `ignore`: config fields left
   out of the grouping besides seed) as JSON-ready data:
   {'varying', 'step', 'groups': [{'name', 'runs': [{'workdir', 'seed', 'values': {metric:
-  [value, step]}}], 'stats': {metric: summarise(...)}}], 'protocol_mismatches'}."""
+  [value, step]}}], 'stats': {metric: summarise(...)}}], 'differences': [{'name', 'versus',
+  metric: welch_difference(...)}] (each later group against the first),
+  'protocol_mismatches'}."""
   if not workdirs:
     raise UserError("--runs names no workdir")
   if not metrics:
@@ -224,7 +245,16 @@ def compare_runs(workdirs: Sequence[str], metrics: Sequence[str], step: str = "l
       mismatches.append({"metric": metric, "fields": fields,
                          "protocols": {w: {k: p.get(k) for k in fields}
                                        for w, p in by_run.items()}})
-  return {"varying": varying, "step": step, "groups": out_groups,
+  differences = []
+  if len(out_groups) > 1:
+    first = out_groups[0]
+
+    def values(group, metric):
+      return [r["values"][metric][0] for r in group["runs"]]
+    for group in out_groups[1:]:
+      differences.append({"name": group["name"], "versus": first["name"], **{
+          m: welch_difference(values(first, m), values(group, m)) for m in metrics}})
+  return {"varying": varying, "step": step, "groups": out_groups, "differences": differences,
           "protocol_mismatches": mismatches}
 
 
@@ -251,6 +281,15 @@ def markdown(report: Dict[str, Any]) -> str:
     seeds = ", ".join(str(r["seed"]) for r in group["runs"])
     lines.append(f"| {group['name']} | {len(group['runs'])} | {seeds} | " + " | ".join(cells)
                  + " |")
+  if report["differences"]:
+    versus = report["differences"][0]["versus"]
+    lines += ["", f"Difference from {versus} (the group's mean minus its; Welch's 95% "
+              "interval, two-sided p):", "",
+              "| experiment | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for difference in report["differences"]:
+      cells = [f"{_number(d['difference'])} [{_number(d['low'])}, {_number(d['high'])}], "
+               f"p {_number(d['p'])}" for d in (difference[m] for m in metrics)]
+      lines.append(f"| {difference['name']} | " + " | ".join(cells) + " |")
   lines += ["", "Each run:", ""]
   for group in report["groups"]:
     for run in group["runs"]:

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from configs import toy_ring
 from conftest import REPO
@@ -80,7 +81,23 @@ def test_runs_group_by_config_and_report_their_distribution(five_runs, tmp_path)
   assert "| loss.name=hinge | 3 | 0, 1, 2 | 12 +- 2 (12, 10-14) |" in text
   assert "| loss.name=non_saturating | 2 | 0, 1 | 25 +- 7.071 (25, 20-30) |" in text
   assert "- loss.name=hinge, seed 1: eval/fd_anime 12 (step 30)" in text
+  (difference,) = report["differences"]
+  assert difference["name"] == "loss.name=non_saturating"
+  assert difference["versus"] == "loss.name=hinge"
+  # Welch by hand: hinge (10, 12, 14), non_saturating (20, 30): 25 - 12 = 13, the variance of
+  # the difference 4/3 + 50/2, its degrees of freedom (Welch-Satterthwaite) ~1.108.
+  variance = 4 / 3 + 50 / 2
+  dof = variance ** 2 / ((4 / 3) ** 2 / 2 + (50 / 2) ** 2 / 1)
+  half = scipy.stats.t.ppf(0.975, dof) * variance ** 0.5
+  fd = difference["eval/fd_anime"]
+  assert fd["difference"] == pytest.approx(13.0)
+  assert (fd["low"], fd["high"]) == (pytest.approx(13 - half), pytest.approx(13 + half))
+  assert fd["p"] == pytest.approx(2 * scipy.stats.t.sf(13 / variance ** 0.5, dof))
+  assert np.isnan(difference["d_loss"]["p"])  # no spread at all: no interval
+  assert "Difference from loss.name=hinge (the group's mean minus its;" in text
+  assert f"| loss.name=non_saturating | 13 [{13 - half:.4g}, {13 + half:.4g}], p " in text
   one = compare_runs.compare_runs(five_runs[:1], ["eval/fd_anime"])
+  assert one["differences"] == []
   assert one["groups"][0]["name"] == "all runs" and np.isnan(one["groups"][0]["stats"][
       "eval/fd_anime"]["std"])
   assert "| all runs | 1 | 0 | 10 (10, 10-10) |" in compare_runs.markdown(one)
