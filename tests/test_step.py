@@ -181,7 +181,13 @@ def test_microbatches_are_strided_rows_and_join_back_in_order():
   np.testing.assert_array_equal(split_microbatches(x, 1)[0], x)
 
 
-def test_accumulated_microbatches_give_the_full_batch_update():
+@pytest.mark.parametrize("model", [
+    {},
+    # BEGAN's auto-encoder D and its equilibrium controller: k moves by the update's mean
+    # reconstruction errors, the same whether the batch is whole or accumulated.
+    {"model.name": "began", "loss.name": "began", "loss.began.k0": 0.5},
+])
+def test_accumulated_microbatches_give_the_full_batch_update(model):
   """train.microbatches=4 on the toy ring (MLPs: no batch statistics; no draws but z): a D
   update and a G update whose gradients are the means over 4 micro-batches of 4 points
   equal the full batch's, so the whole iteration is the same to float rounding (SGD, so
@@ -189,7 +195,7 @@ def test_accumulated_microbatches_give_the_full_batch_update():
   def toy(**overrides):
     config = toy_ring.get_config()
     set_fields(config, {"train.batch_size": 16, "train.d_steps": 1, "optim.name": "sgd",
-                        "optim.d_lr": 0.05, "optim.g_lr": 0.05, **overrides})
+                        "optim.d_lr": 0.05, "optim.g_lr": 0.05, **model, **overrides})
     g, d = train.make_models(config)
     g_tx, d_tx = train.make_optimizers(config)
     return (train.make_step(config, g, d, g_tx, d_tx),
@@ -200,6 +206,8 @@ def test_accumulated_microbatches_give_the_full_batch_update():
   a, metrics_a = jax.jit(full)(state, points)
   b, metrics_b = jax.jit(micro)(state, points)
   assert not same(a.d_params, state.d_params) and not same(a.g_params, state.g_params)
+  if model:  # the controller moved k, the same way in both
+    assert float(a.d_stats["began_k"]) != 0.5
   assert set(metrics_a) == set(metrics_b)
   for x, y in zip(jax.tree.leaves((a, metrics_a)), jax.tree.leaves((b, metrics_b))):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
