@@ -101,6 +101,19 @@ def test_folders_and_zips_name_their_classes(class_folder, tmp_path, cache_dir):
                                                             "001.png")) == "cat"
 
 
+def test_recorded_classes_name_the_labels_and_drop_unknown_classes(class_folder, cache_dir):
+  """A saved run's data.classes (train.record_classes) fix the labels' names and order: images
+  of a class the run does not know are dropped and counted."""
+  config = data_config(class_folder, cache_dir)
+  assert len(pipeline.decode_split(config, "")[0]) == 24  # all classes, in the decode cache
+  config.classes = ["owl", "cat"]  # which the other set of classes must not be read from
+  assert data_lib.label_set_of(config).heads == (("class", ("owl", "cat")),)
+  images, labels, summary = pipeline.decode_split(config, "")
+  assert "kept 16 of 25 images; dropped 1 outside the class folders and 8 of classes the run " \
+      "does not know" in summary
+  np.testing.assert_array_equal(labels[:, 0], np.where(class_of_pixels(images)[:, 0] == 2, 0, 1))
+
+
 def test_a_source_without_classes_says_how_to_lay_them_out(tmp_path, cache_dir):
   flat = tmp_path / "flat"
   flat.mkdir()

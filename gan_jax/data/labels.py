@@ -31,6 +31,7 @@ feeders can gather images and labels with one index.
 """
 
 import dataclasses
+import hashlib
 import os
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -186,8 +187,10 @@ class LabelReport:
     """One clause for the pipeline's summary line."""
     other = self.num_entries - self.num_labelled - self.num_untagged
     if self.from_classes:
+      unknown = f" and {other} of classes the run does not know" if other else ""
       return (f"labels {self.label_set} from {self.tags_from}: kept {self.num_labelled} of "
-              f"{self.num_entries} images; dropped {self.num_untagged} outside the class folders")
+              f"{self.num_entries} images; dropped {self.num_untagged} outside the class "
+              f"folders{unknown}")
     return (f"labels {self.label_set} from {self.tags_from}: kept {self.num_labelled} of "
             f"{self.num_entries} images (exactly one tag per head); dropped {self.num_untagged} "
             f"untagged and {other} without exactly one class per head")
@@ -198,7 +201,8 @@ def labelled_source(source: sources.Source, label_set: LabelSet, data_config
   """(a Source of only the labelled entries, {entry name: label}, report).
 
   The new source's spec names the label set and its fingerprint covers the
-  tags, so the decode cache keeps labelled and unlabelled sets apart.
+  tags and the label set's classes, so the decode cache keeps labelled and
+  unlabelled sets (and sets of other classes) apart.
   """
   lookup, tags_from = _tag_lookup(source, label_set, data_config)
   entries, ignored = source.entries()
@@ -220,9 +224,12 @@ def labelled_source(source: sources.Source, label_set: LabelSet, data_config
                     + ("" if label_set.from_classes else "; check config.data.tags_path"))
   tags_fingerprint = (sources._stat_fingerprint([tags_from]) if os.path.isfile(tags_from)
                       else tags_from)
+  # The classes themselves too: which images are kept depends on them (a run's recorded
+  # classes may be fewer than the data's).
+  heads_fingerprint = hashlib.sha256(repr(label_set.heads).encode()).hexdigest()
   filtered = sources.Source(
       spec=f"{source.spec} [labels {label_set.name}]", list_entries=lambda: (kept, ignored),
-      fingerprint=lambda: source.fingerprint() + tags_fingerprint)
+      fingerprint=lambda: source.fingerprint() + tags_fingerprint + heads_fingerprint)
   return filtered, labels, report
 
 
