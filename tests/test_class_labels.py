@@ -15,7 +15,7 @@ import pytest
 
 from gan_jax import data as data_lib
 from gan_jax import evaluate, parallel, sample_tags, train
-from gan_jax.data import pipeline, sources
+from gan_jax.data import labels as labels_lib, pipeline, sources
 from gan_jax.errors import ConfigError, DataError, UserError
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
@@ -153,13 +153,32 @@ def _prepare_tfds_classes(data_dir: str):
   return builder.name
 
 
-def test_a_tfds_class_label_feature_gives_the_classes(tmp_path, cache_dir, anime_tfds_dir):
+def test_a_tfds_class_label_feature_gives_the_classes(tmp_path, cache_dir, anime_tfds_dir,
+                                                      monkeypatch):
   name = _prepare_tfds_classes(str(tmp_path / "tfds"))
-  config = data_config(f"tfds:{name}", cache_dir, tfds_dir=str(tmp_path / "tfds"))
+  config = data_config(f"tfds:{name}", str(tmp_path / "cache"), tfds_dir=str(tmp_path / "tfds"))
   assert data_lib.label_classes(config) == (3,)
   images, labels, summary = pipeline.decode_split(config, "train")
   assert len(images) == 12 and "kept 12 of 12 images" in summary
   np.testing.assert_array_equal(labels, class_of_pixels(images))
+  # The pass over the records for their classes is made once: later runs read its result
+  # from the cache (streaming too, which decodes nothing ahead of time).
+  def no_pass(*args):
+    raise AssertionError("read the records' classes again")
+  monkeypatch.setattr(labels_lib, "_tag_lookup", no_pass)
+  again, again_labels, again_summary = pipeline.decode_split(config, "train")
+  assert again_summary == summary
+  np.testing.assert_array_equal(again, images)
+  np.testing.assert_array_equal(again_labels, labels)
+  streamed, _ = pipeline.make_pipeline(data_config(
+      f"tfds:{name}", str(tmp_path / "cache"), tfds_dir=str(tmp_path / "tfds"), split="train",
+      feed="stream"), batch_size=4, d_steps=1, seed=0, mesh=parallel.make_mesh())
+  batch = streamed.batch(0)
+  np.testing.assert_array_equal(np.asarray(batch.labels), class_of_pixels(batch.images))
+  streamed.close()
+  config.cache = False  # without the cache, the records are read again
+  with pytest.raises(AssertionError, match="read the records' classes again"):
+    pipeline.decode_split(config, "train")
   # anime_faces' colours are tag lists, not one class per image.
   anime = data_config("tfds:anime_faces", cache_dir, tfds_dir=anime_tfds_dir)
   with pytest.raises(DataError, match="tfds:anime_faces has no single class label feature"):

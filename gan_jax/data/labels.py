@@ -32,7 +32,9 @@ feeders can gather images and labels with one index.
 
 import dataclasses
 import hashlib
+import json
 import os
+import socket
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -150,27 +152,35 @@ def default_tags_path(spec: str) -> str:
   return os.path.join(folder, "tags.csv")
 
 
-def _tag_lookup(source: sources.Source, label_set: LabelSet,
-                data_config) -> Tuple[Callable[[str], Optional[Tags]], str]:
-  """(entry name -> tags or None, where the tags come from); for a label set of the source's
-  own classes, an entry's 'tags' are {'class': [its class]}."""
+def _tags_from(source: sources.Source, label_set: LabelSet, data_config) -> str:
+  """Where the labels of `source` come from (reads nothing but the file system): its classes,
+  its tag features, or a tags.csv path; DataError when there is nowhere."""
   if label_set.from_classes:
     if source.class_of is None:
       raise DataError(f"{source.spec} has no classes (data.labels='class')")
-    class_of = source.class_of()
-    return ((lambda name: {"class": [class_of(name)]} if class_of(name) is not None else None),
-            f"the classes of {source.spec}")
+    return f"the classes of {source.spec}"
   if source.tags is not None:
-    tags = source.tags()
-    return tags.get, f"the {source.spec} tag features"
+    return f"the {source.spec} tag features"
   path = data_config.get("tags_path", "") or default_tags_path(data_config.source)
   if not path or not os.path.isfile(path):
     raise DataError(
         f"data.labels={data_config.labels!r} needs the images' tags, but there is no tags file "
         f"at {path or '(nothing to look beside)'}: set config.data.tags_path to the tags.csv "
         "(columns id,tags) of the images named <id>.jpg")
-  table = anime_tags.read_tags(path)
-  return (lambda name: table.get(entry_id(name)) if entry_id(name) is not None else None), path
+  return path
+
+
+def _tag_lookup(source: sources.Source, label_set: LabelSet,
+                tags_from: str) -> Callable[[str], Optional[Tags]]:
+  """entry name -> tags or None (`tags_from`: _tags_from's); for a label set of the source's
+  own classes, an entry's 'tags' are {'class': [its class]}. May read the whole dataset."""
+  if label_set.from_classes:
+    class_of = source.class_of()
+    return lambda name: {"class": [class_of(name)]} if class_of(name) is not None else None
+  if source.tags is not None:
+    return source.tags().get
+  table = anime_tags.read_tags(tags_from)
+  return lambda name: table.get(entry_id(name)) if entry_id(name) is not None else None
 
 
 @dataclasses.dataclass
@@ -196,40 +206,74 @@ class LabelReport:
             f"untagged and {other} without exactly one class per head")
 
 
+def _listing_cache_path(source: sources.Source, label_set: LabelSet, data_config,
+                        fingerprint: Callable[[], str]) -> Optional[str]:
+  """Where labelled_source keeps which entries are labelled, and how; None when data.cache is
+  off or the labels cost no pass over the data (tags.csv, folder names)."""
+  if not data_config.get("cache", True) or not source.labels_read_records:
+    return None
+  cache_dir = data_config.get("cache_dir", "") or sources.default_cache_dir()
+  digest = hashlib.sha256(json.dumps([source.spec, fingerprint()]).encode()).hexdigest()[:16]
+  return os.path.join(cache_dir, f"labels-{label_set.name}-{digest}.npz")
+
+
 def labelled_source(source: sources.Source, label_set: LabelSet, data_config
                     ) -> Tuple[sources.Source, Dict[str, Tuple[int, ...]], LabelReport]:
   """(a Source of only the labelled entries, {entry name: label}, report).
 
   The new source's spec names the label set and its fingerprint covers the
   tags and the label set's classes, so the decode cache keeps labelled and
-  unlabelled sets (and sets of other classes) apart.
+  unlabelled sets (and sets of other classes) apart. Which entries are
+  labelled, and their labels, are kept in the decode cache's directory under
+  that fingerprint (data.cache) when reading them is a pass over every record (TFDS
+  datasets), so that a later run lists the source but reads no record for them.
   """
-  lookup, tags_from = _tag_lookup(source, label_set, data_config)
-  entries, ignored = source.entries()
-  report = LabelReport(label_set.name, tags_from, num_entries=len(entries),
-                       from_classes=label_set.from_classes)
-  kept, labels = [], {}
-  for entry in entries:
-    tags = lookup(entry[0])
-    label = label_set.label_of(tags)
-    if tags is None:
-      report.num_untagged += 1
-    elif label is not None:
-      kept.append(entry)
-      labels[entry[0]] = label
-  report.num_labelled = len(kept)
-  if not kept:
-    raise DataError(f"no image of {source.spec} has a label of {label_set.name} "
-                    f"({report.summary()})"
-                    + ("" if label_set.from_classes else "; check config.data.tags_path"))
+  tags_from = _tags_from(source, label_set, data_config)
   tags_fingerprint = (sources._stat_fingerprint([tags_from]) if os.path.isfile(tags_from)
                       else tags_from)
   # The classes themselves too: which images are kept depends on them (a run's recorded
   # classes may be fewer than the data's).
   heads_fingerprint = hashlib.sha256(repr(label_set.heads).encode()).hexdigest()
+
+  def fingerprint():
+    return source.fingerprint() + tags_fingerprint + heads_fingerprint
+  entries, ignored = source.entries()
+  report = LabelReport(label_set.name, tags_from, num_entries=len(entries),
+                       from_classes=label_set.from_classes)
+  cache_path = _listing_cache_path(source, label_set, data_config, fingerprint)
+  if cache_path is not None and os.path.isfile(cache_path):
+    with np.load(cache_path) as cached:
+      positions, label_rows = cached["positions"], cached["labels"]
+      report.num_untagged = int(cached["num_untagged"])
+  else:
+    lookup = _tag_lookup(source, label_set, tags_from)
+    positions, label_rows = [], []
+    for i, (name, _) in enumerate(entries):
+      tags = lookup(name)
+      label = label_set.label_of(tags)
+      if tags is None:
+        report.num_untagged += 1
+      elif label is not None:
+        positions.append(i)
+        label_rows.append(label)
+    positions = np.array(positions, np.int64)
+    label_rows = np.array(label_rows, np.int32).reshape(len(positions), len(label_set.heads))
+    if cache_path is not None and len(positions):
+      os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+      temporary = f"{cache_path}.{socket.gethostname()}.{os.getpid()}.tmp.npz"
+      np.savez(temporary, positions=positions, labels=label_rows,
+               num_untagged=report.num_untagged)
+      os.replace(temporary, cache_path)
+  kept = [entries[i] for i in positions]
+  labels = {entries[i][0]: tuple(int(c) for c in row) for i, row in zip(positions, label_rows)}
+  report.num_labelled = len(kept)
+  if not kept:
+    raise DataError(f"no image of {source.spec} has a label of {label_set.name} "
+                    f"({report.summary()})"
+                    + ("" if label_set.from_classes else "; check config.data.tags_path"))
   filtered = sources.Source(
       spec=f"{source.spec} [labels {label_set.name}]", list_entries=lambda: (kept, ignored),
-      fingerprint=lambda: source.fingerprint() + tags_fingerprint + heads_fingerprint)
+      fingerprint=fingerprint)
   return filtered, labels, report
 
 

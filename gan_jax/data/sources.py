@@ -54,6 +54,9 @@ class Source:
   # `class_of()`: entry name -> its class name (None for an entry without one).
   class_names: Optional[Callable[[], Tuple[str, ...]]] = None
   class_of: Optional[Callable[[], Callable[[str], Optional[str]]]] = None
+  # Reading its tags or classes is a pass over every record (TFDS): labels.labelled_source
+  # then keeps the result in the cache directory.
+  labels_read_records: bool = False
   _listing: Optional[Tuple[List[Entry], List[str]]] = None
 
   def entries(self) -> Tuple[List[Entry], List[str]]:
@@ -264,7 +267,8 @@ def tfds_source(location: str, options: dict) -> Source:
     return table.get
 
   return Source(spec=f"tfds:{location}", list_entries=entries, fingerprint=fingerprint,
-                tags=tags if tag_keys else None, class_names=class_names, class_of=class_of)
+                tags=tags if tag_keys else None, class_names=class_names, class_of=class_of,
+                labels_read_records=True)
 
 
 def parse(spec: str) -> Tuple[str, str]:
