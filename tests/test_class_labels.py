@@ -127,7 +127,8 @@ def test_a_source_without_classes_says_how_to_lay_them_out(tmp_path, cache_dir):
 
 
 def _prepare_tfds_classes(data_dir: str):
-  """A prepared TFDS dataset of 12 8x8 images with a ClassLabel 'label' (i % 3)."""
+  """A prepared TFDS dataset of 12 8x8 images with a ClassLabel 'label' (i % 3), in a
+  'validation' split only (no 'train', TFDS's default split)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   class GanJaxTestClasses(tfds.core.GeneratorBasedBuilder):
@@ -140,7 +141,7 @@ def _prepare_tfds_classes(data_dir: str):
           "label": tfds.features.ClassLabel(names=list(CLASSES))}))
 
     def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples()}
+      return {"validation": self._generate_examples()}
 
     def _generate_examples(self):
       for i in range(12):
@@ -156,9 +157,10 @@ def _prepare_tfds_classes(data_dir: str):
 def test_a_tfds_class_label_feature_gives_the_classes(tmp_path, cache_dir, anime_tfds_dir,
                                                       monkeypatch):
   name = _prepare_tfds_classes(str(tmp_path / "tfds"))
-  config = data_config(f"tfds:{name}", str(tmp_path / "cache"), tfds_dir=str(tmp_path / "tfds"))
+  config = data_config(f"tfds:{name}", str(tmp_path / "cache"), tfds_dir=str(tmp_path / "tfds"),
+                       split="validation")
   assert data_lib.label_classes(config) == (3,)
-  images, labels, summary = pipeline.decode_split(config, "train")
+  images, labels, summary = pipeline.decode_split(config, "validation")
   assert len(images) == 12 and "kept 12 of 12 images" in summary
   np.testing.assert_array_equal(labels, class_of_pixels(images))
   # The pass over the records for their classes is made once: later runs read its result
@@ -166,19 +168,19 @@ def test_a_tfds_class_label_feature_gives_the_classes(tmp_path, cache_dir, anime
   def no_pass(*args):
     raise AssertionError("read the records' classes again")
   monkeypatch.setattr(labels_lib, "_tag_lookup", no_pass)
-  again, again_labels, again_summary = pipeline.decode_split(config, "train")
+  again, again_labels, again_summary = pipeline.decode_split(config, "validation")
   assert again_summary == summary
   np.testing.assert_array_equal(again, images)
   np.testing.assert_array_equal(again_labels, labels)
   streamed, _ = pipeline.make_pipeline(data_config(
-      f"tfds:{name}", str(tmp_path / "cache"), tfds_dir=str(tmp_path / "tfds"), split="train",
-      feed="stream"), batch_size=4, d_steps=1, seed=0, mesh=parallel.make_mesh())
+      f"tfds:{name}", str(tmp_path / "cache"), tfds_dir=str(tmp_path / "tfds"),
+      split="validation", feed="stream"), batch_size=4, d_steps=1, seed=0, mesh=parallel.make_mesh())
   batch = streamed.batch(0)
   np.testing.assert_array_equal(np.asarray(batch.labels), class_of_pixels(batch.images))
   streamed.close()
   config.cache = False  # without the cache, the records are read again
   with pytest.raises(AssertionError, match="read the records' classes again"):
-    pipeline.decode_split(config, "train")
+    pipeline.decode_split(config, "validation")
   # anime_faces' colours are tag lists, not one class per image.
   anime = data_config("tfds:anime_faces", cache_dir, tfds_dir=anime_tfds_dir)
   with pytest.raises(DataError, match="tfds:anime_faces has no single class label feature"):

@@ -106,8 +106,10 @@ def get_label_set(name: str) -> Optional[LabelSet]:
 
 
 def _class_source(data_config) -> sources.Source:
-  """config.data's source, for its classes (all splits: the classes do not depend on it)."""
-  return sources.make_source(data_config.source, tfds_dir=data_config.get("tfds_dir", ""))
+  """config.data's source, for its classes (which do not depend on the split; the configured
+  one is named so that a TFDS dataset without a 'train' split opens)."""
+  return sources.make_source(data_config.source, tfds_dir=data_config.get("tfds_dir", ""),
+                             split=data_config.get("split", ""))
 
 
 def label_set_of(data_config) -> Optional[LabelSet]:
