@@ -5,6 +5,7 @@ checkpoints / metrics / samples. Re-running with the same workdir resumes from
 the newest complete checkpoint and continues exactly as if never stopped.
 """
 
+import copy
 import functools
 import json
 import math
@@ -204,14 +205,20 @@ def config_to_dict(config) -> Dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
 
-def record_classes(config, config_dict: Dict[str, Any]) -> Dict[str, Any]:
-  """`config_dict` (the config a run saves) with data.classes, the class names of a run
-  conditioned on its data's own classes (data.labels='class'), so that its checkpoints name
-  them without the data; unchanged for other runs."""
-  label_set = data_lib.label_set_of(config.data)
-  if label_set is not None and label_set.from_classes:
-    config_dict["data"]["classes"] = list(label_set.heads[0][1])
-  return config_dict
+def with_recorded_classes(config):
+  """`config`, or for a run conditioned on its data's own classes (data.labels='class') with
+  none recorded yet, a copy whose data.classes names them: the run reads them from the data
+  once (every later question about its labels is answered from the record) and saves them
+  with its checkpoints, so those sample and evaluate without the data."""
+  name = config.data.get("labels", "")
+  if (not name or name not in data_lib.LABEL_SETS.names() or config.data.get("classes")
+      or not data_lib.LABEL_SETS.get(name).from_classes):
+    return config  # an unknown name is validate_config's to report
+  classes = list(data_lib.label_set_of(config.data).heads[0][1])
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    config.data.classes = classes
+  return config
 
 
 def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
@@ -517,10 +524,11 @@ def _unstack(history):
 def train_and_evaluate(config, workdir: str) -> TrainState:
   """Trains the GAN `config` describes, writing everything to `workdir`; returns the final state."""
   # ---------------------------------------------------------------- config --
+  config = with_recorded_classes(config)
   validate_config(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  config_dict = record_classes(config, config_to_dict(config))
+  config_dict = config_to_dict(config)
   num_steps = config.train.num_steps
 
   # --------------------------------------------------------------- devices --

@@ -102,7 +102,7 @@ def test_folders_and_zips_name_their_classes(class_folder, tmp_path, cache_dir):
 
 
 def test_recorded_classes_name_the_labels_and_drop_unknown_classes(class_folder, cache_dir):
-  """A saved run's data.classes (train.record_classes) fix the labels' names and order: images
+  """A saved run's data.classes (train.with_recorded_classes) fix the labels' names and order: images
   of a class the run does not know are dropped and counted."""
   config = data_config(class_folder, cache_dir)
   assert len(pipeline.decode_split(config, "")[0]) == 24  # all classes, in the decode cache
@@ -221,7 +221,7 @@ def test_streamed_labels_are_the_host_feeders_and_follow_replaced_images(class_f
 # ------------------------------------------------------- a conditional run --
 
 def test_a_class_conditional_run_streams_and_samples_a_class(class_folder, tmp_path,
-                                                             tags_smoke_config):
+                                                             tags_smoke_config, monkeypatch):
   """One streamed run (its resume is the host feeder's: the test above shows streaming gives
   the same batches and labels at any step), then the sampling command asks for a class
   with the data gone: the run recorded its classes."""
@@ -234,8 +234,13 @@ def test_a_class_conditional_run_streams_and_samples_a_class(class_folder, tmp_p
   config.eval.metrics = "fd_anime"
   config.train.num_steps = 2
   workdir = str(tmp_path / "run")
+  scans = []  # the run reads its classes from the data once; the record answers the rest
+  monkeypatch.setattr(sources, "file_class_names",
+                      lambda paths, scan=sources.file_class_names: scans.append(paths) or
+                      scan(paths))
   state = train.train_and_evaluate(config, workdir)
-  assert int(state.step) == 2
+  assert int(state.step) == 2 and len(scans) == 1
+  monkeypatch.undo()
   # The tag classifier's hit rate measures anime colours, not a dataset's classes.
   config.eval.metrics = "fd_anime,tag_hit_rate"
   config.eval.best = ""

@@ -16,7 +16,7 @@ one integer class per head, so a labelled batch carries int32 labels of shape
                     layout torchvision's ImageFolder reads); classes are the
                     folder names, sorted. Images at the top level are dropped.
                     A run records the class names it trained with in its saved
-                    config (`data.classes`, train.record_classes), so sampling
+                    config (`data.classes`, train.with_recorded_classes), so sampling
                     and evaluating its checkpoints name the same classes without
                     reading them from the data again.
 
