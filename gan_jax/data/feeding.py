@@ -47,6 +47,13 @@ def host_flips(seed: int, step: int, count: int) -> np.ndarray:
   return np.random.default_rng([seed, _FLIP_STREAM, step]).random(count) < 0.5
 
 
+def to_devices(sharding: NamedSharding, local: np.ndarray, batch_size: int) -> jax.Array:
+  """The global (d_steps, batch_size, ...) array of which this process holds the columns
+  `local` (d_steps, its share of the batch, ...), laid out by `sharding`."""
+  global_shape = (local.shape[0], batch_size, *local.shape[2:])
+  return jax.make_array_from_process_local_data(sharding, local, global_shape)
+
+
 class Feeder:
   """What training asks of a feeder: `batch(step)`, `skipped_counts()`, `close()`."""
 
@@ -110,16 +117,13 @@ class HostFeeder(Feeder):
     """This process's columns of iteration `step`'s labels (the images' own indices)."""
     return self.labels[self._index(step)]
 
-  def _to_devices(self, local: np.ndarray) -> jax.Array:
-    global_shape = (self.d_steps, self.batch_size, *local.shape[2:])
-    return jax.make_array_from_process_local_data(self.sharding, local, global_shape)
-
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s images (and labels) on the devices, split along `data`."""
-    images = self._to_devices(self.host_batch(step))
+    images = to_devices(self.sharding, self.host_batch(step), self.batch_size)
     if self.labels is None:
       return images
-    return LabeledBatch(images, self._to_devices(self.host_labels(step)))
+    return LabeledBatch(images, to_devices(self.sharding, self.host_labels(step),
+                                           self.batch_size))
 
 
 class DeviceFeeder(Feeder):

@@ -286,11 +286,11 @@ def loaded_names(entries: Sequence[images_lib.Entry], report: LoadReport) -> Lis
   return [name for name, _ in entries if name not in skipped][:report.num_loaded]
 
 
-def labels_of(entries: Sequence[images_lib.Entry], by_name: Dict[str, Tuple[int, ...]],
+def labels_of(names: Sequence[str], by_name: Dict[str, Tuple[int, ...]],
               label_set: LabelSet) -> np.ndarray:
-  """int32 (len(entries), heads): the label of each entry (labelled_source's `by_name`)."""
-  return np.array([by_name[name] for name, _ in entries],
-                  np.int32).reshape(len(entries), len(label_set.heads))
+  """int32 (len(names), heads): the label of each entry name (labelled_source's `by_name`)."""
+  return np.array([by_name[name] for name in names],
+                  np.int32).reshape(len(names), len(label_set.heads))
 
 
 def decode_labelled_source(filtered: sources.Source, by_name: Dict[str, Tuple[int, ...]],
@@ -305,7 +305,7 @@ def decode_labelled_source(filtered: sources.Source, by_name: Dict[str, Tuple[in
   if len(names) != len(images):
     raise DataError(f"internal: {len(images)} decoded images but {len(names)} names "
                     f"for {filtered.spec}; clear the cache in {cache_dir}")
-  return images, labels_of([(n, None) for n in names], by_name, label_set), report
+  return images, labels_of(names, by_name, label_set), report
 
 
 def decode_labelled(source: sources.Source, label_set: LabelSet, data_config, policy: ImagePolicy,

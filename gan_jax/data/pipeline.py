@@ -136,7 +136,8 @@ def make_pipeline(data_config, *, batch_size: int, d_steps: int, seed: int,
     entries, _ = source.entries()
     if data_config.max_images > 0:
       entries = entries[:data_config.max_images]
-    labels = None if by_name is None else labels_lib.labels_of(entries, by_name, label_set)
+    labels = None if by_name is None else labels_lib.labels_of(
+        [name for name, _ in entries], by_name, label_set)
     feeder = streaming.StreamFeeder(
         entries, policy, batch_size=batch_size, d_steps=d_steps, seed=seed, mesh=mesh,
         hflip=data_config.hflip, prefetch=data_config.prefetch, labels=labels)

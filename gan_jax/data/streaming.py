@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from gan_jax import parallel
-from gan_jax.data.feeding import Feeder, checked_labels, host_flips
+from gan_jax.data.feeding import Feeder, checked_labels, host_flips, to_devices
 from gan_jax.data.images import Entry, ImagePolicy, SkipImage, decode_image
 from gan_jax.data.labels import LabeledBatch
 from gan_jax.data.sampler import EpochSampler
@@ -87,10 +87,6 @@ class StreamFeeder(Feeder):
       labels = self.labels[[used for _, used in decoded]].reshape(self.d_steps, self.local, -1)
     return batch.reshape(self.d_steps, self.local, *batch.shape[1:]), labels
 
-  def _to_devices(self, local: np.ndarray) -> jax.Array:
-    global_shape = (self.d_steps, self.batch_size, *local.shape[2:])
-    return jax.make_array_from_process_local_data(self.sharding, local, global_shape)
-
   def batch(self, step: int) -> jax.Array:
     """Iteration `step`'s images (and labels) on the devices; starts decoding the next few."""
     for ahead in range(step, step + self.prefetch):
@@ -99,9 +95,10 @@ class StreamFeeder(Feeder):
     for stale in [s for s in self._pending if s < step]:
       self._pending.pop(stale).cancel()
     images, labels = self._pending.pop(step).result()
+    images = to_devices(self.sharding, images, self.batch_size)
     if labels is None:
-      return self._to_devices(images)
-    return LabeledBatch(self._to_devices(images), self._to_devices(labels))
+      return images
+    return LabeledBatch(images, to_devices(self.sharding, labels, self.batch_size))
 
   def skipped_counts(self) -> Dict[str, int]:
     """How many distinct source entries were replaced, by reason."""
