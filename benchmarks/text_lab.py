@@ -1,11 +1,15 @@
 """GANs on discrete tokens: how each way of passing G's tokens to D trains, on the toy language.
 
   python benchmarks/text_lab.py --out=benchmarks/text_lab.md
+  python benchmarks/text_lab.py --generators=factorised,autoregressive --pretrain_steps=0,500 \
+      --steps=0,2000,6000 --estimators=reinforce,straight_through \
+      --out=benchmarks/text_lab_pretraining.md
 
-Trains gan_jax/text_lab.py's token GAN with every estimator on every seed (vmapped)
-and writes a markdown table: the fraction of G's samples that are words of the
-language, the words it covers (>= 1% of 2,000 samples), the largest G gradient norm
-seen and D's accuracy over the last 100 iterations.
+Trains gan_jax/text_lab.py's token GAN with every generator, pretraining length and
+estimator on every seed (vmapped) and writes a markdown table: the fraction of G's
+samples that are words of the language, the words it covers (>= 1% of 2,000 samples),
+the largest G gradient norm seen and D's accuracy over the last 100 iterations. A row
+of 0 GAN iterations is G as pretraining left it (or untrained), whatever the estimator.
 """
 
 import argparse
@@ -25,14 +29,23 @@ def main():
   parser.add_argument("--seeds", type=int, default=5)
   parser.add_argument("--steps", default="2000,6000", help="comma-separated iteration counts")
   parser.add_argument("--estimators", default=",".join(text_lab.ESTIMATORS))
+  parser.add_argument("--generators", default="factorised",
+                      help="comma-separated: " + ", ".join(text_lab.GENERATORS))
+  parser.add_argument("--pretrain_steps", default="0",
+                      help="comma-separated maximum-likelihood iterations before the GAN")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   seeds, settings = list(range(args.seeds)), text_lab.Settings()
   words = text_lab.make_language(settings)
+  generators = args.generators.split(",")
+  pretrain_steps = [int(p) for p in args.pretrain_steps.split(",")]
+  for generator in generators:
+    text_lab.check_settings(settings._replace(generator=generator))
   lines = [
       "# Toy lab: GANs on discrete tokens", "",
       f"Command: `python benchmarks/text_lab.py --seeds={args.seeds} --steps={args.steps} "
-      f"--estimators={args.estimators}` ({common.run_stamp()}).", "",
+      f"--estimators={args.estimators} --generators={args.generators} "
+      f"--pretrain_steps={args.pretrain_steps}` ({common.run_stamp()}).", "",
       f"The language: {settings.num_words} words of {settings.length} tokens over "
       f"{settings.vocab} (chance of a random sequence being a word: "
       f"{settings.num_words / settings.vocab ** settings.length:.5f}). G: MLP "
@@ -43,23 +56,31 @@ def main():
       "x ~ p(x | z) that are words; words: those generated >= 20 times; max |grad G|: the "
       "largest G gradient norm over training; D accuracy: last 100 iterations. Mean +/- std "
       f"(min) over seeds 0..{args.seeds - 1}.", "",
-      "| estimator | iterations | valid | words covered (of 16) | max abs(grad G) | D accuracy | seconds |",
-      "|---|---|---|---|---|---|---|",
+      "| generator | pretraining | estimator | iterations | valid | words covered (of 16) | "
+      "max abs(grad G) | D accuracy | seconds |",
+      "|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
-  for steps in (int(s) for s in args.steps.split(",")):
-    for estimator in args.estimators.split(","):
-      start = time.perf_counter()
-      states, metrics = text_lab.train_seeds(estimator, seeds, steps, settings)
-      scores = [text_lab.language_metrics(t, words)
-                for t in text_lab.sample_tokens(states, settings=settings)]
-      valid = [s["valid"] for s in scores]
-      covered = [s["words_covered"] for s in scores]
-      accuracy = np.asarray(metrics["d_accuracy"])[:, -100:].mean(axis=1)
-      lines.append(f"| {estimator} | {steps} | {common.spread(valid, 3)} | "
-                   f"{common.spread(covered, 1)} | {float(np.max(metrics['g_grad_norm'])):.3g} | "
-                   f"{common.spread(accuracy, 2)} | {time.perf_counter() - start:.0f} |")
-      print(lines[-1], flush=True)
+  for generator in generators:
+    for pretrain in pretrain_steps:
+      run_settings = settings._replace(generator=generator, pretrain_steps=pretrain)
+      for steps in (int(s) for s in args.steps.split(",")):
+        for estimator in args.estimators.split(",")[:1] if steps == 0 else args.estimators.split(","):
+          start = time.perf_counter()
+          states, metrics = text_lab.train_seeds(estimator, seeds, steps, run_settings)
+          scores = [text_lab.language_metrics(t, words)
+                    for t in text_lab.sample_tokens(states, settings=run_settings)]
+          valid = [s["valid"] for s in scores]
+          covered = [s["words_covered"] for s in scores]
+          gan_cells = "- | -"
+          if steps:
+            accuracy = np.asarray(metrics["d_accuracy"])[:, -100:].mean(axis=1)
+            gan_cells = (f"{float(np.max(metrics['g_grad_norm'])):.3g} | "
+                         f"{common.spread(accuracy, 2)}")
+          lines.append(f"| {generator} | {pretrain} | {estimator if steps else '-'} | {steps} | "
+                       f"{common.spread(valid, 3)} | {common.spread(covered, 1)} | {gan_cells} | "
+                       f"{time.perf_counter() - start:.0f} |")
+          print(lines[-1], flush=True)
   common.write_lines(lines, args.out)
 
 

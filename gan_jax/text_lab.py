@@ -26,6 +26,20 @@ trains on the non-saturating BCE loss. Evaluation samples x ~ p(x | z) (fixed z 
 Gumbel noise) for every estimator and counts the samples that are words of the
 language (`valid`) and the words generated at least `min_count` times (`words_covered`):
 the discrete analogues of the ring's high-quality fraction and modes covered.
+
+Pretraining (the lectures: text GANs usually need it). `Settings.generator` picks G's
+model of p(x | z):
+  factorised      the MLP above: positions independent given z.
+  autoregressive  p(x | z) = prod_t p(x_t | x_<t, z): one MLP scores position t from z,
+                  the tokens before t and t itself (`AutoregressiveTokenGenerator`); G
+                  emits its tokens one position at a time, each estimator applied per
+                  position, and what it emitted (one-hot or relaxed) is the next
+                  position's input, so relaxed gradients also flow through the prefix.
+`Settings.pretrain_steps` > 0 first trains G alone by maximum likelihood on real words
+(z drawn from its prior: an autoregressive G can model the language without z; a
+factorised one can only learn each position's marginal), then starts the GAN from that
+G with a fresh optimizer state and an untrained D (SeqGAN's recipe, without its D
+pretraining).
 """
 
 from typing import Any, Dict, NamedTuple, Sequence
@@ -40,6 +54,7 @@ from gan_jax import lab
 from gan_jax.registry import check_choice
 
 ESTIMATORS = ("argmax", "softmax", "gumbel_softmax", "straight_through", "reinforce")
+GENERATORS = ("factorised", "autoregressive")
 _SAMPLE_STREAM = 0x74657874  # 'text': evaluation's fixed z and Gumbel noise
 
 
@@ -56,6 +71,8 @@ class Settings(NamedTuple):
   lr: float = 1e-3
   betas: tuple = (0.5, 0.9)
   temperature: float = 0.5  # gumbel_softmax and straight_through
+  generator: str = "factorised"  # G's model of p(x | z): one of GENERATORS
+  pretrain_steps: int = 0   # G's maximum-likelihood iterations on real words before the GAN
 
 
 class TextState(NamedTuple):
@@ -99,6 +116,33 @@ class TokenGenerator(nn.Module):
     return nn.Dense(self.length * self.vocab)(x).reshape(z.shape[0], self.length, self.vocab)
 
 
+class AutoregressiveTokenGenerator(nn.Module):
+  """(z (batch, latent_dim), tokens (batch, length, vocab)) -> logits (batch, length, vocab):
+  position t's logits from z, tokens[:, :t] and t only (tokens at t and after are ignored).
+  With `position` = t, only position t's logits (batch, vocab)."""
+  length: int
+  vocab: int
+  width: int = 128
+  depth: int = 2
+
+  @nn.compact
+  def __call__(self, z: jax.Array, tokens: jax.Array, position: Any = None) -> jax.Array:
+    batch, length = z.shape[0], self.length
+    before = jnp.tril(jnp.ones((length, length), tokens.dtype), -1)  # [t, s] = s < t
+    where = jnp.eye(length, dtype=z.dtype)
+    if position is not None:  # one row of the all-positions computation below (may be traced)
+      before = jax.lax.dynamic_slice_in_dim(before, position, 1)
+      where = jax.lax.dynamic_slice_in_dim(where, position, 1)
+    rows = before.shape[0]
+    prefix = (before[None, :, :, None] * tokens[:, None]).reshape(batch, rows, -1)
+    x = jnp.concatenate([jnp.broadcast_to(z[:, None], (batch, rows, z.shape[-1])), prefix,
+                         jnp.broadcast_to(where, (batch, rows, length))], axis=-1)
+    for _ in range(self.depth):
+      x = nn.relu(nn.Dense(self.width)(x))
+    logits = nn.Dense(self.vocab)(x)
+    return logits if position is None else logits[:, 0]
+
+
 class TokenDiscriminator(nn.Module):
   """token arrays (batch, length, vocab), one-hot or relaxed -> logits (batch,)."""
   width: int = 128
@@ -140,25 +184,89 @@ def reinforce_surrogate(logits: jax.Array, x: jax.Array, reward: jax.Array) -> j
   return -jnp.mean((reward - jnp.mean(reward)) * log_p)
 
 
+def check_settings(settings: Settings) -> None:
+  """Raises ValueError naming the field when `settings` cannot train."""
+  check_choice("generator", settings.generator, GENERATORS)
+  if settings.pretrain_steps < 0:
+    raise ValueError(f"pretrain_steps must be >= 0, got {settings.pretrain_steps}")
+
+
 def _networks(settings: Settings):
-  return (TokenGenerator(settings.length, settings.vocab, settings.width, settings.depth),
+  check_settings(settings)
+  generator = (AutoregressiveTokenGenerator if settings.generator == "autoregressive"
+               else TokenGenerator)
+  return (generator(settings.length, settings.vocab, settings.width, settings.depth),
           TokenDiscriminator(settings.width, settings.depth))
+
+
+def _init_generator(generator: nn.Module, key: jax.Array, settings: Settings) -> Any:
+  z = jnp.zeros((1, settings.latent_dim))
+  if isinstance(generator, AutoregressiveTokenGenerator):
+    return generator.init(key, z, jnp.zeros((1, settings.length, settings.vocab)))["params"]
+  return generator.init(key, z)["params"]
+
+
+def generate(generator: nn.Module, params: Any, z: jax.Array, key: jax.Array, estimator: str,
+             temperature: float):
+  """(what D sees, logits): G's training-time output for z under `estimator` (tokens_for_d;
+  an autoregressive G emits one position at a time, per-position noise from fold_in(key, t),
+  each emitted token the next positions' input) and the logits (batch, length, vocab) it
+  emitted from (for reinforce, log p(x | z) of the emitted x)."""
+  if not isinstance(generator, AutoregressiveTokenGenerator):
+    logits = generator.apply({"params": params}, z)
+    return tokens_for_d(logits, key, estimator, temperature), logits
+  def emit(tokens, t):  # position t, given the tokens emitted before it
+    logits = generator.apply({"params": params}, z, tokens, t)
+    token = tokens_for_d(logits[:, None], jax.random.fold_in(key, t), estimator, temperature)
+    return tokens.at[:, t].set(token[:, 0]), logits
+  tokens = jnp.zeros((z.shape[0], generator.length, generator.vocab), z.dtype)
+  tokens, emitted = jax.lax.scan(emit, tokens, jnp.arange(generator.length))
+  return tokens, jnp.swapaxes(emitted, 0, 1)
+
+
+def log_likelihood(generator: nn.Module, params: Any, z: jax.Array, x: jax.Array) -> jax.Array:
+  """log p(x | z) (batch,) of one-hot token arrays x (batch, length, vocab) under G."""
+  if isinstance(generator, AutoregressiveTokenGenerator):
+    logits = generator.apply({"params": params}, z, x)  # teacher forcing
+  else:
+    logits = generator.apply({"params": params}, z)
+  return jnp.sum(jax.nn.log_softmax(logits) * x, axis=(1, 2))
 
 
 def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
                 settings: Settings = Settings()):
-  """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy}) of the
-  token GAN with `estimator`, trained from each seed (vmapped; leading seed axis)."""
+  """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy}, with
+  {pretrain_nll} (seeds, settings.pretrain_steps) when G is pretrained) of the token GAN
+  with `estimator`, trained from each seed (vmapped; leading seed axis). `num_steps` GAN
+  iterations follow settings.pretrain_steps maximum-likelihood ones (0 GAN iterations: the
+  pretrained G and an untrained D)."""
   check_choice("estimator", estimator, ESTIMATORS)
-  words = jnp.asarray(make_language(settings))
+  if num_steps < 0:
+    raise ValueError(f"num_steps must be >= 0, got {num_steps}")
   generator, discriminator = _networks(settings)
+  words = jnp.asarray(make_language(settings))
   tx = optax.adam(settings.lr, *settings.betas)
   n, shape = settings.batch_size, (settings.length, settings.vocab)
 
   def run(seed):
     k_g, k_d, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
-    g_params = generator.init(k_g, jnp.zeros((1, settings.latent_dim)))["params"]
+    g_params = _init_generator(generator, k_g, settings)
     d_params = discriminator.init(k_d, jnp.zeros((1, *shape)))["params"]
+    metrics = {}
+    if settings.pretrain_steps:
+      k_pretrain = jax.random.fold_in(k_run, 0x6d6c65)  # 'mle': a stream of its own
+
+      def pretrain(carry, step):
+        params, opt_state = carry
+        key = jax.random.fold_in(k_pretrain, step)
+        real = real_batch(words, jax.random.fold_in(key, 0), n, settings.vocab)
+        z = jax.random.normal(jax.random.fold_in(key, 1), (n, settings.latent_dim))
+        nll, grads = jax.value_and_grad(
+            lambda p: -jnp.mean(log_likelihood(generator, p, z, real)))(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), nll
+      (g_params, _), metrics["pretrain_nll"] = jax.lax.scan(
+          pretrain, (g_params, tx.init(g_params)), jnp.arange(settings.pretrain_steps))
     state = TextState(g_params, tx.init(g_params), d_params, tx.init(d_params))
 
     def body(state, step):
@@ -166,9 +274,10 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
       k_real, k_z, k_noise, k_gz, k_gnoise = (jax.random.fold_in(key, i) for i in range(5))
       d_fn = lambda params, x: discriminator.apply({"params": params}, x)
       # D: one update on reals and G's training-time output.
-      logits = generator.apply({"params": state.g_params},
-                               jax.random.normal(k_z, (n, settings.latent_dim)))
-      fake = jax.lax.stop_gradient(tokens_for_d(logits, k_noise, estimator, settings.temperature))
+      fake, _ = generate(generator, state.g_params,
+                         jax.random.normal(k_z, (n, settings.latent_dim)), k_noise, estimator,
+                         settings.temperature)
+      fake = jax.lax.stop_gradient(fake)
       real = real_batch(words, k_real, n, settings.vocab)
 
       def d_loss(params):
@@ -184,21 +293,22 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
       z = jax.random.normal(k_gz, (n, settings.latent_dim))
 
       def g_loss(params):
-        logits = generator.apply({"params": params}, z)
-        x = tokens_for_d(logits, k_gnoise, estimator, settings.temperature)
+        x, logits = generate(generator, params, z, k_gnoise, estimator, settings.temperature)
         if estimator != "reinforce":
           return jnp.mean(jax.nn.softplus(-d_fn(d_params, x)))
         return reinforce_surrogate(logits, x, -jax.nn.softplus(-d_fn(d_params, x)))  # log D(x)
       g_value, grads = jax.value_and_grad(g_loss)(state.g_params)
       updates, g_opt_state = tx.update(grads, state.g_opt_state, state.g_params)
       g_params = optax.apply_updates(state.g_params, updates)
-      metrics = {"d_loss": d_value, "g_loss": g_value, "g_grad_norm": optax.tree.norm(grads),
-                 "d_accuracy": accuracy}
-      return TextState(g_params, g_opt_state, d_params, d_opt_state), metrics
+      step_metrics = {"d_loss": d_value, "g_loss": g_value, "g_grad_norm": optax.tree.norm(grads),
+                      "d_accuracy": accuracy}
+      return TextState(g_params, g_opt_state, d_params, d_opt_state), step_metrics
 
-    return jax.lax.scan(body, state, jnp.arange(num_steps))
+    state, gan_metrics = jax.lax.scan(body, state, jnp.arange(num_steps))
+    return state, {**gan_metrics, **metrics}
 
-  return lab.jit_long_run(jax.vmap(run), num_steps)(jnp.asarray(seeds, jnp.uint32))
+  return lab.jit_long_run(jax.vmap(run), num_steps + settings.pretrain_steps)(
+      jnp.asarray(seeds, jnp.uint32))
 
 
 def sample_tokens(states: TextState, num: int = 2000,
@@ -209,7 +319,15 @@ def sample_tokens(states: TextState, num: int = 2000,
   key = jax.random.PRNGKey(_SAMPLE_STREAM)
   z = jax.random.normal(jax.random.fold_in(key, 0), (num, settings.latent_dim))
   gumbel = jax.random.gumbel(jax.random.fold_in(key, 1), (num, settings.length, settings.vocab))
-  sample = lambda params: jnp.argmax(generator.apply({"params": params}, z) + gumbel, -1)
+
+  def sample(params):
+    if not isinstance(generator, AutoregressiveTokenGenerator):
+      return jnp.argmax(generator.apply({"params": params}, z) + gumbel, -1)
+    def emit(tokens, t):
+      logits = generator.apply({"params": params}, z, tokens, t) + gumbel[:, t]
+      return tokens.at[:, t].set(jax.nn.one_hot(jnp.argmax(logits, -1), settings.vocab)), None
+    tokens = jnp.zeros((num, settings.length, settings.vocab))
+    return jnp.argmax(jax.lax.scan(emit, tokens, jnp.arange(settings.length))[0], -1)
   return np.asarray(jax.jit(jax.vmap(sample))(states.g_params))
 
 

@@ -83,7 +83,8 @@ def test_table_cells_and_files(tmp_path):
     ("vae_baseline", ["--lrs=1e-3"], 6),
     ("energy_baseline", ["--searches=2"], 6),
     ("began_toy", ["--settings=1"], 7),
-    ("text_lab", ["--estimators=reinforce"], 7),
+    ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
+                  "--steps=0,3"], 9),
 ])
 def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, args, columns):
   """Each toy-lab benchmark runs end to end on one seed for a few steps and writes a table
