@@ -56,6 +56,9 @@ from gan_jax.registry import check_choice
 ESTIMATORS = ("argmax", "softmax", "gumbel_softmax", "straight_through", "reinforce")
 GENERATORS = ("factorised", "autoregressive")
 _SAMPLE_STREAM = 0x74657874  # 'text': evaluation's fixed z and Gumbel noise
+# 'mle': pretraining's stream, folded into the run's key like the GAN's step numbers, so
+# GAN runs stay below it
+_PRETRAIN_STREAM = 0x6d6c65
 
 
 class Settings(NamedTuple):
@@ -241,8 +244,8 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
   iterations follow settings.pretrain_steps maximum-likelihood ones (0 GAN iterations: the
   pretrained G and an untrained D)."""
   check_choice("estimator", estimator, ESTIMATORS)
-  if num_steps < 0:
-    raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+  if not 0 <= num_steps < _PRETRAIN_STREAM:
+    raise ValueError(f"num_steps must be in [0, {_PRETRAIN_STREAM}), got {num_steps}")
   generator, discriminator = _networks(settings)
   words = jnp.asarray(make_language(settings))
   tx = optax.adam(settings.lr, *settings.betas)
@@ -254,7 +257,7 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
     d_params = discriminator.init(k_d, jnp.zeros((1, *shape)))["params"]
     metrics = {}
     if settings.pretrain_steps:
-      k_pretrain = jax.random.fold_in(k_run, 0x6d6c65)  # 'mle': a stream of its own
+      k_pretrain = jax.random.fold_in(k_run, _PRETRAIN_STREAM)
 
       def pretrain(carry, step):
         params, opt_state = carry
