@@ -33,9 +33,11 @@ def main():
                       help="comma-separated: " + ", ".join(text_lab.GENERATORS))
   parser.add_argument("--pretrain_steps", default="0",
                       help="comma-separated maximum-likelihood iterations before the GAN")
+  parser.add_argument("--batch_size", type=int, default=text_lab.Settings().batch_size,
+                      help="real and generated sequences per D and G update")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
-  seeds, settings = list(range(args.seeds)), text_lab.Settings()
+  seeds, settings = list(range(args.seeds)), text_lab.Settings(batch_size=args.batch_size)
   words = text_lab.make_language(settings)
   generators = args.generators.split(",")
   pretrain_steps = [int(p) for p in args.pretrain_steps.split(",")]
@@ -45,7 +47,8 @@ def main():
       "# Toy lab: GANs on discrete tokens", "",
       f"Command: `python benchmarks/text_lab.py --seeds={args.seeds} --steps={args.steps} "
       f"--estimators={args.estimators} --generators={args.generators} "
-      f"--pretrain_steps={args.pretrain_steps}` ({common.run_stamp()}).", "",
+      f"--pretrain_steps={args.pretrain_steps} --batch_size={args.batch_size}` "
+      f"({common.run_stamp()}).", "",
       f"The language: {settings.num_words} words of {settings.length} tokens over "
       f"{settings.vocab} (chance of a random sequence being a word: "
       f"{settings.num_words / settings.vocab ** settings.length:.5f}). G: MLP "

@@ -84,7 +84,7 @@ def test_table_cells_and_files(tmp_path):
     ("energy_baseline", ["--searches=2"], 6),
     ("began_toy", ["--settings=1"], 7),
     ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
-                  "--steps=0,3"], 9),
+                  "--batch_size=8", "--steps=0,3"], 9),
 ])
 def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, args, columns):
   """Each toy-lab benchmark runs end to end on one seed for a few steps and writes a table
@@ -95,3 +95,5 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
   module.main()
   rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
   assert len(rows) >= 2 and all(row.count("|") == columns + 1 for row in rows)
+  if script == "text_lab":  # the options reach the runs and the table says so
+    assert "batch 8," in out.read_text() and rows[1].startswith("| autoregressive | 2 | - | 0 |")
