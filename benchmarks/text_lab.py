@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import text_lab  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax.registry import check_choice  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main():
@@ -39,10 +40,17 @@ def main():
   args = parser.parse_args()
   seeds, settings = list(range(args.seeds)), text_lab.Settings(batch_size=args.batch_size)
   words = text_lab.make_language(settings)
-  generators = args.generators.split(",")
+  generators, estimators = args.generators.split(","), args.estimators.split(",")
   pretrain_steps = [int(p) for p in args.pretrain_steps.split(",")]
+  step_counts = [int(s) for s in args.steps.split(",")]
+  # Every choice is checked before the first run: the table is written only at the end.
   for generator in generators:
-    text_lab.check_settings(settings._replace(generator=generator))
+    for pretrain in pretrain_steps:
+      text_lab.check_settings(settings._replace(generator=generator, pretrain_steps=pretrain))
+  for estimator in estimators:
+    check_choice("estimator", estimator, text_lab.ESTIMATORS)
+  if min(step_counts) < 0:
+    raise ValueError(f"--steps must be >= 0, got {args.steps}")
   lines = [
       "# Toy lab: GANs on discrete tokens", "",
       f"Command: `python benchmarks/text_lab.py --seeds={args.seeds} --steps={args.steps} "
@@ -70,8 +78,8 @@ def main():
   for generator in generators:
     for pretrain in pretrain_steps:
       run_settings = settings._replace(generator=generator, pretrain_steps=pretrain)
-      for steps in (int(s) for s in args.steps.split(",")):
-        for estimator in args.estimators.split(",")[:1] if steps == 0 else args.estimators.split(","):
+      for steps in step_counts:
+        for estimator in estimators[:1] if steps == 0 else estimators:
           start = time.perf_counter()
           states, metrics = text_lab.train_seeds(estimator, seeds, steps, run_settings)
           scores = [text_lab.language_metrics(t, words)

@@ -97,3 +97,19 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
   assert len(rows) >= 2 and all(row.count("|") == columns + 1 for row in rows)
   if script == "text_lab":  # the options reach the runs and the table says so
     assert "batch 8," in out.read_text() and rows[1].startswith("| autoregressive | 2 | - | 0 |")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("--pretrain_steps=0,-1", "pretrain_steps must be >= 0, got -1"),
+    ("--estimators=reinforce,gumbel", "unknown estimator 'gumbel'"),
+    ("--generators=autoregressive,rnn", "unknown generator 'rnn'"),
+    ("--steps=2,-3", r"--steps must be >= 0, got 2,-3"),
+])
+def test_text_lab_benchmark_refuses_a_bad_choice_before_training(monkeypatch, bad, message):
+  """A bad value anywhere in a list stops the benchmark before its first run (the table is
+  written only at the end, so a late failure would lose the rows before it)."""
+  import text_lab  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(text_lab.text_lab, "train_seeds", lambda *a, **k: pytest.fail("trained"))
+  monkeypatch.setattr(sys, "argv", ["text_lab", "--seeds=1", bad])
+  with pytest.raises(ValueError, match=message):
+    text_lab.main()
