@@ -4,9 +4,11 @@
   python benchmarks/text_lab.py --generators=factorised,autoregressive --pretrain_steps=0,500 \
       --steps=0,2000,6000 --estimators=reinforce,straight_through \
       --out=benchmarks/text_lab_pretraining.md
+  python benchmarks/text_lab.py --generators=autoregressive --rewards=sequence,dense \
+      --d_l2=0,1e-4 --steps=2000 --estimators=reinforce --out=benchmarks/text_lab_scratch.md
 
-Trains gan_jax/text_lab.py's token GAN with every generator, pretraining length and
-estimator on every seed (vmapped) and writes a markdown table: the fraction of G's
+Trains gan_jax/text_lab.py's token GAN with every generator, pretraining length, kind of
+rewards, D penalty and estimator on every seed (vmapped) and writes a markdown table: the fraction of G's
 samples that are words of the language, the words it covers (>= 1% of 2,000 samples),
 the largest G gradient norm seen and D's accuracy over the last 100 iterations. A row
 of 0 GAN iterations is G as pretraining left it (or untrained), whatever the estimator.
@@ -34,19 +36,27 @@ def main():
                       help="comma-separated: " + ", ".join(text_lab.GENERATORS))
   parser.add_argument("--pretrain_steps", default="0",
                       help="comma-separated maximum-likelihood iterations before the GAN")
+  parser.add_argument("--rewards", default="sequence",
+                      help="comma-separated: " + ", ".join(text_lab.REWARDS))
+  parser.add_argument("--discount", type=float, default=text_lab.Settings().discount,
+                      help="dense rewards: the return's discount")
+  parser.add_argument("--d_l2", default="0", help="comma-separated L2 penalty weights on D")
   parser.add_argument("--batch_size", type=int, default=text_lab.Settings().batch_size,
                       help="real and generated sequences per D and G update")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
-  seeds, settings = list(range(args.seeds)), text_lab.Settings(batch_size=args.batch_size)
+  seeds = list(range(args.seeds))
+  settings = text_lab.Settings(batch_size=args.batch_size, discount=args.discount)
   words = text_lab.make_language(settings)
   generators, estimators = args.generators.split(","), args.estimators.split(",")
   pretrain_steps = [int(p) for p in args.pretrain_steps.split(",")]
+  rewards, d_l2s = args.rewards.split(","), [float(w) for w in args.d_l2.split(",")]
   step_counts = [int(s) for s in args.steps.split(",")]
   # Every choice is checked before the first run: the table is written only at the end.
-  for generator in generators:
-    for pretrain in pretrain_steps:
-      text_lab.check_settings(settings._replace(generator=generator, pretrain_steps=pretrain))
+  variants = [dict(generator=g, pretrain_steps=p, rewards=r, d_l2=w)
+              for g in generators for p in pretrain_steps for r in rewards for w in d_l2s]
+  for variant in variants:
+    text_lab.check_settings(settings._replace(**variant))
   for estimator in estimators:
     check_choice("estimator", estimator, text_lab.ESTIMATORS)
   if min(step_counts) < 0:
@@ -55,7 +65,8 @@ def main():
       "# Toy lab: GANs on discrete tokens", "",
       f"Command: `python benchmarks/text_lab.py --seeds={args.seeds} --steps={args.steps} "
       f"--estimators={args.estimators} --generators={args.generators} "
-      f"--pretrain_steps={args.pretrain_steps} --batch_size={args.batch_size}` "
+      f"--pretrain_steps={args.pretrain_steps} --rewards={args.rewards} "
+      f"--discount={args.discount:g} --d_l2={args.d_l2} --batch_size={args.batch_size}` "
       f"({common.run_stamp()}).", "",
       f"The language: {settings.num_words} words of {settings.length} tokens over "
       f"{settings.vocab} (chance of a random sequence being a word: "
@@ -64,37 +75,42 @@ def main():
       "every position's logits at once; autoregressive, to position t's logits from z, the "
       "tokens before t and t. Pretraining: that many maximum-likelihood iterations of G "
       "alone on real words (same Adam), then a fresh optimizer state and an untrained D. "
+      "Rewards: sequence, D scores the whole sequence and every token of a REINFORCE sample "
+      "gets log D(x); dense (ScratchGAN's), D scores every prefix and token t gets "
+      f"sum_(s >= t) {settings.discount:g}^(s - t) log D_s(x), with a baseline per position. "
+      "D L2: that weight times the sum of D's squared weights, added to D's loss. "
       f"D: MLP {settings.depth}x{settings.width}; Adam {settings.lr:g} betas "
       f"{settings.betas}, batch {settings.batch_size}, one D and one G update per iteration, "
       f"Gumbel temperature {settings.temperature}. Valid: the fraction of 2,000 samples "
       "x ~ p(x | z) that are words; words: those generated >= 20 times; max |grad G|: the "
       "largest G gradient norm over training; D accuracy: last 100 iterations. Mean +/- std "
       f"(min) over seeds 0..{args.seeds - 1}.", "",
-      "| generator | pretraining | estimator | iterations | valid | words covered (of 16) | "
-      "max abs(grad G) | D accuracy | seconds |",
-      "|---|---|---|---|---|---|---|---|---|",
+      "| generator | pretraining | rewards | D L2 | estimator | iterations | valid | "
+      "words covered (of 16) | max abs(grad G) | D accuracy | seconds |",
+      "|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
-  for generator in generators:
-    for pretrain in pretrain_steps:
-      run_settings = settings._replace(generator=generator, pretrain_steps=pretrain)
-      for steps in step_counts:
-        for estimator in estimators[:1] if steps == 0 else estimators:
-          start = time.perf_counter()
-          states, metrics = text_lab.train_seeds(estimator, seeds, steps, run_settings)
-          scores = [text_lab.language_metrics(t, words)
-                    for t in text_lab.sample_tokens(states, settings=run_settings)]
-          valid = [s["valid"] for s in scores]
-          covered = [s["words_covered"] for s in scores]
-          gan_cells = "- | -"
-          if steps:
-            accuracy = np.asarray(metrics["d_accuracy"])[:, -100:].mean(axis=1)
-            gan_cells = (f"{float(np.max(metrics['g_grad_norm'])):.3g} | "
-                         f"{common.spread(accuracy, 2)}")
-          lines.append(f"| {generator} | {pretrain} | {estimator if steps else '-'} | {steps} | "
-                       f"{common.spread(valid, 3)} | {common.spread(covered, 1)} | {gan_cells} | "
-                       f"{time.perf_counter() - start:.0f} |")
-          print(lines[-1], flush=True)
+  for variant in variants:
+    run_settings = settings._replace(**variant)
+    for steps in step_counts:
+      for estimator in estimators[:1] if steps == 0 else estimators:
+        start = time.perf_counter()
+        states, metrics = text_lab.train_seeds(estimator, seeds, steps, run_settings)
+        scores = [text_lab.language_metrics(t, words)
+                  for t in text_lab.sample_tokens(states, settings=run_settings)]
+        valid = [s["valid"] for s in scores]
+        covered = [s["words_covered"] for s in scores]
+        gan_cells = "- | -"
+        if steps:
+          accuracy = np.asarray(metrics["d_accuracy"])[:, -100:].mean(axis=1)
+          gan_cells = (f"{float(np.max(metrics['g_grad_norm'])):.3g} | "
+                       f"{common.spread(accuracy, 2)}")
+        lines.append(f"| {variant['generator']} | {variant['pretrain_steps']} | "
+                     f"{variant['rewards']} | {variant['d_l2']:g} | "
+                     f"{estimator if steps else '-'} | {steps} | "
+                     f"{common.spread(valid, 3)} | {common.spread(covered, 1)} | {gan_cells} | "
+                     f"{time.perf_counter() - start:.0f} |")
+        print(lines[-1], flush=True)
   common.write_lines(lines, args.out)
 
 

@@ -40,6 +40,19 @@ model of p(x | z):
 factorised one can only learn each position's marginal), then starts the GAN from that
 G with a fresh optimizer state and an untrained D (SeqGAN's recipe, without its D
 pretraining).
+
+Training from scratch (the lectures: ScratchGAN did, with many tricks). Besides a large
+batch (`Settings.batch_size`), ScratchGAN's D scores every prefix of a sequence and G's
+REINFORCE credits each token with the discounted sum of the scores from its position on,
+and its D is regularised. `Settings.rewards` picks D's judgement:
+  sequence        one score per word (TokenDiscriminator): every token of a sample gets
+                  the same reward, log D(x).
+  dense           one score per prefix (PrefixDiscriminator: D_t(x) from x[:, :t+1] and t),
+                  each trained as a real/fake classifier; token t's reward is the return
+                  R_t = sum_{s >= t} discount^(s - t) log D_s(x) (`discounted_returns`),
+                  with the batch mean of R_t as position t's baseline. The differentiable
+                  estimators train G on the mean over positions of -log D_t(G(z)).
+`Settings.d_l2` adds d_l2 * (sum of D's squared weights) to D's loss.
 """
 
 from typing import Any, Dict, NamedTuple, Sequence
@@ -55,6 +68,7 @@ from gan_jax.registry import check_choice
 
 ESTIMATORS = ("argmax", "softmax", "gumbel_softmax", "straight_through", "reinforce")
 GENERATORS = ("factorised", "autoregressive")
+REWARDS = ("sequence", "dense")
 _SAMPLE_STREAM = 0x74657874  # 'text': evaluation's fixed z and Gumbel noise
 # 'mle': pretraining's stream, folded into the run's key like the GAN's step numbers, so
 # GAN runs stay below it
@@ -76,6 +90,9 @@ class Settings(NamedTuple):
   temperature: float = 0.5  # gumbel_softmax and straight_through
   generator: str = "factorised"  # G's model of p(x | z): one of GENERATORS
   pretrain_steps: int = 0   # G's maximum-likelihood iterations on real words before the GAN
+  rewards: str = "sequence"  # D's judgement: one score per word or per prefix (REWARDS)
+  discount: float = 0.23    # dense rewards: the return's discount (ScratchGAN's value)
+  d_l2: float = 0.0         # weight of the L2 penalty on D's weights (kernels and biases)
 
 
 class TextState(NamedTuple):
@@ -159,6 +176,32 @@ class TokenDiscriminator(nn.Module):
     return nn.Dense(1)(x).reshape(x.shape[0])
 
 
+class PrefixDiscriminator(nn.Module):
+  """token arrays (batch, length, vocab), one-hot or relaxed -> logits (batch, length): the
+  score at t from x[:, :t+1] and t only (tokens after t are ignored)."""
+  width: int = 128
+  depth: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    batch, length = x.shape[:2]
+    upto = jnp.tril(jnp.ones((length, length), x.dtype))  # [t, s] = s <= t
+    prefix = (upto[None, :, :, None] * x[:, None]).reshape(batch, length, -1)
+    h = jnp.concatenate(
+        [prefix, jnp.broadcast_to(jnp.eye(length, dtype=x.dtype), (batch, length, length))], -1)
+    for _ in range(self.depth):
+      h = nn.leaky_relu(nn.Dense(self.width)(h), 0.2)
+    return nn.Dense(1)(h)[..., 0]
+
+
+def discounted_returns(rewards: jax.Array, discount: float) -> jax.Array:
+  """R_t = sum_{s >= t} discount^(s - t) rewards_s along the last axis (rewards (..., length))."""
+  length = rewards.shape[-1]
+  gap = jnp.arange(length)[None, :] - jnp.arange(length)[:, None]  # [t, s] = s - t
+  weights = jnp.where(gap >= 0, jnp.asarray(discount, rewards.dtype) ** jnp.maximum(gap, 0), 0)
+  return rewards @ weights.T
+
+
 def tokens_for_d(logits: jax.Array, key: jax.Array, estimator: str,
                  temperature: float) -> jax.Array:
   """What D sees of G's output in training under `estimator` (module docstring); for
@@ -181,25 +224,36 @@ def tokens_for_d(logits: jax.Array, key: jax.Array, estimator: str,
 def reinforce_surrogate(logits: jax.Array, x: jax.Array, reward: jax.Array) -> jax.Array:
   """-mean_i (r_i - mean r) log p(x_i): its gradient w.r.t. the logits (batch, length, vocab)
   is the REINFORCE estimate, with the batch mean as baseline, of -grad E_{x~p}[reward] for
-  the sampled one-hots x and their rewards (batch,) (no gradient flows into either)."""
-  log_p = jnp.sum(jax.nn.log_softmax(logits) * jax.lax.stop_gradient(x), axis=(1, 2))
+  the sampled one-hots x and their rewards (batch,) (no gradient flows into either).
+  Rewards (batch, length) credit each token separately: -mean_i sum_t (r_it - mean_i r_it)
+  log p(x_it | x_i<t, z), each position with its own baseline."""
   reward = jax.lax.stop_gradient(reward)
+  if reward.ndim == 2:
+    log_p = jnp.sum(jax.nn.log_softmax(logits) * jax.lax.stop_gradient(x), axis=2)
+    return -jnp.mean(jnp.sum((reward - jnp.mean(reward, axis=0)) * log_p, axis=1))
+  log_p = jnp.sum(jax.nn.log_softmax(logits) * jax.lax.stop_gradient(x), axis=(1, 2))
   return -jnp.mean((reward - jnp.mean(reward)) * log_p)
 
 
 def check_settings(settings: Settings) -> None:
   """Raises ValueError naming the field when `settings` cannot train."""
   check_choice("generator", settings.generator, GENERATORS)
+  check_choice("rewards", settings.rewards, REWARDS)
   if settings.pretrain_steps < 0:
     raise ValueError(f"pretrain_steps must be >= 0, got {settings.pretrain_steps}")
+  if not 0.0 <= settings.discount <= 1.0:
+    raise ValueError(f"discount must be in [0, 1], got {settings.discount}")
+  if settings.d_l2 < 0:
+    raise ValueError(f"d_l2 must be >= 0, got {settings.d_l2}")
 
 
 def _networks(settings: Settings):
   check_settings(settings)
   generator = (AutoregressiveTokenGenerator if settings.generator == "autoregressive"
                else TokenGenerator)
+  discriminator = PrefixDiscriminator if settings.rewards == "dense" else TokenDiscriminator
   return (generator(settings.length, settings.vocab, settings.width, settings.depth),
-          TokenDiscriminator(settings.width, settings.depth))
+          discriminator(settings.width, settings.depth))
 
 
 def _init_generator(generator: nn.Module, key: jax.Array, settings: Settings) -> Any:
@@ -238,8 +292,9 @@ def log_likelihood(generator: nn.Module, params: Any, z: jax.Array, x: jax.Array
 
 def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
                 settings: Settings = Settings()):
-  """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy}, with
-  {pretrain_nll} (seeds, settings.pretrain_steps) when G is pretrained) of the token GAN
+  """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy (of the
+  whole-word judgement: with dense rewards, the last prefix's)}, with {pretrain_nll}
+  (seeds, settings.pretrain_steps) when G is pretrained) of the token GAN
   with `estimator`, trained from each seed (vmapped; leading seed axis). `num_steps` GAN
   iterations follow settings.pretrain_steps maximum-likelihood ones (0 GAN iterations: the
   pretrained G and an untrained D)."""
@@ -250,6 +305,7 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
   words = jnp.asarray(make_language(settings))
   tx = optax.adam(settings.lr, *settings.betas)
   n, shape = settings.batch_size, (settings.length, settings.vocab)
+  dense = settings.rewards == "dense"
 
   def run(seed):
     k_g, k_d, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -283,9 +339,13 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
       fake = jax.lax.stop_gradient(fake)
       real = real_batch(words, k_real, n, settings.vocab)
 
-      def d_loss(params):
+      def d_loss(params):  # logits (n,) or, dense, (n, length): every prefix classified
         real_logits, fake_logits = d_fn(params, real), d_fn(params, fake)
         loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
+        if settings.d_l2:
+          loss += settings.d_l2 * sum(jnp.sum(w ** 2) for w in jax.tree.leaves(params))
+        if dense:
+          real_logits, fake_logits = real_logits[:, -1], fake_logits[:, -1]
         accuracy = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
         return loss, accuracy
       (d_value, accuracy), grads = jax.value_and_grad(d_loss, has_aux=True)(state.d_params)
@@ -299,7 +359,10 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
         x, logits = generate(generator, params, z, k_gnoise, estimator, settings.temperature)
         if estimator != "reinforce":
           return jnp.mean(jax.nn.softplus(-d_fn(d_params, x)))
-        return reinforce_surrogate(logits, x, -jax.nn.softplus(-d_fn(d_params, x)))  # log D(x)
+        reward = -jax.nn.softplus(-d_fn(d_params, x))  # log D(x), or log D_t(x) per prefix
+        if dense:
+          reward = discounted_returns(reward, settings.discount)
+        return reinforce_surrogate(logits, x, reward)
       g_value, grads = jax.value_and_grad(g_loss)(state.g_params)
       updates, g_opt_state = tx.update(grads, state.g_opt_state, state.g_params)
       g_params = optax.apply_updates(state.g_params, updates)

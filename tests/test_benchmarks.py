@@ -78,13 +78,31 @@ def test_table_cells_and_files(tmp_path):
   common.write_lines(["x"], "")  # no path: nothing written, no error
 
 
+def test_the_run_stamp_names_the_cpu_it_ran_on(tmp_path):
+  """Tables record the CPU (XLA:CPU compiles for its ISA): model name, family and model, the
+  widest vector ISA, read from the first processor of /proc/cpuinfo."""
+  cpuinfo = tmp_path / "cpuinfo"
+  cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+                     "model name\t: AMD EPYC 9654\nflags\t\t: fpu sse4_2 avx avx2 avx512f\n\n"
+                     "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n")
+  assert common.processor(str(cpuinfo)) == "AMD EPYC 9654 (family 25 model 17, AVX512F)"
+  cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx\n")
+  assert common.processor(str(cpuinfo)) == "Some CPU (AVX2)"
+  cpuinfo.write_text("processor\t: 0\nCPU implementer\t: 0x41\n")  # an ARM core
+  assert common.processor(str(cpuinfo))  # the platform module's name, whatever it is
+  assert common.processor(str(tmp_path / "missing"))
+  stamp = common.run_stamp()
+  assert f"{os.cpu_count()} CPU cores, {common.processor()}, JAX {jax.__version__}" in stamp
+
+
 @pytest.mark.parametrize("script, args, columns", [
     ("latent_choice", ["--dims=2", "--dists=uniform"], 6),
     ("vae_baseline", ["--lrs=1e-3"], 6),
     ("energy_baseline", ["--searches=2"], 6),
     ("began_toy", ["--settings=1"], 7),
     ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
-                  "--batch_size=8", "--steps=0,3"], 9),
+                  "--batch_size=8", "--steps=0,3", "--rewards=dense", "--d_l2=0.5",
+                  "--discount=0.5"], 11),
 ])
 def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, args, columns):
   """Each toy-lab benchmark runs end to end on one seed for a few steps and writes a table
@@ -96,7 +114,10 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
   rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
   assert len(rows) >= 2 and all(row.count("|") == columns + 1 for row in rows)
   if script == "text_lab":  # the options reach the runs and the table says so
-    assert "batch 8," in out.read_text() and rows[1].startswith("| autoregressive | 2 | - | 0 |")
+    text = out.read_text()
+    assert "batch 8," in text and "0.5^(s - t)" in text and "--discount=0.5 " in text
+    assert rows[1].startswith("| autoregressive | 2 | dense | 0.5 | - | 0 |")
+    assert rows[2].startswith("| autoregressive | 2 | dense | 0.5 | reinforce | 3 |")
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -104,6 +125,8 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
     ("--estimators=reinforce,gumbel", "unknown estimator 'gumbel'"),
     ("--generators=autoregressive,rnn", "unknown generator 'rnn'"),
     ("--steps=2,-3", r"--steps must be >= 0, got 2,-3"),
+    ("--rewards=sequence,per_token", "unknown rewards 'per_token'"),
+    ("--d_l2=0,-1", "d_l2 must be >= 0, got -1"),
 ])
 def test_text_lab_benchmark_refuses_a_bad_choice_before_training(monkeypatch, bad, message):
   """A bad value anywhere in a list stops the benchmark before its first run (the table is
