@@ -132,10 +132,34 @@ def random_batch(config, mesh) -> jax.Array:
   return jax.device_put(values, parallel.batch_sharding(mesh, batch_axis=1))
 
 
+def processor(cpuinfo: str = "/proc/cpuinfo") -> str:
+  """The CPU as 'model name (family F model M, widest vector ISA)' from `cpuinfo` (Linux),
+  else what the platform module says. XLA:CPU compiles for the host's ISA, so figures of
+  the same code measured on another CPU can differ in their last digits."""
+  try:
+    with open(cpuinfo) as f:
+      first = f.read().split("\n\n")[0]
+  except OSError:
+    return platform.processor() or platform.machine() or "unknown CPU"
+  fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+  fields = {key.strip(): value.strip() for key, value in fields.items()}
+  flags = set(fields.get("flags", "").split())
+  isa = next((name.upper() for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags),
+             "")
+  details = ", ".join(part for part in (
+      f"family {fields['cpu family']} model {fields['model']}"
+      if "cpu family" in fields and "model" in fields else "", isa) if part)
+  name = fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+  return f"{name} ({details})" if details else name
+
+
 def run_stamp() -> str:
-  """Where and when a table was measured: 'date, host, N CPU cores, JAX version, platform'."""
+  """Where and when a table was measured: 'date, host, N CPU cores, the CPU, JAX version,
+  platform' (and the accelerator's kind when it is not the CPU)."""
+  device = jax.devices()[0]
+  kind = "" if device.platform == "cpu" else f" ({device.device_kind})"
   return (f"{datetime.date.today()}, {platform.node()}, {os.cpu_count()} CPU cores, "
-          f"JAX {jax.__version__}, {jax.devices()[0].platform}")
+          f"{processor()}, JAX {jax.__version__}, {device.platform}{kind}")
 
 
 def spread(values, digits: int) -> str:
