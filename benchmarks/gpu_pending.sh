@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN), in the order of their value, each
+# The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN;
+# item 11: the ViT discriminator), in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
 # at $ZIP:
 #
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
-# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All nine
-# items take up to ~39 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that four device
+# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All eleven
+# items take up to ~45 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that five device
 # calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8", then
-# ITEMS="9 10"); one session's 30 device minutes hold the first three.
+# ITEMS="9 10", then ITEMS="11"); one session's 30 device minutes hold the first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -107,4 +108,11 @@ if want 10; then
     throughput 120 --config=configs/dcgan.py --iters=20 --batches=2048 --dtypes=bfloat16 \
       --config.train.microbatches=$m
   done
+fi
+
+# 11. DCGAN's G against the vision-transformer D (configs/vit_d.py) for the same 3 minutes as
+#     the CNN recipes in benchmarks/architectures.md: throughput and the metrics beside theirs.
+if want 11; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/vit_d.py \
+    --source=zip:$ZIP --root=/tmp/arch --out=$OUT/architectures_vit.jsonl 2>&1 | quiet | tail -3
 fi

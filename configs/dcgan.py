@@ -86,6 +86,14 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
   config.model.downconv = "auto"        # how D's stride-2 convs compute: strided | s2d (space-
                                         # to-depth; models/layers.py DownConv) | auto: s2d on
                                         # GPU (measured faster there), strided elsewhere
+  config.model.discriminator = ""       # '' (the family's own D) | vit: a vision transformer
+                                        # D (models/vit.py) for dcgan, resnet, biggan, stylegan2
+  config.model.vit = ml_collections.ConfigDict(dict(
+      patch_size=8,  # pixels per patch side (divides data.image_size): (64 / 8)^2 = 64 tokens
+      width=128,     # token embedding size
+      depth=4,       # transformer blocks
+      heads=4,       # attention heads (divide width)
+      mlp_ratio=4))  # MLP hidden size / width
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
   config.model.dtype = "float32"        # compute dtype in training: float32 | bfloat16 (mixed
@@ -135,6 +143,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
     config.model.g_width = 8
     config.model.d_width = 8
     config.model.latent_dim = 16
+    config.model.vit.update(patch_size=4, width=16, depth=1, heads=2)  # (16 / 4)^2 tokens
     config.train.batch_size = 16
     config.train.num_steps = 4
     config.log.every = 1

@@ -12,7 +12,8 @@ from test_train import read_metrics
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
-RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_resnet", "stylegan2"]
+RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_resnet", "stylegan2",
+           "vit_d"]
 
 
 # The smoke runs of began and progan (with a resume) are tests/test_began.py's and
@@ -42,6 +43,8 @@ def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
     assert rows[-1]["wgan_gp_penalty"] > 0
   if name == "stylegan2":
     assert "r1_penalty" in rows[-1]  # lazy R1 (every 16): applied at iteration 0 of each 16
+  if name == "vit_d":
+    assert "block_0" in state.d_params and "r1_penalty" in rows[-1]
   if name == "sngan":
     kernels = [x for path, x in d_leaves if "kernel" in jax.tree_util.keystr(path)]
     sigmas = [float(jnp.linalg.svd(constraints.as_matrix(k), compute_uv=False)[0]) for k in kernels]
@@ -70,6 +73,8 @@ def test_unknown_preset_is_refused():
     ("model.d_norm", "group", "unknown model.d_norm 'group'; choose from: batch, layer, none"),
     ("data.feed", "tape", "choose from: auto, device, host, stream"),
     ("data.source", "tfsd:x", "unknown data source scheme 'tfsd'"),
+    ("model.discriminator", "transformer", "config.model (for data "),
+    ("model.discriminator", "transformer", "unknown discriminator 'transformer'; choose from: vit"),
 ])
 def test_bad_names_fail_validation_with_the_choices(field, value, message):
   from configs import dcgan  # pylint: disable=g-import-not-at-top

@@ -18,6 +18,11 @@ the train step sets in their batch_stats. BEGAN's discriminator (models/began.py
 logits are minus its reconstruction errors; it pairs with the auto-encoder losses only.
 BigGAN (models/biggan.py) is the ResNet family with self-attention, hierarchical z, a shared
 class embedding and conditional BatchNorm in G.
+
+`config.model.discriminator` swaps the family's discriminator for another architecture
+(DISCRIMINATORS; '' keeps the family's own): 'vit' is a vision transformer
+(models/vit.py, configured by config.model.vit), for the unconditional image families in
+SWAPPABLE_FAMILIES, whose G and D train as independent networks.
 """
 
 from typing import Callable, Optional, Sequence, Tuple
@@ -26,7 +31,7 @@ import flax.linen as nn
 import jax
 
 from gan_jax.models import (began, biggan, conditional, dcgan, layers, mlp, progan, resnet,
-                            stylegan2)
+                            stylegan2, vit)
 from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -84,12 +89,42 @@ MODELS.register("began")(began.build_began)
 MODELS.register("biggan")(biggan.build_biggan)
 
 
+DISCRIMINATORS: Registry[Callable[..., nn.Module]] = Registry("discriminator")
+DISCRIMINATORS.register("vit")(vit.build_discriminator)
+# Families whose discriminator another architecture may replace: image families whose G
+# and D share nothing (not ProGAN's growth level, BEGAN's auto-encoder losses or the MLP's
+# points).
+SWAPPABLE_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2")
+
+
+def _swapped_discriminator(model_config, example_shape: Sequence[int],
+                           label_classes: Sequence[int]) -> Optional[nn.Module]:
+  """The discriminator config.model.discriminator names, or None to keep the family's."""
+  name = model_config.get("discriminator", "")
+  if not name:
+    return None
+  build = DISCRIMINATORS.get(name)
+  if model_config.name not in SWAPPABLE_FAMILIES:
+    raise ValueError(
+        f"model.discriminator={name!r} replaces the discriminator of "
+        f"{', '.join(SWAPPABLE_FAMILIES)}; model.name={model_config.name!r} keeps its own "
+        "(set model.discriminator='')")
+  if label_classes:
+    raise ValueError(f"model.discriminator={name!r} is unconditional; set data.labels='' or "
+                     "model.discriminator=''")
+  return build(model_config, tuple(example_shape))
+
+
 def build_models(model_config, example_shape: Sequence[int],
                  label_classes: Sequence[int] = ()) -> ModelPair:
   """(generator, discriminator) of the family `model_config.name` for data of `example_shape`;
   class-conditional when `label_classes` (classes per label head) is non-empty, which only
-  the families in conditional.CONDITIONAL_FAMILIES support (ValueError for the others)."""
+  the families in conditional.CONDITIONAL_FAMILIES support (ValueError for the others).
+  The discriminator is model.discriminator's architecture when that is set."""
   build = MODELS.get(model_config.name)
+  swapped = _swapped_discriminator(model_config, example_shape, label_classes)
+  if swapped is not None:
+    return build(model_config, tuple(example_shape))[0], swapped
   if not label_classes:
     return build(model_config, tuple(example_shape))
   if model_config.name not in conditional.CONDITIONAL_FAMILIES:
