@@ -52,7 +52,8 @@ and its D is regularised. `Settings.rewards` picks D's judgement:
                   R_t = sum_{s >= t} discount^(s - t) log D_s(x) (`discounted_returns`),
                   with the batch mean of R_t as position t's baseline. The differentiable
                   estimators train G on the mean over positions of -log D_t(G(z)).
-`Settings.d_l2` adds d_l2 * (sum of D's squared weights) to D's loss.
+`Settings.d_l2` adds d_l2 * (sum of D's squared weights) to D's loss (and to its d_loss
+metric).
 """
 
 from typing import Any, Dict, NamedTuple, Sequence
