@@ -266,8 +266,10 @@ def markdown(report: Dict[str, Any]) -> str:
   """The comparison as a markdown table (one row per group), each run's values and any
   protocol mismatch below it."""
   metrics = list(report["groups"][0]["stats"]) if report["groups"] else []
-  at = {"last": "each run's last value", "best": "each run's best evaluation"}.get(
-      report["step"], f"step {report['step']}")
+  at = {"last": "each run's last value",
+        "best": "each run's best evaluation (optimistic: the checkpoint is chosen on the "
+                "numbers it reports, so the best of several noisy evaluations is biased "
+                "low for FD, high for a hit rate)"}.get(report["step"], f"step {report['step']}")
   lines = [f"Over seeds, at {at}; mean +- sample std (median, min-max).", "",
            "| experiment | runs | seeds | " + " | ".join(metrics) + " |",
            "|---|---|---|" + "---|" * len(metrics)]

@@ -122,7 +122,10 @@ def test_the_step_each_run_contributes(five_runs):
     compare_runs.run_value(run, "toy/modes_covered")
   report = compare_runs.compare_runs(five_runs, ["eval/fd_anime"], step="best")
   assert report["groups"][0]["stats"]["eval/fd_anime"]["mean"] == 11.0  # 9, 11, 13
-  assert compare_runs.markdown(report).startswith("Over seeds, at each run's best evaluation;")
+  assert compare_runs.markdown(report).startswith("Over seeds, at each run's best evaluation "
+                                                  "(optimistic: the checkpoint is chosen on")
+  assert compare_runs.markdown(compare_runs.compare_runs(five_runs, ["eval/fd_anime"])).startswith(
+      "Over seeds, at each run's last value;")
 
 
 def test_ignored_fields_do_not_make_an_experiment(five_runs):
