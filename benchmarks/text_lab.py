@@ -36,6 +36,8 @@ def main():
                       help="comma-separated: " + ", ".join(text_lab.GENERATORS))
   parser.add_argument("--pretrain_steps", default="0",
                       help="comma-separated maximum-likelihood iterations before the GAN")
+  parser.add_argument("--d_pretrain_steps", default="0",
+                      help="comma-separated D iterations against the pretrained G before the GAN")
   parser.add_argument("--rewards", default="sequence",
                       help="comma-separated: " + ", ".join(text_lab.REWARDS))
   parser.add_argument("--discount", type=float, default=text_lab.Settings().discount,
@@ -50,11 +52,13 @@ def main():
   words = text_lab.make_language(settings)
   generators, estimators = args.generators.split(","), args.estimators.split(",")
   pretrain_steps = [int(p) for p in args.pretrain_steps.split(",")]
+  d_pretrain_steps = [int(p) for p in args.d_pretrain_steps.split(",")]
   rewards, d_l2s = args.rewards.split(","), [float(w) for w in args.d_l2.split(",")]
   step_counts = [int(s) for s in args.steps.split(",")]
   # Every choice is checked before the first run: the table is written only at the end.
-  variants = [dict(generator=g, pretrain_steps=p, rewards=r, d_l2=w)
-              for g in generators for p in pretrain_steps for r in rewards for w in d_l2s]
+  variants = [dict(generator=g, pretrain_steps=p, d_pretrain_steps=dp, rewards=r, d_l2=w)
+              for g in generators for p in pretrain_steps for dp in d_pretrain_steps
+              for r in rewards for w in d_l2s]
   for variant in variants:
     text_lab.check_settings(settings._replace(**variant))
   for estimator in estimators:
@@ -65,7 +69,8 @@ def main():
       "# Toy lab: GANs on discrete tokens", "",
       f"Command: `python benchmarks/text_lab.py --seeds={args.seeds} --steps={args.steps} "
       f"--estimators={args.estimators} --generators={args.generators} "
-      f"--pretrain_steps={args.pretrain_steps} --rewards={args.rewards} "
+      f"--pretrain_steps={args.pretrain_steps} --d_pretrain_steps={args.d_pretrain_steps} "
+      f"--rewards={args.rewards} "
       f"--discount={args.discount:g} --d_l2={args.d_l2} --batch_size={args.batch_size}` "
       f"({common.run_stamp()}).", "",
       f"The language: {settings.num_words} words of {settings.length} tokens over "
@@ -75,6 +80,8 @@ def main():
       "every position's logits at once; autoregressive, to position t's logits from z, the "
       "tokens before t and t. Pretraining: that many maximum-likelihood iterations of G "
       "alone on real words (same Adam), then a fresh optimizer state and an untrained D. "
+      "D pretraining: then that many iterations of D alone on real words against that G's "
+      "training-time output; the GAN continues from that D and its optimizer state. "
       "Rewards: sequence, D scores the whole sequence and every token of a REINFORCE sample "
       "gets log D(x); dense (ScratchGAN's), D scores every prefix and token t gets "
       f"sum_(s >= t) {settings.discount:g}^(s - t) log D_s(x), with a baseline per position. "
@@ -85,9 +92,9 @@ def main():
       "x ~ p(x | z) that are words; words: those generated >= 20 times; max |grad G|: the "
       "largest G gradient norm over training; D accuracy: last 100 iterations. Mean +/- std "
       f"(min) over seeds 0..{args.seeds - 1}.", "",
-      "| generator | pretraining | rewards | D L2 | estimator | iterations | valid | "
-      "words covered (of 16) | max abs(grad G) | D accuracy | seconds |",
-      "|---|---|---|---|---|---|---|---|---|---|---|",
+      "| generator | pretraining | D pretraining | rewards | D L2 | estimator | iterations | "
+      "valid | words covered (of 16) | max abs(grad G) | D accuracy | seconds |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
   for variant in variants:
@@ -106,7 +113,7 @@ def main():
           gan_cells = (f"{float(np.max(metrics['g_grad_norm'])):.3g} | "
                        f"{common.spread(accuracy, 2)}")
         lines.append(f"| {variant['generator']} | {variant['pretrain_steps']} | "
-                     f"{variant['rewards']} | {variant['d_l2']:g} | "
+                     f"{variant['d_pretrain_steps']} | {variant['rewards']} | {variant['d_l2']:g} | "
                      f"{estimator if steps else '-'} | {steps} | "
                      f"{common.spread(valid, 3)} | {common.spread(covered, 1)} | {gan_cells} | "
                      f"{time.perf_counter() - start:.0f} |")

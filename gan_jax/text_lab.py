@@ -38,8 +38,9 @@ model of p(x | z):
 `Settings.pretrain_steps` > 0 first trains G alone by maximum likelihood on real words
 (z drawn from its prior: an autoregressive G can model the language without z; a
 factorised one can only learn each position's marginal), then starts the GAN from that
-G with a fresh optimizer state and an untrained D (SeqGAN's recipe, without its D
-pretraining).
+G with a fresh optimizer state and an untrained D. `Settings.d_pretrain_steps` > 0 then
+trains D alone, on real words against that G's training-time output (SeqGAN's recipe
+pretrains both), and the GAN starts from that D and its optimizer state.
 
 Training from scratch (the lectures: ScratchGAN did, with many tricks). Besides a large
 batch (`Settings.batch_size`), ScratchGAN's D scores every prefix of a sequence and G's
@@ -74,6 +75,7 @@ _SAMPLE_STREAM = 0x74657874  # 'text': evaluation's fixed z and Gumbel noise
 # 'mle': pretraining's stream, folded into the run's key like the GAN's step numbers, so
 # GAN runs stay below it
 _PRETRAIN_STREAM = 0x6d6c65
+_D_PRETRAIN_STREAM = 0x64707265  # 'dpre': D's pretraining, above every GAN step too
 
 
 class Settings(NamedTuple):
@@ -91,6 +93,7 @@ class Settings(NamedTuple):
   temperature: float = 0.5  # gumbel_softmax and straight_through
   generator: str = "factorised"  # G's model of p(x | z): one of GENERATORS
   pretrain_steps: int = 0   # G's maximum-likelihood iterations on real words before the GAN
+  d_pretrain_steps: int = 0  # then D's iterations on real words against that G's samples
   rewards: str = "sequence"  # D's judgement: one score per word or per prefix (REWARDS)
   discount: float = 0.23    # dense rewards: the return's discount (ScratchGAN's value)
   d_l2: float = 0.0         # weight of the L2 penalty on D's weights (kernels and biases)
@@ -242,6 +245,8 @@ def check_settings(settings: Settings) -> None:
   check_choice("rewards", settings.rewards, REWARDS)
   if settings.pretrain_steps < 0:
     raise ValueError(f"pretrain_steps must be >= 0, got {settings.pretrain_steps}")
+  if settings.d_pretrain_steps < 0:
+    raise ValueError(f"d_pretrain_steps must be >= 0, got {settings.d_pretrain_steps}")
   if not 0.0 <= settings.discount <= 1.0:
     raise ValueError(f"discount must be in [0, 1], got {settings.discount}")
   if settings.d_l2 < 0:
@@ -295,7 +300,8 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
                 settings: Settings = Settings()):
   """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy (of the
   whole-word judgement: with dense rewards, the last prefix's)}, with {pretrain_nll}
-  (seeds, settings.pretrain_steps) when G is pretrained) of the token GAN
+  (seeds, settings.pretrain_steps) when G is pretrained and {d_pretrain_loss,
+  d_pretrain_accuracy} (seeds, settings.d_pretrain_steps) when D is) of the token GAN
   with `estimator`, trained from each seed (vmapped; leading seed axis). `num_steps` GAN
   iterations follow settings.pretrain_steps maximum-likelihood ones (0 GAN iterations: the
   pretrained G and an untrained D)."""
@@ -327,14 +333,13 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
         return (optax.apply_updates(params, updates), opt_state), nll
       (g_params, _), metrics["pretrain_nll"] = jax.lax.scan(
           pretrain, (g_params, tx.init(g_params)), jnp.arange(settings.pretrain_steps))
-    state = TextState(g_params, tx.init(g_params), d_params, tx.init(d_params))
+    d_fn = lambda params, x: discriminator.apply({"params": params}, x)
 
-    def body(state, step):
-      key = jax.random.fold_in(k_run, step)
-      k_real, k_z, k_noise, k_gz, k_gnoise = (jax.random.fold_in(key, i) for i in range(5))
-      d_fn = lambda params, x: discriminator.apply({"params": params}, x)
-      # D: one update on reals and G's training-time output.
-      fake, _ = generate(generator, state.g_params,
+    def d_update(d_params, d_opt_state, g_params, key):
+      """One D update on reals and G's training-time output: (params, opt state, loss,
+      accuracy of the whole-word judgement)."""
+      k_real, k_z, k_noise = (jax.random.fold_in(key, i) for i in range(3))
+      fake, _ = generate(generator, g_params,
                          jax.random.normal(k_z, (n, settings.latent_dim)), k_noise, estimator,
                          settings.temperature)
       fake = jax.lax.stop_gradient(fake)
@@ -349,9 +354,29 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
           real_logits, fake_logits = real_logits[:, -1], fake_logits[:, -1]
         accuracy = 0.5 * (jnp.mean(real_logits > 0) + jnp.mean(fake_logits < 0))
         return loss, accuracy
-      (d_value, accuracy), grads = jax.value_and_grad(d_loss, has_aux=True)(state.d_params)
-      updates, d_opt_state = tx.update(grads, state.d_opt_state, state.d_params)
-      d_params = optax.apply_updates(state.d_params, updates)
+      (d_value, accuracy), grads = jax.value_and_grad(d_loss, has_aux=True)(d_params)
+      updates, d_opt_state = tx.update(grads, d_opt_state, d_params)
+      return optax.apply_updates(d_params, updates), d_opt_state, d_value, accuracy
+
+    d_opt_state = tx.init(d_params)
+    if settings.d_pretrain_steps:
+      k_d_pretrain = jax.random.fold_in(k_run, _D_PRETRAIN_STREAM)
+
+      def d_pretrain(carry, step):
+        params, opt_state = carry
+        params, opt_state, loss, accuracy = d_update(
+            params, opt_state, g_params, jax.random.fold_in(k_d_pretrain, step))
+        return (params, opt_state), (loss, accuracy)
+      (d_params, d_opt_state), (metrics["d_pretrain_loss"], metrics["d_pretrain_accuracy"]) = (
+          jax.lax.scan(d_pretrain, (d_params, d_opt_state),
+                       jnp.arange(settings.d_pretrain_steps)))
+    state = TextState(g_params, tx.init(g_params), d_params, d_opt_state)
+
+    def body(state, step):
+      key = jax.random.fold_in(k_run, step)
+      k_d, k_gz, k_gnoise = key, jax.random.fold_in(key, 3), jax.random.fold_in(key, 4)
+      d_params, d_opt_state, d_value, accuracy = d_update(
+          state.d_params, state.d_opt_state, state.g_params, k_d)
 
       # G: one update against the new D, on fresh z.
       z = jax.random.normal(k_gz, (n, settings.latent_dim))
@@ -374,7 +399,8 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
     state, gan_metrics = jax.lax.scan(body, state, jnp.arange(num_steps))
     return state, {**gan_metrics, **metrics}
 
-  return lab.jit_long_run(jax.vmap(run), num_steps + settings.pretrain_steps)(
+  return lab.jit_long_run(
+      jax.vmap(run), num_steps + settings.pretrain_steps + settings.d_pretrain_steps)(
       jnp.asarray(seeds, jnp.uint32))
 
 
