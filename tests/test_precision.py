@@ -21,6 +21,9 @@ _FAMILIES = {
     "biggan": {"data.image_size": 8, "model.latent_dim": 16, "model.attention": 8},
     "stylegan2": {"model.mapping_layers": 2, "data.image_size": 8, "model.noise": "random",
                   "model.style_mixing": 0.9},
+    # DCGAN's G against the transformer D (models/vit.py): its attention and MLP are matrix
+    # products (dot_general), checked too (SN's float32 power iteration is dcgan's case).
+    "vit": {"model.name": "dcgan", "model.discriminator": "vit", "data.image_size": 8},
 }
 
 
@@ -60,14 +63,17 @@ def test_an_unknown_dtype_fails_validation():
 
 @pytest.mark.parametrize("family", sorted(_FAMILIES))
 def test_bfloat16_step_computes_in_bfloat16_and_keeps_float32_state(family):
-  """Convolutions run in bf16; params, optimizer state, EMA and statistics stay fp32, and
-  the losses are close to the fp32 step's."""
+  """Convolutions (and the transformer D's matrix products) run in bf16; params, optimizer
+  state, EMA and statistics stay fp32, and the losses are close to the fp32 step's."""
   results = {}
   for dtype in ("float32", "bfloat16"):
     step, state, images = _build(family, dtype, **_FAMILIES[family])
     jaxpr = str(jax.make_jaxpr(step)(state, images))
     convs = [line for line in jaxpr.splitlines() if "conv_general_dilated" in line]
     assert convs and all(("bf16[" in line) == (dtype == "bfloat16") for line in convs)
+    if family == "vit":
+      products = [line for line in jaxpr.splitlines() if "dot_general" in line]
+      assert products and all(("bf16[" in line) == (dtype == "bfloat16") for line in products)
     new_state, metrics = jax.jit(step)(state, images)
     for leaf in jax.tree.leaves(new_state):
       if jnp.issubdtype(leaf.dtype, jnp.floating):
