@@ -303,8 +303,9 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
   (seeds, settings.pretrain_steps) when G is pretrained and {d_pretrain_loss,
   d_pretrain_accuracy} (seeds, settings.d_pretrain_steps) when D is) of the token GAN
   with `estimator`, trained from each seed (vmapped; leading seed axis). `num_steps` GAN
-  iterations follow settings.pretrain_steps maximum-likelihood ones (0 GAN iterations: the
-  pretrained G and an untrained D)."""
+  iterations follow settings.pretrain_steps maximum-likelihood ones and
+  settings.d_pretrain_steps D ones (0 GAN iterations: the networks as pretraining left
+  them)."""
   check_choice("estimator", estimator, ESTIMATORS)
   if not 0 <= num_steps < _PRETRAIN_STREAM:
     raise ValueError(f"num_steps must be in [0, {_PRETRAIN_STREAM}), got {num_steps}")
