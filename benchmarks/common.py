@@ -134,8 +134,8 @@ def random_batch(config, mesh) -> jax.Array:
 
 def processor(cpuinfo: str = "/proc/cpuinfo") -> str:
   """The CPU as 'model name (family F model M, widest vector ISA)' from `cpuinfo` (Linux),
-  else what the platform module says. XLA:CPU compiles for the host's ISA, so figures of
-  the same code measured on another CPU can differ in their last digits."""
+  else what the platform module says. XLA:CPU compiles for the host's ISA, so the same
+  code can round differently, and a GAN's training can end elsewhere, on another CPU."""
   try:
     with open(cpuinfo) as f:
       first = f.read().split("\n\n")[0]

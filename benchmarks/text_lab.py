@@ -4,14 +4,19 @@
   python benchmarks/text_lab.py --generators=factorised,autoregressive --pretrain_steps=0,500 \
       --steps=0,2000,6000 --estimators=reinforce,straight_through \
       --out=benchmarks/text_lab_pretraining.md
+  python benchmarks/text_lab.py --generators=autoregressive --pretrain_steps=500 \
+      --d_pretrain_steps=0,200 --steps=2000 --estimators=reinforce,straight_through \
+      --out=benchmarks/text_lab_d_pretraining.md
   python benchmarks/text_lab.py --generators=autoregressive --rewards=sequence,dense \
-      --d_l2=0,1e-4 --steps=2000 --estimators=reinforce --out=benchmarks/text_lab_scratch.md
+      --d_l2=0,1e-4,1e-3 --steps=2000 --estimators=reinforce,straight_through \
+      --out=benchmarks/text_lab_scratch.md
 
-Trains gan_jax/text_lab.py's token GAN with every generator, pretraining length, kind of
-rewards, D penalty and estimator on every seed (vmapped) and writes a markdown table: the fraction of G's
-samples that are words of the language, the words it covers (>= 1% of 2,000 samples),
-the largest G gradient norm seen and D's accuracy over the last 100 iterations. A row
-of 0 GAN iterations is G as pretraining left it (or untrained), whatever the estimator.
+Trains gan_jax/text_lab.py's token GAN with every generator, G and D pretraining length,
+kind of rewards, D penalty and estimator on every seed (vmapped) and writes a markdown
+table: the fraction of G's samples that are words of the language, the words it covers
+(>= 1% of 2,000 samples), the largest G gradient norm seen and D's accuracy over the last
+100 iterations. A row of 0 GAN iterations is G as pretraining left it (or untrained),
+whatever the estimator.
 """
 
 import argparse
