@@ -140,6 +140,16 @@ class TokenGenerator(nn.Module):
     return nn.Dense(self.length * self.vocab)(x).reshape(z.shape[0], self.length, self.vocab)
 
 
+def _masked_rows(tokens: jax.Array, mask: jax.Array, positions: jax.Array) -> jax.Array:
+  """(batch, rows, length * vocab + length): row r holds `tokens` (batch, length, vocab) with
+  the positions s where mask[r, s] is 0 zeroed, flattened, then positions[r] (a one-hot of
+  the position row r scores): the input of the causal networks below."""
+  batch, rows = tokens.shape[0], mask.shape[0]
+  masked = (mask[None, :, :, None] * tokens[:, None]).reshape(batch, rows, -1)
+  return jnp.concatenate(
+      [masked, jnp.broadcast_to(positions, (batch, rows, positions.shape[-1]))], axis=-1)
+
+
 class AutoregressiveTokenGenerator(nn.Module):
   """(z (batch, latent_dim), tokens (batch, length, vocab)) -> logits (batch, length, vocab):
   position t's logits from z, tokens[:, :t] and t only (tokens at t and after are ignored).
@@ -158,9 +168,8 @@ class AutoregressiveTokenGenerator(nn.Module):
       before = jax.lax.dynamic_slice_in_dim(before, position, 1)
       where = jax.lax.dynamic_slice_in_dim(where, position, 1)
     rows = before.shape[0]
-    prefix = (before[None, :, :, None] * tokens[:, None]).reshape(batch, rows, -1)
-    x = jnp.concatenate([jnp.broadcast_to(z[:, None], (batch, rows, z.shape[-1])), prefix,
-                         jnp.broadcast_to(where, (batch, rows, length))], axis=-1)
+    x = jnp.concatenate([jnp.broadcast_to(z[:, None], (batch, rows, z.shape[-1])),
+                         _masked_rows(tokens, before, where)], axis=-1)
     for _ in range(self.depth):
       x = nn.relu(nn.Dense(self.width)(x))
     logits = nn.Dense(self.vocab)(x)
@@ -188,11 +197,9 @@ class PrefixDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    batch, length = x.shape[:2]
+    length = x.shape[1]
     upto = jnp.tril(jnp.ones((length, length), x.dtype))  # [t, s] = s <= t
-    prefix = (upto[None, :, :, None] * x[:, None]).reshape(batch, length, -1)
-    h = jnp.concatenate(
-        [prefix, jnp.broadcast_to(jnp.eye(length, dtype=x.dtype), (batch, length, length))], -1)
+    h = _masked_rows(x, upto, jnp.eye(length, dtype=x.dtype))
     for _ in range(self.depth):
       h = nn.leaky_relu(nn.Dense(self.width)(h), 0.2)
     return nn.Dense(1)(h)[..., 0]
