@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs import dcgan
+from conftest import set_fields
 from gan_jax import models
 from gan_jax.models import vit
 
@@ -82,13 +83,7 @@ def _config(**fields):
   (nested with dots: 'vit.heads')."""
   config = dcgan.get_config("smoke")
   config.model.discriminator = "vit"
-  for field, value in fields.items():
-    *sections, key = field.split(".")
-    node = config.model
-    for section in sections:
-      node = node[section]
-    node[key] = value
-  return config
+  return set_fields(config, {f"model.{field}": value for field, value in fields.items()})
 
 
 @pytest.mark.parametrize("recipe", ["dcgan", "sngan_resnet", "biggan", "stylegan2"])
