@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN;
-# item 11: the ViT discriminator), in the order of their value, each
+# items 11-12: the ViT discriminator, without and with ViTGAN's fixes), in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
 # at $ZIP:
 #
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
-# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All eleven
-# items take up to ~45 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that five device
+# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All twelve
+# items take up to ~50 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that six device
 # calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8", then
-# ITEMS="9 10", then ITEMS="11"); one session's 30 device minutes hold the first three.
+# ITEMS="9 10", then ITEMS="11", then ITEMS="12"); one session's 30 device minutes hold the
+# first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -115,4 +116,14 @@ fi
 if want 11; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/vit_d.py \
     --source=zip:$ZIP --root=/tmp/arch --out=$OUT/architectures_vit.jsonl 2>&1 | quiet | tail -3
+fi
+
+# 12. Item 11's run with ViTGAN's fixes for a transformer D: L2 attention with tied query/key
+#     weights, spectral normalisation with each map's initial scale (improved SN) and
+#     overlapping 16-pixel patch windows (models/vit.py).
+if want 12; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/vit_d.py \
+    --source=zip:$ZIP --root=/tmp/arch_vitgan --out=$OUT/architectures_vitgan.jsonl \
+    --overrides=model.vit.attention=l2,model.d_spectral_norm=True,model.vit.improved_sn=True,model.vit.patch_overlap=4 \
+    2>&1 | quiet | tail -3
 fi

@@ -93,7 +93,11 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
       width=128,     # token embedding size
       depth=4,       # transformer blocks
       heads=4,       # attention heads (divide width)
-      mlp_ratio=4))  # MLP hidden size / width
+      mlp_ratio=4,   # MLP hidden size / width
+      # ViTGAN's fixes (models/vit.py), off here:
+      attention="dot",    # dot | l2: distance scores, tied queries/keys (Lipschitz)
+      improved_sn=False,  # with model.d_spectral_norm: each map keeps its initial sigma
+      patch_overlap=0))   # pixels each token's window reaches into its neighbours
   config.model.latent_dim = 100         # size of z
   config.model.latent_dist = "gaussian"  # p(z): gaussian | uniform
   config.model.dtype = "float32"        # compute dtype in training: float32 | bfloat16 (mixed

@@ -9,7 +9,10 @@ DCGAN's. Transformer discriminators are known to be harder to keep stable than
 CNNs (ViTGAN), so this recipe adds R1 (weight 10; no BatchNorm in D, so the
 penalty is per sample) and Adam with beta1 = 0. The same swap works from any
 image config: --config.model.discriminator=vit (dcgan, resnet, biggan,
-stylegan2; sizes under --config.model.vit.*).
+stylegan2; sizes under --config.model.vit.*). ViTGAN's Lipschitz fixes, off
+here (its GPU comparison is pending), are flags:
+  --config.model.vit.attention=l2 --config.model.d_spectral_norm=True
+  --config.model.vit.improved_sn=True --config.model.vit.patch_overlap=4
 """
 
 from configs import dcgan

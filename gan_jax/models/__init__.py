@@ -21,8 +21,9 @@ class embedding and conditional BatchNorm in G.
 
 `config.model.discriminator` swaps the family's discriminator for another architecture
 (DISCRIMINATORS; '' keeps the family's own): 'vit' is a vision transformer
-(models/vit.py, configured by config.model.vit), for the unconditional image families in
-SWAPPABLE_FAMILIES, whose G and D train as independent networks.
+(models/vit.py, configured by config.model.vit), for the image families in
+SWAPPABLE_FAMILIES, whose G and D train as independent networks; with labels it is
+conditional as the family's own D would be (config.model.d_cond).
 """
 
 from typing import Callable, Optional, Sequence, Tuple
@@ -99,7 +100,8 @@ SWAPPABLE_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2")
 
 def _swapped_discriminator(model_config, example_shape: Sequence[int],
                            label_classes: Sequence[int]) -> Optional[nn.Module]:
-  """The discriminator config.model.discriminator names, or None to keep the family's."""
+  """The discriminator config.model.discriminator names (conditional with `label_classes`),
+  or None to keep the family's."""
   name = model_config.get("discriminator", "")
   if not name:
     return None
@@ -109,10 +111,7 @@ def _swapped_discriminator(model_config, example_shape: Sequence[int],
         f"model.discriminator={name!r} replaces the discriminator of "
         f"{', '.join(SWAPPABLE_FAMILIES)}; model.name={model_config.name!r} keeps its own "
         "(set model.discriminator='')")
-  if label_classes:
-    raise ValueError(f"model.discriminator={name!r} is unconditional; set data.labels='' or "
-                     "model.discriminator=''")
-  return build(model_config, tuple(example_shape))
+  return build(model_config, tuple(example_shape), tuple(label_classes))
 
 
 def build_models(model_config, example_shape: Sequence[int],
@@ -123,13 +122,13 @@ def build_models(model_config, example_shape: Sequence[int],
   The discriminator is model.discriminator's architecture when that is set."""
   build = MODELS.get(model_config.name)
   swapped = _swapped_discriminator(model_config, example_shape, label_classes)
-  if swapped is not None:
-    return build(model_config, tuple(example_shape))[0], swapped
   if not label_classes:
-    return build(model_config, tuple(example_shape))
-  if model_config.name not in conditional.CONDITIONAL_FAMILIES:
+    pair = build(model_config, tuple(example_shape))
+  elif model_config.name not in conditional.CONDITIONAL_FAMILIES:
     raise ValueError(
         f"model.name={model_config.name!r} does not support class labels (data.labels is set); "
         f"choose a conditional family: {', '.join(conditional.CONDITIONAL_FAMILIES)}, or set "
         "data.labels=''")
-  return build(model_config, tuple(example_shape), tuple(label_classes))
+  else:
+    pair = build(model_config, tuple(example_shape), tuple(label_classes))
+  return pair if swapped is None else (pair[0], swapped)
