@@ -10,9 +10,13 @@
   python benchmarks/text_lab.py --generators=autoregressive --rewards=sequence,dense \
       --d_l2=0,1e-4,1e-3 --steps=2000 --estimators=reinforce,straight_through \
       --out=benchmarks/text_lab_scratch.md
+  python benchmarks/text_lab.py --generators=autoregressive --rewards=dense --d_l2=1e-3 \
+      --baselines=batch,moving_average --baseline_decays=0.9,0.99 --steps=2000 \
+      --estimators=reinforce --out=benchmarks/text_lab_baseline.md
 
 Trains gan_jax/text_lab.py's token GAN with every generator, G and D pretraining length,
-kind of rewards, D penalty and estimator on every seed (vmapped) and writes a markdown
+kind of rewards, D penalty, REINFORCE baseline and estimator on every seed (vmapped) and
+writes a markdown
 table: the fraction of G's samples that are words of the language, the words it covers
 (>= 1% of 2,000 samples), the largest G gradient norm seen and D's accuracy over the last
 100 iterations. A row of 0 GAN iterations is G as pretraining left it (or untrained),
@@ -32,6 +36,15 @@ from gan_jax import text_lab  # pylint: disable=g-import-not-at-top,wrong-import
 from gan_jax.registry import check_choice  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+def baseline_cell(variant, estimator: str) -> str:
+  """The table's baseline column: '-' where no REINFORCE runs."""
+  if estimator != "reinforce":
+    return "-"
+  if variant["baseline"] == "moving_average":
+    return f"moving average {variant['baseline_decay']:g}"
+  return variant["baseline"]
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--seeds", type=int, default=5)
@@ -48,6 +61,10 @@ def main():
   parser.add_argument("--discount", type=float, default=text_lab.Settings().discount,
                       help="dense rewards: the return's discount")
   parser.add_argument("--d_l2", default="0", help="comma-separated L2 penalty weights on D")
+  parser.add_argument("--baselines", default="batch",
+                      help="comma-separated REINFORCE baselines: " + ", ".join(text_lab.BASELINES))
+  parser.add_argument("--baseline_decays", default=str(text_lab.Settings().baseline_decay),
+                      help="comma-separated decays of the moving-average baseline")
   parser.add_argument("--batch_size", type=int, default=text_lab.Settings().batch_size,
                       help="real and generated sequences per D and G update")
   parser.add_argument("--out", default="")
@@ -60,12 +77,17 @@ def main():
   d_pretrain_steps = [int(p) for p in args.d_pretrain_steps.split(",")]
   rewards, d_l2s = args.rewards.split(","), [float(w) for w in args.d_l2.split(",")]
   step_counts = [int(s) for s in args.steps.split(",")]
+  decays = [float(d) for d in args.baseline_decays.split(",")]
+  baselines = [dict(baseline=b, baseline_decay=d) for b in args.baselines.split(",")
+               for d in (decays if b == "moving_average" else decays[:1])]
   # Every choice is checked before the first run: the table is written only at the end.
-  variants = [dict(generator=g, pretrain_steps=p, d_pretrain_steps=dp, rewards=r, d_l2=w)
+  variants = [dict(generator=g, pretrain_steps=p, d_pretrain_steps=dp, rewards=r, d_l2=w, **b)
               for g in generators for p in pretrain_steps for dp in d_pretrain_steps
-              for r in rewards for w in d_l2s]
+              for r in rewards for w in d_l2s for b in baselines]
   for variant in variants:
     text_lab.check_settings(settings._replace(**variant))
+  for decay in decays:  # the batch baseline uses none, but a bad one is still a mistake
+    text_lab.check_settings(settings._replace(baseline_decay=decay))
   for estimator in estimators:
     check_choice("estimator", estimator, text_lab.ESTIMATORS)
   if min(step_counts) < 0:
@@ -76,7 +98,8 @@ def main():
       f"--estimators={args.estimators} --generators={args.generators} "
       f"--pretrain_steps={args.pretrain_steps} --d_pretrain_steps={args.d_pretrain_steps} "
       f"--rewards={args.rewards} "
-      f"--discount={args.discount:g} --d_l2={args.d_l2} --batch_size={args.batch_size}` "
+      f"--discount={args.discount:g} --d_l2={args.d_l2} --baselines={args.baselines} "
+      f"--baseline_decays={args.baseline_decays} --batch_size={args.batch_size}` "
       f"({common.run_stamp()}).", "",
       f"The language: {settings.num_words} words of {settings.length} tokens over "
       f"{settings.vocab} (chance of a random sequence being a word: "
@@ -91,15 +114,18 @@ def main():
       "gets log D(x); dense (ScratchGAN's), D scores every prefix and token t gets "
       f"sum_(s >= t) {settings.discount:g}^(s - t) log D_s(x), with a baseline per position. "
       "D L2: that weight times the sum of D's squared weights, added to D's loss. "
+      "Baseline (REINFORCE only): the batch mean of the rewards, or a moving average over "
+      "training with that decay (ScratchGAN's; iteration t uses the average of the "
+      "iterations before it). "
       f"D: MLP {settings.depth}x{settings.width}; Adam {settings.lr:g} betas "
       f"{settings.betas}, batch {settings.batch_size}, one D and one G update per iteration, "
       f"Gumbel temperature {settings.temperature}. Valid: the fraction of 2,000 samples "
       "x ~ p(x | z) that are words; words: those generated >= 20 times; max |grad G|: the "
       "largest G gradient norm over training; D accuracy: last 100 iterations. Mean +/- std "
       f"(min) over seeds 0..{args.seeds - 1}.", "",
-      "| generator | pretraining | D pretraining | rewards | D L2 | estimator | iterations | "
-      "valid | words covered (of 16) | max abs(grad G) | D accuracy | seconds |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|",
+      "| generator | pretraining | D pretraining | rewards | D L2 | baseline | estimator | "
+      "iterations | valid | words covered (of 16) | max abs(grad G) | D accuracy | seconds |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
   for variant in variants:
@@ -119,6 +145,7 @@ def main():
                        f"{common.spread(accuracy, 2)}")
         lines.append(f"| {variant['generator']} | {variant['pretrain_steps']} | "
                      f"{variant['d_pretrain_steps']} | {variant['rewards']} | {variant['d_l2']:g} | "
+                     f"{baseline_cell(variant, estimator if steps else '')} | "
                      f"{estimator if steps else '-'} | {steps} | "
                      f"{common.spread(valid, 3)} | {common.spread(covered, 1)} | {gan_cells} | "
                      f"{time.perf_counter() - start:.0f} |")

@@ -54,7 +54,13 @@ and its D is regularised. `Settings.rewards` picks D's judgement:
                   with the batch mean of R_t as position t's baseline. The differentiable
                   estimators train G on the mean over positions of -log D_t(G(z)).
 `Settings.d_l2` adds d_l2 * (sum of D's squared weights) to D's loss (and to its d_loss
-metric).
+metric). `Settings.baseline` picks REINFORCE's baseline b (per position with dense rewards):
+  batch           the batch mean of the rewards (default).
+  moving_average  ScratchGAN's global moving average over training: iteration 0 uses its
+                  batch mean m_0 and sets b = m_0; iteration t > 0 uses the b of the
+                  iterations before it (independent of its own samples, so the estimate
+                  is unbiased), then b <- decay * b + (1 - decay) * m_t
+                  (`Settings.baseline_decay`). TextState.reward_baseline carries b.
 """
 
 from typing import Any, Dict, NamedTuple, Sequence
@@ -71,6 +77,7 @@ from gan_jax.registry import check_choice
 ESTIMATORS = ("argmax", "softmax", "gumbel_softmax", "straight_through", "reinforce")
 GENERATORS = ("factorised", "autoregressive")
 REWARDS = ("sequence", "dense")
+BASELINES = ("batch", "moving_average")
 _SAMPLE_STREAM = 0x74657874  # 'text': evaluation's fixed z and Gumbel noise
 # 'mle': pretraining's stream, folded into the run's key like the GAN's step numbers, so
 # GAN runs stay below it
@@ -97,14 +104,18 @@ class Settings(NamedTuple):
   rewards: str = "sequence"  # D's judgement: one score per word or per prefix (REWARDS)
   discount: float = 0.23    # dense rewards: the return's discount (ScratchGAN's value)
   d_l2: float = 0.0         # weight of the L2 penalty on D's weights (kernels and biases)
+  baseline: str = "batch"   # REINFORCE's baseline: one of BASELINES (module docstring)
+  baseline_decay: float = 0.9  # moving_average: the weight of the past in each update
 
 
 class TextState(NamedTuple):
-  """Both networks' parameters and optimizer states."""
+  """Both networks' parameters and optimizer states (and REINFORCE's moving-average
+  baseline when Settings.baseline is moving_average; else None)."""
   g_params: Any
   g_opt_state: Any
   d_params: Any
   d_opt_state: Any
+  reward_baseline: Any = None
 
 
 def make_language(settings: Settings = Settings()) -> np.ndarray:
@@ -232,24 +243,32 @@ def tokens_for_d(logits: jax.Array, key: jax.Array, estimator: str,
   return hard  # reinforce: argmax(logits + g) is a sample of p(x | z)
 
 
-def reinforce_surrogate(logits: jax.Array, x: jax.Array, reward: jax.Array) -> jax.Array:
-  """-mean_i (r_i - mean r) log p(x_i): its gradient w.r.t. the logits (batch, length, vocab)
-  is the REINFORCE estimate, with the batch mean as baseline, of -grad E_{x~p}[reward] for
-  the sampled one-hots x and their rewards (batch,) (no gradient flows into either).
-  Rewards (batch, length) credit each token separately: -mean_i sum_t (r_it - mean_i r_it)
-  log p(x_it | x_i<t, z), each position with its own baseline."""
+def reinforce_surrogate(logits: jax.Array, x: jax.Array, reward: jax.Array,
+                        baseline: Any = None) -> jax.Array:
+  """-mean_i (r_i - b) log p(x_i): its gradient w.r.t. the logits (batch, length, vocab)
+  is the REINFORCE estimate of -grad E_{x~p}[reward] for the sampled one-hots x and their
+  rewards (batch,) (no gradient flows into x, the rewards or b), with baseline b: the
+  batch mean of the rewards unless `baseline` is given. Rewards (batch, length) credit
+  each token separately: -mean_i sum_t (r_it - b_t) log p(x_it | x_i<t, z), each
+  position with its own baseline (given: shape (length,))."""
   reward = jax.lax.stop_gradient(reward)
+  if baseline is None:
+    baseline = jnp.mean(reward, axis=0)
+  baseline = jax.lax.stop_gradient(baseline)
   if reward.ndim == 2:
     log_p = jnp.sum(jax.nn.log_softmax(logits) * jax.lax.stop_gradient(x), axis=2)
-    return -jnp.mean(jnp.sum((reward - jnp.mean(reward, axis=0)) * log_p, axis=1))
+    return -jnp.mean(jnp.sum((reward - baseline) * log_p, axis=1))
   log_p = jnp.sum(jax.nn.log_softmax(logits) * jax.lax.stop_gradient(x), axis=(1, 2))
-  return -jnp.mean((reward - jnp.mean(reward)) * log_p)
+  return -jnp.mean((reward - baseline) * log_p)
 
 
 def check_settings(settings: Settings) -> None:
   """Raises ValueError naming the field when `settings` cannot train."""
   check_choice("generator", settings.generator, GENERATORS)
   check_choice("rewards", settings.rewards, REWARDS)
+  check_choice("baseline", settings.baseline, BASELINES)
+  if not 0.0 <= settings.baseline_decay < 1.0:
+    raise ValueError(f"baseline_decay must be in [0, 1), got {settings.baseline_decay}")
   if settings.pretrain_steps < 0:
     raise ValueError(f"pretrain_steps must be >= 0, got {settings.pretrain_steps}")
   if settings.d_pretrain_steps < 0:
@@ -308,7 +327,9 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
   """(final states, per-iteration metrics {d_loss, g_loss, g_grad_norm, d_accuracy (of the
   whole-word judgement: with dense rewards, the last prefix's)}, with {pretrain_nll}
   (seeds, settings.pretrain_steps) when G is pretrained and {d_pretrain_loss,
-  d_pretrain_accuracy} (seeds, settings.d_pretrain_steps) when D is) of the token GAN
+  d_pretrain_accuracy} (seeds, settings.d_pretrain_steps) when D is and {reward_baseline,
+  reward_mean} (the baseline REINFORCE used and the batch's mean reward, each averaged over
+  positions) with a moving-average baseline) of the token GAN
   with `estimator`, trained from each seed (vmapped; leading seed axis). `num_steps` GAN
   iterations follow settings.pretrain_steps maximum-likelihood ones and
   settings.d_pretrain_steps D ones (0 GAN iterations: the networks as pretraining left
@@ -321,6 +342,7 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
   tx = optax.adam(settings.lr, *settings.betas)
   n, shape = settings.batch_size, (settings.length, settings.vocab)
   dense = settings.rewards == "dense"
+  moving_baseline = estimator == "reinforce" and settings.baseline == "moving_average"
 
   def run(seed):
     k_g, k_d, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -378,7 +400,10 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
       (d_params, d_opt_state), (metrics["d_pretrain_loss"], metrics["d_pretrain_accuracy"]) = (
           jax.lax.scan(d_pretrain, (d_params, d_opt_state),
                        jnp.arange(settings.d_pretrain_steps)))
-    state = TextState(g_params, tx.init(g_params), d_params, d_opt_state)
+    reward_baseline = None
+    if moving_baseline:  # set from iteration 0's batch mean before it is used
+      reward_baseline = jnp.zeros((settings.length,) if dense else ())
+    state = TextState(g_params, tx.init(g_params), d_params, d_opt_state, reward_baseline)
 
     def body(state, step):
       key = jax.random.fold_in(k_run, step)
@@ -396,13 +421,28 @@ def train_seeds(estimator: str, seeds: Sequence[int], num_steps: int,
         reward = -jax.nn.softplus(-d_fn(d_params, x))  # log D(x), or log D_t(x) per prefix
         if dense:
           reward = discounted_returns(reward, settings.discount)
-        return reinforce_surrogate(logits, x, reward)
-      g_value, grads = jax.value_and_grad(g_loss)(state.g_params)
+        if not moving_baseline:
+          return reinforce_surrogate(logits, x, reward)
+        batch_mean = jnp.mean(reward, axis=0)
+        baseline = jnp.where(step == 0, batch_mean, state.reward_baseline)
+        return reinforce_surrogate(logits, x, reward, baseline), (batch_mean, baseline)
+      step_metrics = {}
+      reward_baseline = state.reward_baseline
+      if moving_baseline:
+        (g_value, (batch_mean, used)), grads = jax.value_and_grad(g_loss, has_aux=True)(
+            state.g_params)
+        decay = settings.baseline_decay
+        reward_baseline = jnp.where(step == 0, batch_mean,
+                                    decay * state.reward_baseline + (1 - decay) * batch_mean)
+        step_metrics["reward_baseline"] = jnp.mean(used)
+        step_metrics["reward_mean"] = jnp.mean(batch_mean)
+      else:
+        g_value, grads = jax.value_and_grad(g_loss)(state.g_params)
       updates, g_opt_state = tx.update(grads, state.g_opt_state, state.g_params)
       g_params = optax.apply_updates(state.g_params, updates)
-      step_metrics = {"d_loss": d_value, "g_loss": g_value, "g_grad_norm": optax.tree.norm(grads),
-                      "d_accuracy": accuracy}
-      return TextState(g_params, g_opt_state, d_params, d_opt_state), step_metrics
+      step_metrics.update({"d_loss": d_value, "g_loss": g_value,
+                           "g_grad_norm": optax.tree.norm(grads), "d_accuracy": accuracy})
+      return TextState(g_params, g_opt_state, d_params, d_opt_state, reward_baseline), step_metrics
 
     state, gan_metrics = jax.lax.scan(body, state, jnp.arange(num_steps))
     return state, {**gan_metrics, **metrics}

@@ -102,7 +102,8 @@ def test_the_run_stamp_names_the_cpu_it_ran_on(tmp_path):
     ("began_toy", ["--settings=1"], 7),
     ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
                   "--batch_size=8", "--steps=0,3", "--rewards=dense", "--d_l2=0.5",
-                  "--discount=0.5", "--d_pretrain_steps=2"], 12),
+                  "--discount=0.5", "--d_pretrain_steps=2", "--baselines=moving_average",
+                  "--baseline_decays=0.7"], 13),
 ])
 def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, args, columns):
   """Each toy-lab benchmark runs end to end on one seed for a few steps and writes a table
@@ -116,8 +117,9 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
   if script == "text_lab":  # the options reach the runs and the table says so
     text = out.read_text()
     assert "batch 8," in text and "0.5^(s - t)" in text and "--discount=0.5 " in text
-    assert rows[1].startswith("| autoregressive | 2 | 2 | dense | 0.5 | - | 0 |")
-    assert rows[2].startswith("| autoregressive | 2 | 2 | dense | 0.5 | reinforce | 3 |")
+    assert rows[1].startswith("| autoregressive | 2 | 2 | dense | 0.5 | - | - | 0 |")
+    assert rows[2].startswith("| autoregressive | 2 | 2 | dense | 0.5 | moving average 0.7 | "
+                              "reinforce | 3 |")
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -128,6 +130,8 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
     ("--rewards=sequence,per_token", "unknown rewards 'per_token'"),
     ("--d_l2=0,-1", "d_l2 must be >= 0, got -1"),
     ("--d_pretrain_steps=0,-2", "d_pretrain_steps must be >= 0, got -2"),
+    ("--baselines=batch,critic", "unknown baseline 'critic'"),
+    ("--baseline_decays=0.9,1", r"baseline_decay must be in \[0, 1\), got 1.0"),
 ])
 def test_text_lab_benchmark_refuses_a_bad_choice_before_training(monkeypatch, bad, message):
   """A bad value anywhere in a list stops the benchmark before its first run (the table is

@@ -93,6 +93,44 @@ def test_per_token_rewards_credit_each_position_with_its_own_baseline():
   np.testing.assert_allclose(grad[:, 2], expected, rtol=1e-5, atol=1e-7)
 
 
+def test_a_given_baseline_replaces_the_batch_mean():
+  """reinforce_surrogate(..., baseline=b) is -mean_i (r_i - b) log p(x_i) (by hand, per
+  position for (batch, length) rewards); b = the batch mean reproduces the default."""
+  logits = jax.random.normal(jax.random.key(0), (6, 4, 5))
+  x = jax.nn.one_hot(jax.random.randint(jax.random.key(1), (6, 4), 0, 5), 5)
+  log_p = np.sum(np.asarray(jax.nn.log_softmax(logits)) * np.asarray(x), axis=2)  # (6, 4)
+  reward = np.asarray(jax.random.normal(jax.random.key(2), (6, 4)))
+  baseline = np.array([0.5, -1.0, 0.0, 2.0], np.float32)
+  np.testing.assert_allclose(
+      text_lab.reinforce_surrogate(logits, x, reward, baseline),
+      -np.mean(np.sum((reward - baseline) * log_p, axis=1)), rtol=1e-5)
+  np.testing.assert_allclose(
+      text_lab.reinforce_surrogate(logits, x, reward[:, 0], 0.25),
+      -np.mean((reward[:, 0] - 0.25) * log_p.sum(axis=1)), rtol=1e-5)
+  np.testing.assert_allclose(text_lab.reinforce_surrogate(logits, x, reward, reward.mean(0)),
+                             text_lab.reinforce_surrogate(logits, x, reward), rtol=1e-6)
+
+
+@pytest.mark.parametrize("rewards", ["sequence", "dense"])
+def test_the_moving_average_baseline_follows_its_recursion(rewards):
+  """baseline='moving_average': iteration 0 uses its batch mean m_0; iteration t > 0 the
+  baseline b the iterations before it left, b_1 = m_0 and b_(t+1) = decay b_t + (1 - decay)
+  m_t; the final state carries the next b (per position with dense rewards)."""
+  settings = text_lab.Settings(baseline="moving_average", baseline_decay=0.8, batch_size=32,
+                               rewards=rewards)
+  states, metrics = text_lab.train_seeds("reinforce", [0], 12, settings)
+  used = np.asarray(metrics["reward_baseline"][0], np.float64)
+  means = np.asarray(metrics["reward_mean"][0], np.float64)
+  np.testing.assert_allclose(used[:2], [means[0], means[0]], rtol=1e-6)
+  np.testing.assert_allclose(used[2:], 0.8 * used[1:-1] + 0.2 * means[1:-1], rtol=1e-5)
+  carried = np.asarray(states.reward_baseline[0])
+  assert carried.shape == ((5,) if rewards == "dense" else ())
+  np.testing.assert_allclose(carried.mean(), 0.8 * used[-1] + 0.2 * means[-1], rtol=1e-5)
+  # Another estimator has no baseline to keep.
+  st_states, st_metrics = text_lab.train_seeds("straight_through", [0], 2, settings)
+  assert st_states.reward_baseline is None and "reward_baseline" not in st_metrics
+
+
 def test_prefix_discriminator_scores_each_prefix_from_its_tokens_only():
   """Dense rewards' D: changing the token at s moves the scores at s and after, none before;
   whole-sequence D gives one score."""
@@ -171,6 +209,11 @@ def test_an_unknown_estimator_or_generator_and_negative_lengths_are_refused():
     text_lab.train_seeds("reinforce", [0], 1, text_lab.Settings(d_pretrain_steps=-3))
   with pytest.raises(ValueError, match="d_l2 must be >= 0, got -0.1"):
     text_lab.sample_tokens(None, settings=text_lab.Settings(d_l2=-0.1))
+  with pytest.raises(ValueError, match="unknown baseline 'critic'; choose from: batch, "
+                                       "moving_average"):
+    text_lab.train_seeds("reinforce", [0], 1, text_lab.Settings(baseline="critic"))
+  with pytest.raises(ValueError, match=r"baseline_decay must be in \[0, 1\), got 1.0"):
+    text_lab.train_seeds("reinforce", [0], 1, text_lab.Settings(baseline_decay=1.0))
 
 
 def test_sampled_tokens_give_g_no_gradient_and_an_estimator_learns_the_language():
