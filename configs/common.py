@@ -39,13 +39,17 @@ def penalty() -> ml_collections.ConfigDict:
   """config.penalty: discriminator penalties (most need grad_x D), added to D's loss; any
   combination."""
   config = ml_collections.ConfigDict()
-  config.use = ""  # comma-separated: wgan_gp, dragan, r1, r2, drift ('' for none)
+  config.use = ""  # comma-separated: wgan_gp, dragan, r1, r2, drift, cr, cr_fake ('' for none)
   # weight multiplies the penalty; every > 1 applies it every N iterations, scaled by N.
   config.wgan_gp = ml_collections.ConfigDict(dict(weight=10.0, every=1, one_sided=False))
   config.dragan = ml_collections.ConfigDict(dict(weight=10.0, every=1, c=0.5))
   config.r1 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
   config.r2 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
   config.drift = ml_collections.ConfigDict(dict(weight=0.001, every=1))  # E[D(x)^2], ProGAN's
+  # Consistency regularisation: E[(D(x) - D(T(x)))^2] for DiffAugment policy T (images
+  # only), on reals (cr: CR-GAN) and on fakes (cr_fake; both: bCR); weight 10 in both papers.
+  config.cr = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="translation"))
+  config.cr_fake = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="translation"))
   return config
 
 

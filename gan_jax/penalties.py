@@ -5,6 +5,9 @@ Every penalty has one signature, `penalty(d_fn, real, fake, key, **options)
 input (parameters bound, so gradients flow to them). The train step adds
 `weight * penalty` to D's loss for each penalty listed in
 `config.penalty.use`, so any penalty combines with any loss and constraint.
+
+Not every penalty is a gradient penalty: `cr` and `cr_fake` (consistency
+regularisation) penalise D's sensitivity to an image augmentation instead.
 """
 
 from typing import Callable
@@ -12,6 +15,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from gan_jax import augment
 from gan_jax.registry import Registry
 
 DFn = Callable[[jax.Array], jax.Array]
@@ -71,6 +75,34 @@ def drift(d_fn: DFn, real, fake, key) -> jax.Array:
   critic's logits from drifting far from 0 (weight epsilon = 0.001)."""
   del fake, key
   return jnp.mean(jnp.square(d_fn(real)))
+
+
+def _consistency(d_fn: DFn, x: jax.Array, key: jax.Array, policy: str) -> jax.Array:
+  """E[(D(x) - D(T(x)))^2], T `policy`'s augmentations applied to every sample."""
+  transform = augment.make_augment(policy)
+  if transform is None:
+    raise ValueError("consistency regularisation needs an augmentation policy, got ''")
+  return jnp.mean(jnp.square(d_fn(x) - d_fn(transform(key, x))))
+
+
+@PENALTIES.register("cr")
+def cr(d_fn: DFn, real, fake, key, *, policy: str = "translation") -> jax.Array:
+  """Consistency regularisation (CR-GAN, Zhang et al., 2020): E_data[(D(x) - D(T(x)))^2]
+  for a random augmentation T (DiffAugment's `policy`, gan_jax/augment.py), so D gives an
+  image and its augmented copy the same score; gradients flow through both terms."""
+  del fake
+  return _consistency(d_fn, real, key, policy)
+
+
+@PENALTIES.register("cr_fake")
+def cr_fake(d_fn: DFn, real, fake, key, *, policy: str = "translation") -> jax.Array:
+  """cr on generated images, E_G[(D(x) - D(T(x)))^2]: with cr, balanced consistency
+  regularisation (bCR, Zhao et al., 2021)."""
+  del real
+  return _consistency(d_fn, fake, key, policy)
+
+
+CONSISTENCY_PENALTIES = ("cr", "cr_fake")
 
 
 def parse_names(use: str) -> list:

@@ -59,6 +59,13 @@ def validate_config(config) -> None:
     for name in penalties_lib.parse_names(config.penalty.use):
       if config.penalty.get(name, {}).get("every", 1) < 1:
         raise ValueError(f"penalty.{name}.every must be >= 1")
+      if name in penalties_lib.CONSISTENCY_PENALTIES:
+        policy = config.penalty.get(name, {}).get("policy", "translation")
+        if not augment_lib.parse_policy(policy):
+          raise ValueError(f"penalty.{name}.policy names no augmentation: choose from "
+                           f"{', '.join(augment_lib.AUGMENTATIONS.names())}")
+        if data_lib.toy_mixture(config.data) is not None:
+          raise ValueError(f"penalty {name!r} augments images; toy data has none")
   except ValueError as e:
     raise ConfigError(f"config.penalty: {e}") from None
   positive = ["model.latent_dim", "train.batch_size", "train.d_steps", "log.every",

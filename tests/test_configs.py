@@ -65,11 +65,30 @@ def test_unknown_preset_is_refused():
     dcgan.get_config("tiny")
 
 
+def test_consistency_penalties_need_an_augmentation_and_images():
+  from configs import dcgan, toy_ring  # pylint: disable=g-import-not-at-top
+  from gan_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  config = dcgan.get_config("smoke")
+  config.penalty.use = "cr, cr_fake"
+  train.validate_config(config)
+  config.penalty.cr_fake.policy = ""
+  with pytest.raises(ConfigError, match="penalty.cr_fake.policy names no augmentation: choose "
+                                        "from color, cutout, translation"):
+    train.validate_config(config)
+  config.penalty.cr_fake.policy = "flip"
+  with pytest.raises(ConfigError, match="unknown augmentation 'flip'"):
+    train.validate_config(config)
+  toy = toy_ring.get_config()
+  toy.penalty.use = "cr"
+  with pytest.raises(ConfigError, match="penalty 'cr' augments images; toy data has none"):
+    train.validate_config(toy)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("constraint.d", "clip", "config.constraint.d: unknown constraint 'clip'; choose from: '' "
      "(none), spectral_norm_projection, weight_clip"),
-    ("penalty.use", "gp", "config.penalty: unknown penalty 'gp'; choose from: dragan, drift, r1, r2, "
-     "wgan_gp"),
+    ("penalty.use", "gp", "config.penalty: unknown penalty 'gp'; choose from: cr, cr_fake, dragan, "
+     "drift, r1, r2, wgan_gp"),
     ("model.d_norm", "group", "unknown model.d_norm 'group'; choose from: batch, layer, none"),
     ("data.feed", "tape", "choose from: auto, device, host, stream"),
     ("data.source", "tfsd:x", "unknown data source scheme 'tfsd'"),

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import penalties
+from gan_jax import augment, penalties
 from test_step import tiny
 
 W = jnp.array([0.6, 0.0, 0.0])  # ||w|| = 0.6
@@ -49,10 +49,30 @@ def test_wgan_gp_interpolates_between_real_and_fake():
   np.testing.assert_allclose(penalties.wgan_gp(quadratic, real, fake, KEY), 4 / 3, rtol=0.05)
 
 
+def test_consistency_penalises_exactly_d_s_sensitivity_to_the_augmentation():
+  """cr: E[(D(x) - D(T(x)))^2]. On flat 16x16 images, translation (shifts up to 2 pixels,
+  zero-filled) leaves the central 12x12 pixels unchanged: a D that reads only them gets 0,
+  one that sums every pixel loses c * (pixels zero-filled) for each shifted image;
+  cr_fake is the same on the fakes; an empty policy is refused."""
+  flat = jnp.full((64, 16, 16, 3), 0.5)
+  centre = lambda x: jnp.mean(x[:, 2:14, 2:14], axis=(1, 2, 3))
+  total = lambda x: jnp.sum(x, axis=(1, 2, 3))
+  assert float(penalties.cr(centre, flat, None, KEY)) == 0.0
+  translated = augment.make_augment("translation")(KEY, flat)
+  lost = np.asarray(total(flat) - total(translated))  # 0.5 * 3 per zero-filled pixel
+  assert np.all(lost >= 0) and np.mean(lost > 0) > 0.5
+  np.testing.assert_allclose(penalties.cr(total, flat, None, KEY), np.mean(lost ** 2), rtol=1e-5)
+  np.testing.assert_allclose(penalties.cr_fake(total, None, flat, KEY), np.mean(lost ** 2),
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="needs an augmentation policy"):
+    penalties.cr(total, flat, None, KEY, policy="")
+
+
 def test_parse_names():
   assert penalties.parse_names("") == []
   assert penalties.parse_names("wgan_gp, r1") == ["wgan_gp", "r1"]
-  with pytest.raises(ValueError, match="unknown penalty 'gp'; choose from: dragan, drift, r1, r2, wgan_gp"):
+  with pytest.raises(ValueError, match="unknown penalty 'gp'; choose from: cr, cr_fake, dragan, "
+                                       "drift, r1, r2, wgan_gp"):
     penalties.parse_names("gp")
   with pytest.raises(ValueError, match="twice"):
     penalties.parse_names("r1,r1")
@@ -60,12 +80,13 @@ def test_parse_names():
 
 def test_penalties_enter_the_d_update():
   images_key = jax.random.PRNGKey(3)
-  step, state, images = tiny(penalty__use="r1,wgan_gp", penalty__r1__weight=5.0)
+  step, state, images = tiny(penalty__use="r1,wgan_gp,cr,cr_fake", penalty__r1__weight=5.0)
   plain_step, _, _ = tiny()
   real = images[0].astype(jnp.float32) / 127.5 - 1.0
   new, metrics = jax.jit(step.d_update)(state, real, images_key)
   plain, plain_metrics = jax.jit(plain_step.d_update)(state, real, images_key)
-  assert {"r1_penalty", "wgan_gp_penalty"} <= set(metrics)
+  assert {"r1_penalty", "wgan_gp_penalty", "cr_penalty", "cr_fake_penalty"} <= set(metrics)
+  assert float(metrics["cr_penalty"]) > 0 and float(metrics["cr_fake_penalty"]) > 0
   np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"], rtol=1e-5)  # adversarial part
   from gan_jax.step import apply_in_train_mode  # pylint: disable=g-import-not-at-top
   d_fn = lambda x: apply_in_train_mode(step.discriminator, state.d_params, state.d_stats, x)[0]
