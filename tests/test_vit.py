@@ -170,8 +170,9 @@ def test_overlapping_patches_let_a_pixel_reach_its_neighbouring_tokens():
   variables = overlapping.init(jax.random.key(1), images, train=False)
   assert variables["params"]["patch_embedding"]["kernel"].shape == (8, 8, 3, 16)
   assert variables["params"]["position_embedding"].shape == (1, 16, 16)
-  assert set(variables["params"]["block_0"]) >= {"qk", "v"} and "qkv" not in variables[
-      "params"]["block_0"]
+  block = variables["params"]["block_0"]
+  assert {"qk", "v", "v_bias"} <= set(block) and "qkv" not in block
+  assert "qk_bias" not in block  # a bias on the tied projection would cancel in q - k
   assert reached(overlapping, variables, 5, 9) == 4 and reached(overlapping, variables, 0, 0) == 1
   plain = _vit()
   plain_variables = plain.init(jax.random.key(1), images, train=False)

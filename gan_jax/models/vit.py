@@ -11,8 +11,8 @@ every linear map (patch embedding, attention projections, MLP, head) is W / sigm
 in the CNN families.
 
 ViTGAN's three fixes for a transformer D, each an option (off by default):
-- `attention='l2'`: scores -||q_i - k_j||^2 / sqrt(d) with queries and keys from one tied
-  projection (Kim et al., 2021). Dot-product attention is not Lipschitz at all (its input
+- `attention='l2'`: scores -||q_i - k_j||^2 / sqrt(d) with queries and keys from one tied,
+  bias-free projection (Kim et al., 2021). Dot-product attention is not Lipschitz at all (its input
   gradient grows without bound with the input's scale), so spectral normalisation cannot
   bound a D built from it; L2 attention with tied weights is Lipschitz.
 - `improved_sn` (with spectral_norm): each map is W * sigma(W_0) / sigma(W), sigma(W_0) its
@@ -83,20 +83,23 @@ def top_singular_value(kernel: jax.Array) -> jax.Array:
 
 
 def linear_map(module: nn.Module, make: Callable[..., nn.Module], x: jax.Array, name: str, *,
-               spectral_norm: bool, improved: bool, train: bool) -> jax.Array:
+               spectral_norm: bool, improved: bool, train: bool, bias: bool = True) -> jax.Array:
   """`make(name=name, use_bias=...)` applied to x: as is, with W / sigma(W) (spectral_norm),
   or with W * sigma(W_0) / sigma(W) (improved: sigma(W_0) of the initial kernel, kept in
   `module`'s batch_stats as '<name>_initial_sigma'; the bias, '<name>_bias', outside the
-  normalisation). `module` is the calling module, which owns those variables."""
+  normalisation). `module` is the calling module, which owns those variables. Without
+  `bias` the map is linear (no bias in any form)."""
   if not improved:
-    return spectral_normalised(make(name=name, use_bias=True), x, spectral_norm, train)
+    return spectral_normalised(make(name=name, use_bias=bias), x, spectral_norm, train)
   layer = make(name=name, use_bias=False)
   y = nn.SpectralNorm(layer, dtype=x.dtype)(x, update_stats=train)
   kernel = layer.variables["params"]["kernel"]
   initial_sigma = module.variable("batch_stats", f"{name}_initial_sigma",
                                   lambda: top_singular_value(kernel))
-  bias = module.param(f"{name}_bias", nn.initializers.zeros, (y.shape[-1],))
-  return y * initial_sigma.value.astype(y.dtype) + bias.astype(y.dtype)
+  y = y * initial_sigma.value.astype(y.dtype)
+  if not bias:
+    return y
+  return y + module.param(f"{name}_bias", nn.initializers.zeros, (y.shape[-1],)).astype(y.dtype)
 
 
 class _Block(nn.Module):
@@ -110,12 +113,14 @@ class _Block(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     batch, tokens, width = x.shape
-    dense = lambda features, h, name: linear_map(
+    dense = lambda features, h, name, bias=True: linear_map(
         self, lambda **kw: nn.Dense(features, kernel_init=_INIT, **kw), h, name,
-        spectral_norm=self.spectral_norm, improved=self.improved_sn, train=train)
+        spectral_norm=self.spectral_norm, improved=self.improved_sn, train=train, bias=bias)
     h = nn.LayerNorm(epsilon=1e-5, name="attention_norm")(x)
-    if self.attention == "l2":  # queries and keys from one projection (tied: Lipschitz)
-      q = k = dense(width, h, "qk")
+    if self.attention == "l2":
+      # Queries and keys from one projection (tied: Lipschitz) without a bias, which would
+      # cancel in q - k: it would get no gradient and drift on rounding noise under Adam.
+      q = k = dense(width, h, "qk", bias=False)
       v = dense(width, h, "v")
     else:
       q, k, v = jnp.split(dense(3 * width, h, "qkv"), 3, axis=-1)
