@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN;
-# items 11-12: the ViT discriminator, without and with ViTGAN's fixes), in the order of their value, each
+# items 11-12: the ViT discriminator, without and with ViTGAN's fixes; item 13: consistency
+# regularisation), in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
 # at $ZIP:
 #
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
-# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All twelve
-# items take up to ~50 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that six device
-# calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8", then
-# ITEMS="9 10", then ITEMS="11", then ITEMS="12"); one session's 30 device minutes hold the
-# first three.
+# Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All
+# thirteen items take up to ~55 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
+# seven device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
+# then ITEMS="9 10", then ITEMS="11", then ITEMS="12", then ITEMS="13"); one session's 30
+# device minutes hold the first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -126,4 +127,13 @@ if want 12; then
     --source=zip:$ZIP --root=/tmp/arch_vitgan --out=$OUT/architectures_vitgan.jsonl \
     --overrides=model.vit.attention=l2,model.d_spectral_norm=True,model.vit.improved_sn=True,model.vit.patch_overlap=4 \
     2>&1 | quiet | tail -3
+fi
+
+# 13. DCGAN with balanced consistency regularisation (penalty.use=cr,cr_fake: weight 10 each,
+#     translation) for the 3 minutes of benchmarks/architectures.md's DCGAN row (which
+#     collapsed on the H100): throughput and metrics beside it.
+if want 13; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/dcgan.py \
+    --source=zip:$ZIP --root=/tmp/arch_bcr --out=$OUT/architectures_bcr.jsonl \
+    --overrides=penalty.use=cr,cr_fake 2>&1 | quiet | tail -3
 fi
