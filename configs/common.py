@@ -46,10 +46,11 @@ def penalty() -> ml_collections.ConfigDict:
   config.r1 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
   config.r2 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
   config.drift = ml_collections.ConfigDict(dict(weight=0.001, every=1))  # E[D(x)^2], ProGAN's
-  # Consistency regularisation: E[(D(x) - D(T(x)))^2] for DiffAugment policy T (images
-  # only), on reals (cr: CR-GAN) and on fakes (cr_fake; both: bCR); weight 10 in both papers.
-  config.cr = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="translation"))
-  config.cr_fake = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="translation"))
+  # Consistency regularisation: E[(D(x) - D(T(x)))^2] for augmentation policy T (as
+  # augment.policy; CR-GAN's flip and translation; images only), on reals (cr: CR-GAN) and
+  # on fakes (cr_fake; both: bCR); weight 10 in both papers.
+  config.cr = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="flip,translation"))
+  config.cr_fake = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="flip,translation"))
   return config
 
 
@@ -142,8 +143,9 @@ def augment() -> ml_collections.ConfigDict:
   """config.augment: differentiable augmentation of every image D sees (DiffAugment,
   gan_jax/augment.py), against D overfitting a small data set; off by default."""
   config = ml_collections.ConfigDict()
-  # Comma-separated, applied in this order: color, translation, cutout ('' for none);
-  # DiffAugment's recommendation is all three.
+  # Comma-separated, applied in the order given, of: color, translation, cutout, flip (a
+  # left-right mirror with probability 1/2) ('' for none); DiffAugment's recommendation is
+  # color,translation,cutout.
   config.policy = ""
   # Probability each augmentation is applied to each sample (1: DiffAugment; 0: off).
   config.p = 1.0

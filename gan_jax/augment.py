@@ -53,6 +53,14 @@ def color(key: jax.Array, x: jax.Array) -> jax.Array:
   return image_mean + (x - image_mean) * _per_sample_uniform(k_contrast, x, 0.5, 1.5)
 
 
+@AUGMENTATIONS.register("flip")
+def flip(key: jax.Array, x: jax.Array) -> jax.Array:
+  """Each sample mirrored left-right with probability 1/2 (ADA's x-flip; CR-GAN's T flips
+  too). Exactly a permutation of each image's pixels, so linear and invertible."""
+  mirrored = jax.random.bernoulli(key, 0.5, (x.shape[0],) + (1,) * (x.ndim - 1))
+  return jnp.where(mirrored, x[:, :, ::-1], x)
+
+
 def max_shift(x: jax.Array) -> tuple:
   """(rows, columns): the largest translation of a batch shaped like x, 1/8 of its sides (rounded)."""
   return tuple(int(side * TRANSLATION_RATIO + 0.5) for side in x.shape[1:3])

@@ -86,16 +86,17 @@ def _consistency(d_fn: DFn, x: jax.Array, key: jax.Array, policy: str) -> jax.Ar
 
 
 @PENALTIES.register("cr")
-def cr(d_fn: DFn, real, fake, key, *, policy: str = "translation") -> jax.Array:
+def cr(d_fn: DFn, real, fake, key, *, policy: str = "flip,translation") -> jax.Array:
   """Consistency regularisation (CR-GAN, Zhang et al., 2020): E_data[(D(x) - D(T(x)))^2]
-  for a random augmentation T (DiffAugment's `policy`, gan_jax/augment.py), so D gives an
-  image and its augmented copy the same score; gradients flow through both terms."""
+  for a random augmentation T (`policy`, gan_jax/augment.py; by default CR-GAN's: a random
+  flip and translation), so D gives an image and its augmented copy the same score;
+  gradients flow through both terms."""
   del fake
   return _consistency(d_fn, real, key, policy)
 
 
 @PENALTIES.register("cr_fake")
-def cr_fake(d_fn: DFn, real, fake, key, *, policy: str = "translation") -> jax.Array:
+def cr_fake(d_fn: DFn, real, fake, key, *, policy: str = "flip,translation") -> jax.Array:
   """cr on generated images, E_G[(D(x) - D(T(x)))^2]: with cr, balanced consistency
   regularisation (bCR, Zhao et al., 2021)."""
   del real

@@ -60,7 +60,7 @@ def validate_config(config) -> None:
       if config.penalty.get(name, {}).get("every", 1) < 1:
         raise ValueError(f"penalty.{name}.every must be >= 1")
       if name in penalties_lib.CONSISTENCY_PENALTIES:
-        policy = config.penalty.get(name, {}).get("policy", "translation")
+        policy = config.penalty.get(name, {}).get("policy", "flip,translation")
         if not augment_lib.parse_policy(policy):
           raise ValueError(f"penalty.{name}.policy names no augmentation: choose from "
                            f"{', '.join(augment_lib.AUGMENTATIONS.names())}")

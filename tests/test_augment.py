@@ -18,7 +18,7 @@ from test_train import train_straight_and_resumed
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
-NAMES = ["color", "translation", "cutout"]
+NAMES = ["color", "translation", "cutout", "flip"]
 
 
 def images(n=4, size=16, seed=0):
@@ -52,6 +52,14 @@ def test_same_key_same_output_other_key_other_output(name):
   c = fn(jax.random.PRNGKey(4), x)
   assert np.array_equal(a, b)
   assert not np.array_equal(a, c)
+
+
+def test_flip_mirrors_about_half_the_samples_exactly():
+  x = images(n=64)
+  out = np.asarray(augment.flip(jax.random.PRNGKey(5), x))
+  mirrored = np.array([np.array_equal(o, a[:, ::-1]) for o, a in zip(out, np.asarray(x))])
+  kept = np.array([np.array_equal(o, a) for o, a in zip(out, np.asarray(x))])
+  assert np.all(mirrored ^ kept) and 20 < mirrored.sum() < 44
 
 
 def test_translate_moves_pixels_exactly():
@@ -113,9 +121,9 @@ def test_differentiable(name):
 
 
 def test_unknown_name_lists_the_valid_ones():
-  with pytest.raises(ValueError, match="unknown augmentation 'flip'; choose from: color, cutout, "
-                     "translation"):
-    augment.make_augment("color,flip")
+  with pytest.raises(ValueError, match="unknown augmentation 'rotate'; choose from: color, "
+                     "cutout, flip, translation"):
+    augment.make_augment("color,rotate")
   with pytest.raises(ValueError, match="listed twice"):
     augment.parse_policy("color,color")
   with pytest.raises(ValueError, match=r"in \[0, 1\]"):
@@ -124,7 +132,7 @@ def test_unknown_name_lists_the_valid_ones():
 
 @pytest.mark.parametrize("field, value, message", [
     ("policy", "colour", "config.augment.policy: unknown augmentation 'colour'; choose from: "
-     "color, cutout, translation"),
+     "color, cutout, flip, translation"),
     ("p", -0.1, r"config.augment.p must be in \[0, 1\], got -0.1"),
     ("penalty_grad", "raw", "unknown config.augment.penalty_grad 'raw'; choose from: "
      "augmented, through"),

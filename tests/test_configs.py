@@ -73,10 +73,10 @@ def test_consistency_penalties_need_an_augmentation_and_images():
   train.validate_config(config)
   config.penalty.cr_fake.policy = ""
   with pytest.raises(ConfigError, match="penalty.cr_fake.policy names no augmentation: choose "
-                                        "from color, cutout, translation"):
+                                        "from color, cutout, flip, translation"):
     train.validate_config(config)
-  config.penalty.cr_fake.policy = "flip"
-  with pytest.raises(ConfigError, match="unknown augmentation 'flip'"):
+  config.penalty.cr_fake.policy = "rotate"
+  with pytest.raises(ConfigError, match="unknown augmentation 'rotate'"):
     train.validate_config(config)
   toy = toy_ring.get_config()
   toy.penalty.use = "cr"

@@ -50,15 +50,16 @@ def test_wgan_gp_interpolates_between_real_and_fake():
 
 
 def test_consistency_penalises_exactly_d_s_sensitivity_to_the_augmentation():
-  """cr: E[(D(x) - D(T(x)))^2]. On flat 16x16 images, translation (shifts up to 2 pixels,
-  zero-filled) leaves the central 12x12 pixels unchanged: a D that reads only them gets 0,
-  one that sums every pixel loses c * (pixels zero-filled) for each shifted image;
+  """cr: E[(D(x) - D(T(x)))^2]. On flat 16x16 images, the default T (a random flip, then a
+  translation by up to 2 pixels, zero-filled) leaves the central 12x12 pixels unchanged: a
+  D that reads only them gets 0, one that sums every pixel loses c * (pixels zero-filled)
+  for each shifted image;
   cr_fake is the same on the fakes; an empty policy is refused."""
   flat = jnp.full((64, 16, 16, 3), 0.5)
   centre = lambda x: jnp.mean(x[:, 2:14, 2:14], axis=(1, 2, 3))
   total = lambda x: jnp.sum(x, axis=(1, 2, 3))
   assert float(penalties.cr(centre, flat, None, KEY)) == 0.0
-  translated = augment.make_augment("translation")(KEY, flat)
+  translated = augment.make_augment("flip,translation")(KEY, flat)
   lost = np.asarray(total(flat) - total(translated))  # 0.5 * 3 per zero-filled pixel
   assert np.all(lost >= 0) and np.mean(lost > 0) > 0.5
   np.testing.assert_allclose(penalties.cr(total, flat, None, KEY), np.mean(lost ** 2), rtol=1e-5)
