@@ -23,6 +23,8 @@ import time
 from absl import app
 from absl import flags
 
+import common  # pylint: disable=g-import-not-at-top  (benchmarks/; initialises no device)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = flags.DEFINE_list(
     "configs", ["configs/dcgan.py", "configs/sngan_resnet.py", "configs/stylegan2.py"],
@@ -37,7 +39,9 @@ _AFD_NUM = flags.DEFINE_integer("afd_num", 1024, "Of which run through the face 
 _EXTRA_METRICS = flags.DEFINE_list(
     "extra_metrics", [], "NAME=M1+M2: metrics added for the config named NAME only "
     "(e.g. anime_tags=tag_hit_rate for a conditional run).")
-_OVERRIDES = flags.DEFINE_list("overrides", [], "Extra --config.X=V flags for every run.")
+_OVERRIDES = flags.DEFINE_list(
+    "overrides", [], "Extra --config.X=V flags for every run, comma-separated; a value with "
+    "commas stays whole (penalty.use=cr,cr_fake: a piece without '=' continues the value).")
 _OUT = flags.DEFINE_string("out", "", "Append the rows to this JSONL file.")
 
 _COLUMNS = ("config", "steps", "images_per_sec", "fd_anime", "kid_anime", "afd", "dup_rate",
@@ -68,7 +72,7 @@ def train_command(config: str, workdir: str) -> list:
             f"--config.eval.afd_num={_AFD_NUM.value}"]
   if _SOURCE.value:
     flags_.append(f"--config.data.source={_SOURCE.value}")
-  flags_ += [f"--config.{o}" for o in _OVERRIDES.value]
+  flags_ += [f"--config.{o}" for o in common.config_overrides(_OVERRIDES.value)]
   return [sys.executable, os.path.join(REPO, "launch.py")] + flags_
 
 

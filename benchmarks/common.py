@@ -168,6 +168,22 @@ def spread(values, digits: int) -> str:
   return f"{values.mean():.{digits}f} +/- {values.std():.{digits}f} (min {values.min():.{digits}f})"
 
 
+def config_overrides(pieces) -> list:
+  """FIELD=VALUE overrides from a comma-split flag list, where a piece without '=' continues
+  the value before it: ['penalty.use=cr', 'cr_fake', 'model.dtype=bfloat16'] ->
+  ['penalty.use=cr,cr_fake', 'model.dtype=bfloat16'] (ValueError for a leading piece
+  without '=')."""
+  out = []
+  for piece in pieces:
+    if "=" in piece:
+      out.append(piece)
+    elif out:
+      out[-1] += "," + piece
+    else:
+      raise ValueError(f"an override is FIELD=VALUE, got {piece!r}")
+  return out
+
+
 def write_lines(lines, path: str) -> None:
   """Writes markdown `lines` to `path` (nothing for an empty path)."""
   if path:

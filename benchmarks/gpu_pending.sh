@@ -130,7 +130,7 @@ if want 12; then
 fi
 
 # 13. DCGAN with balanced consistency regularisation (penalty.use=cr,cr_fake: weight 10 each,
-#     translation) for the 3 minutes of benchmarks/architectures.md's DCGAN row (which
+#     a random flip and translation) for the 3 minutes of benchmarks/architectures.md's DCGAN row (which
 #     collapsed on the H100): throughput and metrics beside it.
 if want 13; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/dcgan.py \

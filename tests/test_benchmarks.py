@@ -95,6 +95,14 @@ def test_the_run_stamp_names_the_cpu_it_ran_on(tmp_path):
   assert f"{os.cpu_count()} CPU cores, {common.processor()}, JAX {jax.__version__}" in stamp
 
 
+def test_config_overrides_keep_a_value_with_commas_whole():
+  assert common.config_overrides(["penalty.use=cr", "cr_fake", "model.dtype=bfloat16"]) == [
+      "penalty.use=cr,cr_fake", "model.dtype=bfloat16"]
+  assert common.config_overrides([]) == []
+  with pytest.raises(ValueError, match="an override is FIELD=VALUE, got 'cr'"):
+    common.config_overrides(["cr", "penalty.use=r1"])
+
+
 @pytest.mark.parametrize("script, args, columns", [
     ("latent_choice", ["--dims=2", "--dists=uniform"], 6),
     ("vae_baseline", ["--lrs=1e-3"], 6),

@@ -53,8 +53,7 @@ def test_consistency_penalises_exactly_d_s_sensitivity_to_the_augmentation():
   """cr: E[(D(x) - D(T(x)))^2]. On flat 16x16 images, the default T (a random flip, then a
   translation by up to 2 pixels, zero-filled) leaves the central 12x12 pixels unchanged: a
   D that reads only them gets 0, one that sums every pixel loses c * (pixels zero-filled)
-  for each shifted image;
-  cr_fake is the same on the fakes; an empty policy is refused."""
+  for each shifted image. cr_fake is the same on the fakes; an empty policy is refused."""
   flat = jnp.full((64, 16, 16, 3), 0.5)
   centre = lambda x: jnp.mean(x[:, 2:14, 2:14], axis=(1, 2, 3))
   total = lambda x: jnp.sum(x, axis=(1, 2, 3))

@@ -4,8 +4,8 @@
 import importlib
 
 import jax
-import ml_collections
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -82,8 +82,8 @@ def test_spectral_norm_tracks_every_linear_map_and_bfloat16_computes_in_bfloat16
 def test_dot_product_attention_is_not_lipschitz_and_l2_attention_with_tied_weights_is():
   """Kim et al. (2021), measured: the input Jacobian's spectral norm of one attention map
   at t * X (X: four random tokens, one of them zero). Dot-product attention grows like t^2
-  (by hand, d = 1 and unit weights: the zero token's output is the mean of the others,
-  and its derivative in its own value is t^2 / 4 for X = (t, 0)); L2 attention with tied
+  (by hand, d = 1 and unit weights, X = (t, 0): the zero token's output is the mean
+  t / 2 and its derivative in its own value is t^2 / 4 + 1 / 2); L2 attention with tied
   query/key weights stays bounded (seeds 0-4 measured: dot x124-x897 from t = 1 to 32,
   L2 within x1.6 of its t = 1 value)."""
   rng = np.random.default_rng(0)
@@ -104,7 +104,7 @@ def test_dot_product_attention_is_not_lipschitz_and_l2_attention_with_tied_weigh
   dot, l2 = jacobian_norms("dot"), jacobian_norms("l2")
   assert dot[2] > 100 * dot[0] and dot[1] > 3 * dot[0], dot
   assert np.all(l2 < 2 * l2[0]), l2
-  # By hand: d = 1, unit weights, X = (t, 0): d out_2 / d x_2 = t^2 / 4.
+  # By hand: d = 1, unit weights, X = (t, 0): d out_2 / d x_2 = t^2 / 4 + 1 / 2.
   one = lambda x: vit.attend(*(x.reshape(1, 2, 1, 1),) * 3, "dot").reshape(-1)[1]
   np.testing.assert_allclose(jax.grad(lambda x2: one(jnp.array([8.0, x2])))(0.0), 0.5 + 16.0,
                              rtol=1e-5)
