@@ -77,6 +77,10 @@ def drift(d_fn: DFn, real, fake, key) -> jax.Array:
   return jnp.mean(jnp.square(d_fn(real)))
 
 
+# Consistency regularisation's default T: CR-GAN's random flip and translation.
+CONSISTENCY_POLICY = "flip,translation"
+
+
 def _consistency(d_fn: DFn, x: jax.Array, key: jax.Array, policy: str) -> jax.Array:
   """E[(D(x) - D(T(x)))^2], T `policy`'s augmentations applied to every sample."""
   transform = augment.make_augment(policy)
@@ -86,7 +90,7 @@ def _consistency(d_fn: DFn, x: jax.Array, key: jax.Array, policy: str) -> jax.Ar
 
 
 @PENALTIES.register("cr")
-def cr(d_fn: DFn, real, fake, key, *, policy: str = "flip,translation") -> jax.Array:
+def cr(d_fn: DFn, real, fake, key, *, policy: str = CONSISTENCY_POLICY) -> jax.Array:
   """Consistency regularisation (CR-GAN, Zhang et al., 2020): E_data[(D(x) - D(T(x)))^2]
   for a random augmentation T (`policy`, gan_jax/augment.py; by default CR-GAN's: a random
   flip and translation), so D gives an image and its augmented copy the same score;
@@ -96,7 +100,7 @@ def cr(d_fn: DFn, real, fake, key, *, policy: str = "flip,translation") -> jax.A
 
 
 @PENALTIES.register("cr_fake")
-def cr_fake(d_fn: DFn, real, fake, key, *, policy: str = "flip,translation") -> jax.Array:
+def cr_fake(d_fn: DFn, real, fake, key, *, policy: str = CONSISTENCY_POLICY) -> jax.Array:
   """cr on generated images, E_G[(D(x) - D(T(x)))^2]: with cr, balanced consistency
   regularisation (bCR, Zhao et al., 2021)."""
   del real

@@ -57,10 +57,11 @@ def validate_config(config) -> None:
                         f"from: '' (none), {', '.join(constraints.CONSTRAINTS.names())}")
   try:
     for name in penalties_lib.parse_names(config.penalty.use):
-      if config.penalty.get(name, {}).get("every", 1) < 1:
+      options = config.penalty.get(name, {})
+      if options.get("every", 1) < 1:
         raise ValueError(f"penalty.{name}.every must be >= 1")
       if name in penalties_lib.CONSISTENCY_PENALTIES:
-        policy = config.penalty.get(name, {}).get("policy", "flip,translation")
+        policy = options.get("policy", penalties_lib.CONSISTENCY_POLICY)
         if not augment_lib.parse_policy(policy):
           raise ValueError(f"penalty.{name}.policy names no augmentation: choose from "
                            f"{', '.join(augment_lib.AUGMENTATIONS.names())}")
