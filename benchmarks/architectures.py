@@ -23,7 +23,7 @@ import time
 from absl import app
 from absl import flags
 
-import common  # pylint: disable=g-import-not-at-top  (benchmarks/; initialises no device)
+import common  # benchmarks/common.py (config_overrides); importing it initialises no device
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CONFIGS = flags.DEFINE_list(

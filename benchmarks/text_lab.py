@@ -16,11 +16,10 @@
 
 Trains gan_jax/text_lab.py's token GAN with every generator, G and D pretraining length,
 kind of rewards, D penalty, REINFORCE baseline and estimator on every seed (vmapped) and
-writes a markdown
-table: the fraction of G's samples that are words of the language, the words it covers
-(>= 1% of 2,000 samples), the largest G gradient norm seen and D's accuracy over the last
-100 iterations. A row of 0 GAN iterations is G as pretraining left it (or untrained),
-whatever the estimator.
+writes a markdown table: the fraction of G's samples that are words of the language, the
+words it covers (>= 1% of 2,000 samples), the largest G gradient norm seen and D's
+accuracy over the last 100 iterations. A row of 0 GAN iterations is G as pretraining left
+it (or untrained), whatever the estimator.
 """
 
 import argparse
