@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN;
 # items 11-12: the ViT discriminator, without and with ViTGAN's fixes; item 13: consistency
-# regularisation), in the order of their value, each
+# regularisation; item 14: conditional StyleGAN2), in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
 # at $ZIP:
@@ -9,12 +9,12 @@
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
 # Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All
-# thirteen items take up to ~55 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
-# seven device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
-# then ITEMS="9 10", then ITEMS="11", then ITEMS="12", then ITEMS="13"); one session's 30
-# device minutes hold the first three.
+# fourteen items take up to ~60 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
+# eight device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
+# then ITEMS="9 10", then ITEMS="11", then ITEMS="12", then ITEMS="13", then ITEMS="14"); one
+# session's 30 device minutes hold the first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13 14}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -136,4 +136,13 @@ if want 13; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/dcgan.py \
     --source=zip:$ZIP --root=/tmp/arch_bcr --out=$OUT/architectures_bcr.jsonl \
     --overrides=penalty.use=cr,cr_fake 2>&1 | quiet | tail -3
+fi
+
+# 14. Conditional StyleGAN2 (configs/stylegan2_tags.py: labels into the mapping network,
+#     projection D) for the same 3 minutes as item 9's BigGAN: throughput, the metrics and
+#     its tag hit rate beside BigGAN's.
+if want 14; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/stylegan2_tags.py \
+    --source=zip:$ZIP --root=/tmp/arch --extra_metrics=stylegan2_tags=tag_hit_rate \
+    --out=$OUT/architectures_stylegan2_tags.jsonl 2>&1 | quiet | tail -3
 fi

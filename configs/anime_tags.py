@@ -34,7 +34,16 @@ from configs import sngan_resnet
 
 def get_config(preset: str = ""):
   """sngan_resnet.py made conditional on hair and eye colour; `preset` '' or 'smoke'."""
-  config = sngan_resnet.get_config(preset)
+  config = on_hair_and_eyes(sngan_resnet.get_config(preset))
+  if preset == "smoke":  # one D update per iteration: half the unrolled step to compile
+    config.train.d_steps = 1
+    config.model.label_embed_dim = 4
+  return config
+
+
+def on_hair_and_eyes(config):
+  """`config` conditioned on the faces' hair and eye colours: the label and conditioning
+  fields the tag-conditional recipes share (this one, configs/stylegan2_tags.py)."""
   config.data.labels = "anime_hair_eyes"  # '' (unconditional) | anime_hair_eyes: (hair, eye)
                                          # colour | class: the dataset's own classes (a TFDS
                                          # class label, or one folder per class)
@@ -46,7 +55,4 @@ def get_config(preset: str = ""):
   config.loss.ac_weight = 0.0     # AC-GAN cross-entropy weight for D and G (> 0 with an acgan D)
   # The offline metrics plus the conditional hit rate; best checkpoint still by FD-anime.
   config.eval.metrics = "fd_anime,kid_anime,tags,tag_hit_rate"
-  if preset == "smoke":  # one D update per iteration: half the unrolled step to compile
-    config.train.d_steps = 1
-    config.model.label_embed_dim = 4
   return config

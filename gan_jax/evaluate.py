@@ -155,8 +155,10 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   z; they are generated in batches of train.batch_size (BatchNorm layers see
   batches of the size they were trained with). A conditional generator draws
   sample i from `labels[i]` (int (num_samples, heads)). config.eval.truncation > 0
-  draws the latents truncated (sampling.fixed_latents).
+  draws the latents truncated (sampling.fixed_latents); config.eval.truncation_psi != 1
+  pulls StyleGAN2's w towards its average (sampling.generate).
   """
+  psi = config.eval.get("truncation_psi", 1.0)
   num = config.eval.num_samples
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
@@ -172,7 +174,8 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
 
   @jax.jit
   def one_batch(params, stats, z, labels):
-    return sampling.to_uint8(sampling.generate(generator, params, stats, z, labels=labels))
+    return sampling.to_uint8(sampling.generate(generator, params, stats, z, labels=labels,
+                                               truncation_psi=psi))
 
   def sample(params, stats) -> np.ndarray:
     return np.concatenate([np.asarray(one_batch(params, stats, z[i],
@@ -203,15 +206,12 @@ class RunEvaluator:
     """(report, scalars) for the generator at `step`; writes eval/step_N.json and grids."""
     start = time.perf_counter()
     fake = self.sample(ema_params, g_stats)
-    truncation = self.config.eval.get("truncation", 0.0)
-    described = f", truncated to [-{truncation:g}, {truncation:g}]" if truncation else ""
     report = self.evaluator(fake, self.labels, step=step,
                             generator="EMA generator, fixed eval latents "
-                            f"(seed {self.config.seed}{described})")
+                            f"(seed {self.config.seed}{truncation_description(self.config)})")
     os.makedirs(self.directory, exist_ok=True)
     # Truncated samples are another protocol: their own files, the plain report kept.
-    suffix = f"_truncation{truncation:g}" if truncation else ""
-    stem = os.path.join(self.directory, f"step_{step}{suffix}")
+    stem = os.path.join(self.directory, f"step_{step}{truncation_suffix(self.config)}")
     writers.save_png(stem + "_samples.png", writers.make_grid(fake[:64]))
     if "nearest_train_pixels" in self.evaluator.last_fake.features:
       _, index, flipped = self.evaluator.last_fake.features["nearest_train_pixels"]
@@ -222,6 +222,21 @@ class RunEvaluator:
       json.dump({"step": step, "seconds": round(seconds, 2), "metrics": report}, f, indent=1)
     os.replace(stem + ".json.tmp", stem + ".json")
     return report, evaluator_lib.flatten(report)
+
+
+def truncation_description(config) -> str:
+  """How config.eval truncates the samples, for a report's protocol ('' when it does not)."""
+  truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
+  return ((f", truncated to [-{truncation:g}, {truncation:g}]" if truncation else "")
+          + (f", w truncated with psi {psi:g}" if psi != 1.0 else ""))
+
+
+def truncation_suffix(config) -> str:
+  """The file-name suffix of reports with truncated samples ('' when config.eval does not
+  truncate): another protocol, so its own files."""
+  truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
+  return (f"_truncation{truncation:g}" if truncation else "") + (
+      f"_psi{psi:g}" if psi != 1.0 else "")
 
 
 def config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
@@ -317,6 +332,10 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
     except ValueError as e:
       raise UserError(f"--truncation: {e}") from None
     generator, abstract = abstract_state(config)
+    try:
+      sampling.check_truncation_psi(generator, config.eval.truncation_psi)
+    except ValueError as e:
+      raise UserError(f"--truncation_psi: {e}") from None
     run_evaluator = RunEvaluator(config, generator, workdir)
     reports = []
     for s in steps:
@@ -335,7 +354,8 @@ def main(argv):
   del argv
   f = flags.FLAGS
   overrides = {k: getattr(f, k) for k in ("metrics", "num_samples", "inception_path",
-                                          "classifier_path", "num_real", "truncation")
+                                          "classifier_path", "num_real", "truncation",
+                                          "truncation_psi")
                if getattr(f, k) is not None}
   writers.quiet_library_logs()
   run_command(lambda: evaluate_run(f.workdir, f.step, overrides))
@@ -352,6 +372,8 @@ def _define_flags():
   flags.DEFINE_string("classifier_path", None, "Another anime tag classifier file.")
   flags.DEFINE_float("truncation", None, "Override config.eval.truncation: Gaussian z truncated "
                      "to [-t, t] (BigGAN's truncation trick; reports go to step_N_truncationT.json).")
+  flags.DEFINE_float("truncation_psi", None, "Override config.eval.truncation_psi: StyleGAN2's "
+                     "w <- w_avg + psi (w - w_avg) (1: off; reports go to step_N_psiP.json).")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Images of a chosen label from a conditional run: python -m gan_jax.sample_tags.
 
   python -m gan_jax.sample_tags --workdir=workdirs/anime_tags --tags="blue hair red eyes" \
-      --num=64 --out=grid.png [--step=latest|N|best] [--seed=0] [--hit_rate]
+      --num=64 --out=grid.png [--step=latest|N|best] [--seed=0] [--hit_rate] \
+      [--truncation=T] [--truncation_psi=PSI]
 
 Restores the EMA generator of a run trained with `config.data.labels=anime_hair_eyes`
 (configs/anime_tags.py) from its latest checkpoint (or --step), generates --num
@@ -13,6 +14,10 @@ and ignored: they are not labels of the model). With --hit_rate it also prints
 how often the tag classifier sees the requested colours in the samples, and on
 held-out real faces with the same tags (the ceiling), as the tag_hit_rate
 metric does over the whole label distribution.
+
+--truncation=T draws z from a Gaussian truncated to [-T, T] (BigGAN's truncation
+trick); --truncation_psi=PSI pulls a StyleGAN2 generator's w towards its tracked
+average (configs/stylegan2_tags.py; 1: off).
 
 A run conditioned on a dataset's own classes (`config.data.labels=class`) takes
 the class name instead: --tags=cat (one name per label head, comma-separated);
@@ -107,16 +112,18 @@ def restore_generator(workdir: str, step: str = "latest"):
   restored = evaluate.restore_generator(workdir, step)
   if not data_lib.label_classes(restored[0].data):
     raise UserError(f"the run in {os.path.abspath(workdir)} is unconditional (config.data.labels "
-                    "is empty): train with configs/anime_tags.py or configs/biggan.py to choose "
-                    "colours")
+                    "is empty): train with configs/anime_tags.py, biggan.py or stylegan2_tags.py "
+                    "to choose colours")
   return restored
 
 
 def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple[int, ...],
-                        num: int, seed: int, truncation: float = 0.0) -> np.ndarray:
+                        num: int, seed: int, truncation: float = 0.0,
+                        truncation_psi: float = 1.0) -> np.ndarray:
   """uint8 (num, H, W, 3): `num` samples of `label` from latents fixed by `seed` (truncated to
-  [-truncation, truncation] when > 0: sampling.fixed_latents), generated in batches of
-  train.batch_size (BatchNorm layers see batches of their training size)."""
+  [-truncation, truncation] when > 0: sampling.fixed_latents; StyleGAN2's w truncated with
+  `truncation_psi` != 1: sampling.generate), generated in batches of train.batch_size
+  (BatchNorm layers see batches of their training size)."""
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
   z = sampling.fixed_latents(seed, batches * batch, config.model.latent_dim,
@@ -125,7 +132,7 @@ def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple
                                  batches, batch, -1)
   labels = np.tile(np.asarray(label, np.int32), (batch, 1))
   one_batch = jax.jit(lambda p, s, z: sampling.to_uint8(
-      sampling.generate(generator, p, s, z, labels=labels)))
+      sampling.generate(generator, p, s, z, labels=labels, truncation_psi=truncation_psi)))
   return np.concatenate([np.asarray(one_batch(params, stats, zb)) for zb in z])[:num]
 
 
@@ -153,10 +160,11 @@ def hit_rate_report(config, images: np.ndarray, label: Tuple[int, ...],
 
 
 def sample_tags(workdir: str, tags: str, num: int, out: str, step: str = "latest", seed: int = 0,
-                hit_rate: bool = False, truncation: float = 0.0) -> Dict[str, Any]:
+                hit_rate: bool = False, truncation: float = 0.0,
+                truncation_psi: float = 1.0) -> Dict[str, Any]:
   """Writes a PNG grid of `num` faces with the colours `tags` asks for, from Gaussian latents
-  truncated to [-truncation, truncation] if > 0 (BigGAN's trick); returns what was done
-  (and the hit rates with `hit_rate`)."""
+  truncated to [-truncation, truncation] if > 0 (BigGAN's trick) and StyleGAN2's w truncated
+  with `truncation_psi` if != 1; returns what was done (and the hit rates with `hit_rate`)."""
   if num < 1:
     raise UserError(f"--num must be >= 1, got {num}")
   config, generator, params, stats, restored = restore_generator(workdir, step)
@@ -166,14 +174,19 @@ def sample_tags(workdir: str, tags: str, num: int, out: str, step: str = "latest
     latents.check_truncation(truncation, config.model.latent_dist)
   except ValueError as e:
     raise UserError(f"--truncation: {e}") from None
+  try:
+    sampling.check_truncation_psi(generator, truncation_psi)
+  except ValueError as e:
+    raise UserError(f"--truncation_psi: {e}") from None
   if hit_rate and label_set.from_classes:
     raise UserError(f"--hit_rate measures anime hair and eye colours with the tag classifier; "
                     f"this run's labels are {label_set.name!r}")
-  images = generate_with_label(config, generator, params, stats, label, num, seed, truncation)
+  images = generate_with_label(config, generator, params, stats, label, num, seed, truncation,
+                               truncation_psi)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   writers.save_png(out, writers.make_grid(images))
   result = {"step": restored, "label": label_set.describe(label), "num": num, "out": out,
-            "truncation": truncation}
+            "truncation": truncation, "truncation_psi": truncation_psi}
   if hit_rate:
     result["hit_rate"] = hit_rate_report(config, images, label)
   return result
@@ -187,7 +200,7 @@ def main(argv):
   writers.quiet_library_logs()
   result = run_command(
       lambda: sample_tags(f.workdir, f.tags, f.num, f.out, f.step, f.seed, f.hit_rate,
-                          f.truncation))
+                          f.truncation, f.truncation_psi))
   print(json.dumps(result, indent=1), flush=True)
 
 
@@ -203,6 +216,8 @@ def _define_flags():
   flags.DEFINE_bool("hit_rate", False, "Also print the tag classifier's hit rates.")
   flags.DEFINE_float("truncation", 0.0, "Gaussian z truncated to [-t, t] (BigGAN's truncation "
                      "trick: more typical, less varied faces); 0: off.")
+  flags.DEFINE_float("truncation_psi", 1.0, "StyleGAN2's truncation trick: w <- w_avg + psi "
+                     "(w - w_avg), one average over all labels; 1: off.")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,18 @@ def fixed_labels(seed: int, num: int, label_table: np.ndarray,
   return label_table[rows]
 
 
+def check_truncation_psi(generator: nn.Module, truncation_psi: float) -> None:
+  """ValueError unless `truncation_psi` is finite and, when it is not 1 (off), `generator`
+  has the truncation trick in w (stylegan2's)."""
+  if not np.isfinite(truncation_psi):
+    raise ValueError(f"truncation_psi must be a finite number, got {truncation_psi}")
+  if truncation_psi != 1.0 and "truncation_psi" not in inspect.signature(
+      type(generator).__call__).parameters:
+    raise ValueError(f"truncation_psi={truncation_psi:g}: {type(generator).__module__}."
+                     f"{type(generator).__name__} has no truncation trick in w (stylegan2 has; "
+                     "use 1.0, or the truncation of Gaussian z)")
+
+
 def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
              batch_statistics: bool = True, labels: Optional[jax.Array] = None,
              truncation_psi: float = 1.0, noise_key: Optional[jax.Array] = None) -> jax.Array:
@@ -58,10 +70,8 @@ def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
     variables["batch_stats"] = stats
   args = (z,) if labels is None else (z, labels)
   options = {}
+  check_truncation_psi(generator, truncation_psi)
   if truncation_psi != 1.0:
-    if "truncation_psi" not in inspect.signature(type(generator).__call__).parameters:
-      raise ValueError(f"truncation_psi={truncation_psi}: {type(generator).__module__}."
-                       f"{type(generator).__name__} has no truncation trick (stylegan2 has)")
     options["truncation_psi"] = truncation_psi
   if noise_key is not None:
     options["rngs"] = {"noise": noise_key}

@@ -363,10 +363,11 @@ class GANStep:
     return apply_in_train_mode(self.generator, params, stats, z, labels, self.compute_dtype,
                                **options)
 
-  def _path_length_penalty(self, params: Any, stats: Any, batch: int,
-                           key: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  def _path_length_penalty(self, params: Any, stats: Any, batch: int, key: jax.Array,
+                           labels: Optional[jax.Array] = None) -> Tuple[jax.Array, jax.Array]:
     """(mean_i (|J_i^T y_i| - a')^2, a') with a' the updated running mean of path lengths
-    (module docstring), on batch // batch_shrink fresh latents; G in the compute dtype."""
+    (module docstring), on batch // batch_shrink fresh latents (with the first as many of
+    the update's `labels`, for a conditional G); G in the compute dtype."""
     options = self.path_length
     key = jax.random.fold_in(key, PATH_LENGTH_STREAM)
     n = max(1, batch // options.batch_shrink)
@@ -376,7 +377,8 @@ class GANStep:
     dtype = self.compute_dtype or jnp.float32
     variables = {"params": precision.cast_floats(params, dtype), "batch_stats": stats}
     g_options = precision.cast_floats(g_options, dtype)  # z2; mix_layer stays int
-    ws = self.generator.apply(variables, z.astype(dtype), method="ws", **g_options)
+    args = (z.astype(dtype),) if labels is None else (z.astype(dtype), labels[:n])
+    ws = self.generator.apply(variables, *args, method="ws", **g_options)
     synthesize = lambda ws: self.generator.apply(variables, ws, method="synthesize", rngs=rngs)
     images, vjp = jax.vjp(synthesize, ws)
     y = jax.random.normal(jax.random.fold_in(key, 1), images.shape, jnp.float32)
@@ -553,7 +555,7 @@ class GANStep:
         total = total + self.ac_weight * extra["g_ac_loss"]
       if self.path_length is not None:
         options = self.path_length
-        compute = lambda: self._path_length_penalty(g_params, g_stats, z.shape[0], key)
+        compute = lambda: self._path_length_penalty(g_params, g_stats, z.shape[0], key, labels)
         if options.every > 1:
           penalty, mean = jax.lax.cond(
               state.step % options.every == 0, compute,

@@ -191,6 +191,12 @@ def validate_eval_config(config) -> None:
     latents.check_truncation(options.get("truncation", 0.0), config.model.latent_dist)
   except ValueError as e:
     raise ConfigError(f"config.eval.truncation: {e}") from None
+  psi = options.get("truncation_psi", 1.0)
+  try:
+    if psi != 1.0:  # (builds the models only then)
+      sampling.check_truncation_psi(make_models(config)[0], psi)
+  except ValueError as e:
+    raise ConfigError(f"config.eval.truncation_psi: {e}") from None
 
 
 def validate_processes(config, processes: int) -> None:

@@ -20,7 +20,7 @@ RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_
 # test_progan.py's; anime_tags' (with a resume) and biggan's (with evaluation)
 # tests/test_conditional.py's.
 @pytest.mark.parametrize("name", RECIPES + ["anime_tags", "began", "biggan", "progan", "toy_ring",
-                                            "toy_grid"])
+                                            "toy_grid", "stylegan2_tags"])
 def test_full_config_validates(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   train.validate_config(config)

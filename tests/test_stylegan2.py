@@ -1,6 +1,7 @@
 """StyleGAN2 family (gan_jax/models/stylegan2.py): layers against direct references,
 shapes, parameter count, noise modes, style mixing, the tracked w average and truncation,
-and a tiny train step with noise, mixing and path-length regularisation on."""
+a tiny train step with noise, mixing and path-length regularisation on, and the
+class-conditional StyleGAN2 (configs/stylegan2_tags.py)."""
 
 import math
 
@@ -12,8 +13,10 @@ import pytest
 
 from configs import dcgan as dcgan_config
 from configs import stylegan2 as stylegan2_config
+from configs import stylegan2_tags
 from conftest import set_fields
 from gan_jax import sampling, train
+from gan_jax.data import LabeledBatch
 from gan_jax.models import stylegan2
 from gan_jax.state import count_params
 from gan_jax.step import MIXING_STREAM, PathLength
@@ -209,10 +212,11 @@ def test_bad_discriminator_input_size():
     d.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)), train=False)
 
 
-def tiny_models(**overrides):
-  """(config, generator, discriminator, step_fn) of configs/stylegan2.py:smoke at 8x8 (one
-  mapping layer, latent 8, batch 4) with `overrides` ('section.field': value)."""
-  config = stylegan2_config.get_config("smoke")
+def tiny_models(recipe=stylegan2_config, **overrides):
+  """(config, generator, discriminator, step_fn) of `recipe`'s smoke preset (default
+  configs/stylegan2.py) at 8x8 (one mapping layer, latent 8, batch 4) with `overrides`
+  ('section.field': value)."""
+  config = recipe.get_config("smoke")
   config.model.mapping_layers = 1
   config.model.latent_dim = 8
   config.train.batch_size = 4
@@ -351,3 +355,82 @@ def test_fused_d_passes_keep_the_minibatch_stddev_per_half():
   concatenated = separate._d(state.d_params, state.d_stats, jnp.concatenate([real, fake]),
                              None)[0]
   assert not np.allclose(concatenated[:4], real_a, rtol=1e-3)
+
+
+def test_conditional_mapping_and_projection_by_hand():
+  """Conditional StyleGAN2 (StyleGAN2-ADA's conditioning): w = mapping([z / rms(z), e / rms(e)])
+  with e the sum of the labels' embeddings, so scaling the embeddings changes nothing; D's
+  logit moves with the labels by <E[y] - E[y'], phi>, phi its last hidden features."""
+  config = tiny_config(mapping_layers=1, label_embed_dim=3, d_cond="projection")
+  g, d = stylegan2.build_stylegan2(config, (8, 8, 3), label_classes=(3, 4))
+  z = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
+  labels = jnp.array([[0, 1], [2, 3], [1, 0]], jnp.int32)
+  other = jnp.array([[2, 3], [2, 3], [0, 2]], jnp.int32)  # sample 1's labels unchanged
+  shapes = jax.eval_shape(lambda: g.init(jax.random.PRNGKey(0), z, labels, train=False))
+  rng = np.random.default_rng(0)
+  params = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), a.dtype),
+                        shapes["params"])
+  mapping = params["mapping"]
+  table = mapping["label_embedding"]
+  e = np.asarray(table["head_0"]["embedding"])[labels[:, 0]] + np.asarray(
+      table["head_1"]["embedding"])[labels[:, 1]]
+  rms = lambda v: v / np.sqrt(np.mean(np.square(v), axis=-1, keepdims=True) + 1e-8)
+  x = np.concatenate([rms(np.asarray(z, np.float64)), rms(e)], axis=-1)
+  dense = mapping["dense_0"]
+  y = x @ (np.asarray(dense["kernel"]) * 0.01 / math.sqrt(11)) + np.asarray(dense["bias"]) * 0.01
+  w_by_hand = np.where(y >= 0, y, 0.2 * y) * math.sqrt(2.0)
+  ws = jax.jit(lambda p, y: g.apply({"params": p}, z, y, method="ws"))
+  np.testing.assert_allclose(ws(params, labels)[:, 0], w_by_hand, rtol=1e-5, atol=1e-6)
+  scaled = {**params, "mapping": {**mapping, "label_embedding": jax.tree.map(
+      lambda t: 5.0 * t, table)}}
+  np.testing.assert_allclose(ws(scaled, labels), ws(params, labels), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(ws(params, other)[0], ws(params, labels)[0])
+  with pytest.raises(ValueError, match="is conditional .* call it with labels"):
+    g.apply({"params": params}, z)
+
+  images = jax.random.uniform(jax.random.PRNGKey(1), (3, 8, 8, 3), minval=-1, maxval=1)
+  variables = d.init(jax.random.PRNGKey(2), images, labels)
+  logits, state = d.apply(variables, images, labels, capture_intermediates=True)
+  phi = stylegan2.lrelu(state["intermediates"]["b4_dense"]["__call__"][0])
+  projection = variables["params"]["conditional"]["projection"]
+  emb = lambda y: (projection["head_0"]["embedding"][y[:, 0]]
+                   + projection["head_1"]["embedding"][y[:, 1]])
+  diff = logits - d.apply(variables, images, other)
+  np.testing.assert_allclose(diff, jnp.sum((emb(labels) - emb(other)) * phi, axis=1), rtol=1e-4,
+                             atol=1e-6)
+  assert float(diff[1]) == 0.0 and float(jnp.min(jnp.abs(diff[::2]))) > 1e-6
+
+
+def test_conditional_train_step_maps_both_latents_and_path_lengths_with_the_labels():
+  """configs/stylegan2_tags.py's step with style mixing and path length on every iteration:
+  other labels change the path-length penalty too (its latents are drawn from the key, so
+  only the labels can), a batch without labels is refused, and truncation at psi = 0 gives
+  every sample the one average w's image whatever its labels."""
+  config, g, d, step = tiny_models(stylegan2_tags, **{
+      "penalty.use": "", "g_penalty.path_length.weight": 2.0,
+      "g_penalty.path_length.every": 1, "model.style_mixing": 0.9})
+  train.validate_config(config)
+  assert step.path_length is not None and g.label_classes == d.label_classes == (13, 13)
+  state = jax.jit(train.make_init(config, g, d, step.g_tx, step.d_tx))()
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, 4, 8, 8, 3), np.uint8))
+  labels = jnp.asarray([[[0, 1], [2, 3], [4, 5], [6, 7]]], jnp.int32)
+  f = jax.jit(step)
+  one, metrics = f(state, LabeledBatch(images, labels))
+  again, _ = f(state, LabeledBatch(images, labels))
+  other, other_metrics = f(state, LabeledBatch(images, (labels + 1) % 13))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  assert float(metrics["path_length_penalty"]) > 0
+  assert float(metrics["path_length_penalty"]) != float(other_metrics["path_length_penalty"])
+  np.testing.assert_array_equal(one.g_params["mapping"]["dense_0"]["kernel"],
+                                again.g_params["mapping"]["dense_0"]["kernel"])
+  assert not np.array_equal(one.g_params["mapping"]["dense_0"]["kernel"],
+                            other.g_params["mapping"]["dense_0"]["kernel"])
+  with pytest.raises(ValueError, match="is conditional"):
+    f(state, images)
+  z = jax.random.normal(jax.random.PRNGKey(3), (4, 8))
+  truncated = sampling.generate(g, one.ema_params, one.g_stats, z, labels=labels[0],
+                                truncation_psi=0.0)
+  np.testing.assert_allclose(truncated, jnp.broadcast_to(truncated[:1], truncated.shape),
+                             rtol=1e-5, atol=1e-5)
+  plain = sampling.generate(g, one.ema_params, one.g_stats, z, labels=labels[0])
+  assert not np.allclose(plain[0], plain[1])

@@ -208,8 +208,8 @@ def test_a_labelled_run_gets_a_conditional_transformer_d():
     d.apply(variables, images, train=False)
   stylegan2 = set_fields(importlib.import_module("configs.stylegan2").get_config("smoke"),
                          {"model.discriminator": "vit"})
-  with pytest.raises(ValueError, match="'stylegan2' does not support class labels"):
-    models.build_models(stylegan2.model, (16, 16, 3), label_classes=(3,))
+  generator, d = models.build_models(stylegan2.model, (16, 16, 3), label_classes=(3,))
+  assert generator.label_classes == (3,) and isinstance(d, vit.Discriminator)
 
 
 def _config(**fields):

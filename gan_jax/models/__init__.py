@@ -3,7 +3,7 @@
 Every family builds a pair of flax modules with one interface:
   generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
-Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan) also build
+Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan, stylegan2) also build
 class-conditional pairs (`label_classes`, the classes per label head):
   generator.apply(variables, z, labels, train=...)
   discriminator.apply(variables, x, labels, train=..., return_aux=False)
@@ -60,7 +60,7 @@ def build_dcgan(model_config, example_shape: Sequence[int],
   upconv = model_config.get("upconv", "phases")
   check_choice("model.upconv", upconv, layers.UPCONV_IMPLS)
   downconv = resolve_downconv(model_config.get("downconv", "strided"))
-  cond = resnet.conditional_options(model_config, label_classes)
+  cond = conditional.conditional_options(model_config, label_classes)
   return (dcgan.Generator(image_size=image_size, width=model_config.g_width,
                           channels=channels, upconv=upconv,
                           spectral_norm=model_config.get("g_spectral_norm", False), **cond["g"]),

@@ -1,5 +1,6 @@
 """Class conditioning shared by the model families that support labels (dcgan, resnet,
-biggan: its G conditions through a shared embedding, models/biggan.py).
+biggan: its G conditions through a shared embedding, models/biggan.py; stylegan2: its
+mapping network reads z and the labels' embedding, models/stylegan2.py).
 
 Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
 eye colour, gan_jax/data/labels.py), `label_classes` the classes per head.
@@ -33,7 +34,7 @@ from gan_jax.registry import check_choice
 
 D_CONDS = ("projection", "acgan", "projection+acgan")
 G_CONDS = ("concat", "cbn")
-CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan")
+CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2")
 
 
 def parse_d_cond(text: str) -> Tuple[bool, bool]:
@@ -88,6 +89,22 @@ def condition_latent(z: jax.Array, labels: Optional[jax.Array], label_classes: T
     return z
   embedded = LabelEmbedding(label_classes, embed_dim, name="label_embedding")(labels, train=train)
   return jnp.concatenate([z, embedded.reshape(z.shape[0], -1).astype(z.dtype)], axis=-1)
+
+
+def conditional_options(model_config, label_classes: Tuple[int, ...]) -> Dict[str, dict]:
+  """{'g': G's conditional fields, 'd': D's} for `label_classes` (empty dicts when
+  unconditional, so unconditional modules keep their defaults): model.d_cond, g_cond
+  and label_embed_dim (default 32) checked and passed on."""
+  if not label_classes:
+    return {"g": {}, "d": {}}
+  d_cond = model_config.get("d_cond", "projection")
+  parse_d_cond(d_cond)  # fail early on an unknown name
+  g_cond = model_config.get("g_cond", "concat")
+  check_g_cond(g_cond, model_config.name)
+  g = dict(label_classes=tuple(label_classes), embed_dim=model_config.get("label_embed_dim", 32))
+  if model_config.name == "resnet":
+    g["g_cond"] = g_cond
+  return {"g": g, "d": dict(label_classes=tuple(label_classes), d_cond=d_cond)}
 
 
 def check_g_cond(g_cond: str, family: str) -> None:

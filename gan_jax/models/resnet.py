@@ -219,24 +219,10 @@ def build_resnet(model_config, example_shape, label_classes: Tuple[int, ...] = (
   """
   image_size, channels = layers.square_images(example_shape, "the ResNet GAN")
   num_blocks(image_size)  # fail early on an unsupported size
-  cond = conditional_options(model_config, label_classes)
+  cond = conditional.conditional_options(model_config, label_classes)
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,
                     spectral_norm=model_config.get("g_spectral_norm", False),
                     **cond["g"]),
           Discriminator(image_size=image_size, width=model_config.d_width,
                         spectral_norm=model_config.get("d_spectral_norm", True), **cond["d"]))
 
-
-def conditional_options(model_config, label_classes: Tuple[int, ...]):
-  """{'g': G's conditional fields, 'd': D's} for `label_classes` (empty dicts when
-  unconditional, so unconditional modules keep their defaults)."""
-  if not label_classes:
-    return {"g": {}, "d": {}}
-  d_cond = model_config.get("d_cond", "projection")
-  conditional.parse_d_cond(d_cond)  # fail early on an unknown name
-  g_cond = model_config.get("g_cond", "concat")
-  conditional.check_g_cond(g_cond, model_config.name)
-  g = dict(label_classes=tuple(label_classes), embed_dim=model_config.get("label_embed_dim", 32))
-  if model_config.name == "resnet":
-    g["g_cond"] = g_cond
-  return {"g": g, "d": dict(label_classes=tuple(label_classes), d_cond=d_cond)}

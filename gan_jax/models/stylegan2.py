@@ -64,6 +64,12 @@ Config fields read by build_stylegan2 (model.*):
   w_avg_decay = 0.995    EMA decay of the tracked w average
   style_mixing = 0.0     mixing probability (validated here, applied by the step)
 
+Class-conditional (config.data.labels; build_stylegan2's label_classes), as
+StyleGAN2-ADA: G's mapping network reads [pixelnorm(z), pixelnorm(sum of the
+labels' embeddings)], and D gets a projection (or AC-GAN) head on its last hidden
+features (models/conditional.py, model.d_cond). Style mixing and path-length
+regularisation map both latents with the sample's own labels.
+
 Mixed precision: config.model.dtype=bfloat16 runs G (noise, mixing and path length
 included) in bfloat16 through the step's casts; w_avg and pl_mean stay float32.
 
@@ -81,7 +87,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models import layers
+from gan_jax.models import conditional, layers
 from gan_jax.registry import check_choice
 
 _LRELU_GAIN = math.sqrt(2.0)
@@ -293,16 +299,36 @@ class ToRGB(nn.Module):
     return y + self.param("bias", nn.initializers.zeros, (self.channels,))
 
 
+def normalise_2nd_moment(x: jax.Array) -> jax.Array:
+  """x / RMS(x) over the last axis (StyleGAN's pixel norm of z)."""
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-8)
+
+
 class MappingNetwork(nn.Module):
   """z (batch, latent_dim) -> w (batch, w_dim): pixel norm, then `num_layers` equalised
-  dense layers (lr multiplier `lr_mul`) each followed by leaky ReLU 0.2 * sqrt(2)."""
+  dense layers (lr multiplier `lr_mul`) each followed by leaky ReLU 0.2 * sqrt(2).
+
+  Conditional (`label_classes` non-empty, labels (batch, heads)): the sum over heads of a
+  learned `embed_dim`-vector per class, pixel-normed like z and concatenated to it before
+  the first layer (StyleGAN2-ADA's conditioning). The embeddings start as N(0, 1), the
+  scale of the equalised weights, since the normalisation removes their scale anyway.
+  """
   w_dim: int
   num_layers: int = 8
   lr_mul: float = 0.01
+  label_classes: Tuple[int, ...] = ()
+  embed_dim: int = 0  # size of the label embedding (0: w_dim)
 
   @nn.compact
-  def __call__(self, z: jax.Array) -> jax.Array:
-    x = z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + 1e-8)
+  def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None) -> jax.Array:
+    conditional.check_labels(labels, self.label_classes, "generator")
+    x = normalise_2nd_moment(z)
+    if self.label_classes:
+      embedded = conditional.LabelEmbedding(
+          self.label_classes, self.embed_dim or self.w_dim,
+          embedding_init=nn.initializers.normal(1.0), name="label_embedding")(labels, train=False)
+      x = jnp.concatenate([x, normalise_2nd_moment(jnp.sum(embedded, axis=1)).astype(x.dtype)],
+                          axis=-1)
     for i in range(self.num_layers):
       x = lrelu(EqualDense(self.w_dim, lr_mul=self.lr_mul, name=f"dense_{i}")(x))
     return x
@@ -353,7 +379,9 @@ NOISE_MODES = ("random", "const")
 class Generator(nn.Module):
   """z (batch, latent_dim) -> images (batch, size, size, channels), roughly in [-1, 1].
 
-  __call__(z) = synthesize(ws(z)). Options of `ws` (and so of __call__):
+  __call__(z) = synthesize(ws(z)); a conditional generator (`label_classes` non-empty)
+  takes labels (batch, heads) after z, in both, and maps (z, labels) to w (MappingNetwork).
+  Options of `ws` (and so of __call__):
     * train: update the tracked average w (`batch_stats/w_avg`, the EMA
       w_avg <- mean_batch(mapping(z)) + w_avg_decay * (w_avg - mean), as
       StyleGAN2's w_avg) when the caller makes batch_stats mutable.
@@ -362,7 +390,8 @@ class Generator(nn.Module):
       int, a traced int scalar or an int vector (batch,) (one crossover per
       sample; num_ws: no mixing for that sample).
     * truncation_psi: the truncation trick, w <- w_avg + psi * (w - w_avg) (for
-      both latents); 1.0 (the default) leaves w untouched.
+      both latents); 1.0 (the default) leaves w untouched. A conditional G tracks one
+      w_avg over all labels (StyleGAN2-ADA's), so truncation pulls towards it.
   Noise: see the module docstring (pass rngs={'noise': key} for fresh noise);
   `train_rngs` names the rngs the train step should pass ('noise' with
   noise_mode='random', none with 'const').
@@ -381,6 +410,8 @@ class Generator(nn.Module):
   impl: str = "scaled"
   noise_mode: str = "random"  # the train step's noise: random (fresh rng) | const
   w_avg_decay: float = 0.995
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  embed_dim: int = 0  # conditional: label embedding size in the mapping network (0: w_dim)
 
   @property
   def num_ws(self) -> int:
@@ -393,7 +424,8 @@ class Generator(nn.Module):
     return ("noise",) if self.noise_mode == "random" else ()
 
   def setup(self):
-    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers)
+    self.mapping = MappingNetwork(self.w_dim, self.mapping_layers,
+                                  label_classes=self.label_classes, embed_dim=self.embed_dim)
     self.synthesis = SynthesisNetwork(self.image_size, self.width, self.channels,
                                       self.max_channels, self.impl)
     if self.has_variable("batch_stats", "w_avg") or self.is_mutable_collection("batch_stats"):
@@ -403,10 +435,11 @@ class Generator(nn.Module):
     else:
       self.w_avg = self.pl_mean = None
 
-  def ws(self, z: jax.Array, *, train: bool = False, z2: Optional[jax.Array] = None,
-         mix_layer: Optional[jax.Array] = None, truncation_psi: Any = 1.0) -> jax.Array:
+  def ws(self, z: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
+         z2: Optional[jax.Array] = None, mix_layer: Optional[jax.Array] = None,
+         truncation_psi: Any = 1.0) -> jax.Array:
     """The w of every synthesis slot, (batch, num_ws, w_dim); see the class docstring."""
-    w = self.mapping(z)
+    w = self.mapping(z, labels)
     truncate = not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1.0)
     if truncate and self.w_avg is None:
       raise ValueError("the truncation trick needs the tracked w average: apply the "
@@ -427,7 +460,7 @@ class Generator(nn.Module):
     if z2 is not None:
       if mix_layer is None:
         raise ValueError("style mixing needs mix_layer along with z2")
-      w2 = truncated(self.mapping(z2))
+      w2 = truncated(self.mapping(z2, labels))
       first = jnp.arange(num_ws)[None, :] < jnp.reshape(jnp.asarray(mix_layer), (-1, 1))
       ws = jnp.where(first[:, :, None], ws, w2[:, None])
     return ws
@@ -436,9 +469,10 @@ class Generator(nn.Module):
     """Images from the w of every slot, (batch, num_ws, w_dim)."""
     return self.synthesis(ws)
 
-  def __call__(self, z: jax.Array, *, train: bool = False, z2: Optional[jax.Array] = None,
-               mix_layer: Optional[jax.Array] = None, truncation_psi: Any = 1.0) -> jax.Array:
-    return self.synthesize(self.ws(z, train=train, z2=z2, mix_layer=mix_layer,
+  def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
+               z2: Optional[jax.Array] = None, mix_layer: Optional[jax.Array] = None,
+               truncation_psi: Any = 1.0) -> jax.Array:
+    return self.synthesize(self.ws(z, labels, train=train, z2=z2, mix_layer=mix_layer,
                                    truncation_psi=truncation_psi))
 
 
@@ -457,16 +491,21 @@ class DiscriminatorBlock(nn.Module):
 class Discriminator(nn.Module):
   """images (batch, size, size, channels) -> logits (batch,), resnet architecture.
 
-  `train` is accepted for the common interface and unused.
+  Conditional (`label_classes` non-empty): called with labels (batch, heads), the
+  projection and/or AC-GAN heads of models/conditional.py (`d_cond`) read phi, the output
+  of the last hidden dense layer (StyleGAN2-ADA projects its label mapping onto the same
+  features). `train` is accepted for the common interface and unused.
   """
   image_size: int = 64
   width: int = 64
   max_channels: int = 512
   mbstd_group: int = 4
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    del train
+  def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
+               return_aux: bool = False) -> Any:
     layers.check_image_size(x, self.image_size)
     n_dbl = num_doublings(self.image_size)
     ch = lambda r: channels_at(r, self.image_size, self.width, self.max_channels)
@@ -476,12 +515,19 @@ class Discriminator(nn.Module):
       x = DiscriminatorBlock(ch(r // 2), name=f"b{r}")(x)
     x = minibatch_stddev(x, self.mbstd_group)
     x = lrelu(EqualConv(ch(4), 3, name="b4_conv")(x))
-    x = lrelu(EqualDense(ch(4), name="b4_dense")(x.reshape(x.shape[0], -1)))
-    return EqualDense(1, name="b4_out")(x).reshape(x.shape[0])
+    phi = lrelu(EqualDense(ch(4), name="b4_dense")(x.reshape(x.shape[0], -1)))
+    logit = EqualDense(1, name="b4_out")(phi).reshape(x.shape[0])
+    if not self.label_classes and not return_aux and labels is None:
+      return logit
+    return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
+                                            False, train, return_aux)
 
 
-def build_stylegan2(model_config, example_shape: Sequence[int]) -> Tuple[nn.Module, nn.Module]:
-  """StyleGAN2 (generator, discriminator) for square images whose side is a power of two >= 8."""
+def build_stylegan2(model_config, example_shape: Sequence[int],
+                    label_classes: Tuple[int, ...] = ()) -> Tuple[nn.Module, nn.Module]:
+  """StyleGAN2 (generator, discriminator) for square images whose side is a power of two >= 8;
+  class-conditional for non-empty `label_classes` (model.d_cond for D; G's label embedding
+  of model.label_embed_dim, 0 or absent: w_dim)."""
   image_size, channels = layers.square_images(example_shape, "StyleGAN2")
   num_doublings(image_size)  # fail early on an unsupported size
   mapping_layers = model_config.get("mapping_layers", 8)
@@ -501,8 +547,13 @@ def build_stylegan2(model_config, example_shape: Sequence[int]) -> Tuple[nn.Modu
   style_mixing = model_config.get("style_mixing", 0.0)
   if not 0.0 <= style_mixing <= 1.0:
     raise ValueError(f"model.style_mixing must be a probability in [0, 1], got {style_mixing}")
+  cond = conditional.conditional_options(model_config, label_classes)
+  if label_classes:
+    cond["g"]["embed_dim"] = model_config.get("label_embed_dim", 0)
+    if cond["g"]["embed_dim"] < 0:
+      raise ValueError(f"model.label_embed_dim must be >= 0, got {cond['g']['embed_dim']}")
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,
                     w_dim=w_dim, mapping_layers=mapping_layers, max_channels=max_channels,
-                    noise_mode=noise_mode, w_avg_decay=w_avg_decay),
+                    noise_mode=noise_mode, w_avg_decay=w_avg_decay, **cond["g"]),
           Discriminator(image_size=image_size, width=model_config.d_width,
-                        max_channels=max_channels, mbstd_group=mbstd_group))
+                        max_channels=max_channels, mbstd_group=mbstd_group, **cond["d"]))
