@@ -117,6 +117,9 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
                                  # on the CPU) | scan (one lax.scan: one D update compiled)
   config.train.d_passes = "separate"  # D's loss on reals and fakes: separate (two D calls) |
                                  # fused (one call on both, batch statistics per half)
+  config.train.lazy_branching = "auto"  # lazy regularisers' off-iterations: cond (skipped) |
+                                 # select (computed and dropped: faster on XLA's CPU backend) |
+                                 # auto (select on the CPU, cond elsewhere)
   config.train.microbatches = 1  # m > 1: each update's gradient is the mean over m micro-
                                  # batches of batch_size / m, computed one after another
                                  # (gradient accumulation: less activation memory; batch

@@ -72,6 +72,9 @@ the update's key k_u, so a run without them draws exactly as before):
     paper it is added to the ordinary G update instead of a separate one. With
     q = fold_in(k_u, PATH_LENGTH_STREAM): its z from fold_in(q, 0), y from
     fold_in(q, 1), G's rngs and mixing as above with q in place of k_u.
+  * lazy regularisation (a penalty's `every`, path length's): the off-iterations skip
+    the term (lazy_branching='cond', a lax.cond) or compute it and drop it ('select',
+    the faster form on XLA's CPU backend; gan_jax/branching.py); the same values.
 
 Class labels (conditional runs, config.data.labels): the batch is then a
 LabeledBatch(images, labels) (gan_jax/data/labels.py), labels int32 (d_steps,
@@ -120,7 +123,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gan_jax import precision
+from gan_jax import branching, precision
 from gan_jax.latents import LatentSampler
 from gan_jax.losses import LossFn
 from gan_jax.registry import check_choice
@@ -252,6 +255,7 @@ class Equilibrium(NamedTuple):
 
 D_LOOPS = ("unroll", "scan")
 D_PASSES = ("separate", "fused")
+LAZY_BRANCHINGS = ("cond", branching.SELECT)  # train.lazy_branching (branching.resolve)
 PENALTY_GRADS = ("augmented", "through")
 
 
@@ -307,6 +311,8 @@ class GANStep:
   equilibrium: Optional[Equilibrium] = None  # BEGAN's k controller (losses.began; d_stats[BEGAN_K])
   growth: Optional[Growth] = None  # ProGAN's growth schedule (g_stats and d_stats[GROWTH_LEVEL])
   microbatches: int = 1  # gradient accumulation: each update over this many micro-batches
+  lazy_branching: str = "cond"  # lazy regularisers' off-iterations: cond (skipped: lax.cond)
+                                # | select (computed, then dropped; gan_jax/branching.py)
 
   def _accumulate(self, loss: Callable[..., Any], params: Any, stats: Any, batch: Any,
                   key: jax.Array) -> Tuple[Any, Any, Any, Metrics]:
@@ -455,8 +461,8 @@ class GANStep:
       penalty_key = jax.random.fold_in(key, 1 + i)
       compute = lambda p=penalty, k=penalty_key: p.fn(d_fn, real, fake, k) * p.every
       if penalty.every > 1:
-        value = jax.lax.cond(state.step % penalty.every == 0, compute,
-                             lambda: jnp.zeros((), jnp.float32))
+        value = branching.cond_or_select(state.step % penalty.every == 0, compute,
+                                         lambda: jnp.zeros((), jnp.float32), self.lazy_branching)
       else:
         value = compute()
       values[f"{penalty.name}_penalty"] = value
@@ -557,9 +563,9 @@ class GANStep:
         options = self.path_length
         compute = lambda: self._path_length_penalty(g_params, g_stats, z.shape[0], key, labels)
         if options.every > 1:
-          penalty, mean = jax.lax.cond(
+          penalty, mean = branching.cond_or_select(
               state.step % options.every == 0, compute,
-              lambda: (jnp.zeros((), jnp.float32), g_stats["pl_mean"]))
+              lambda: (jnp.zeros((), jnp.float32), g_stats["pl_mean"]), self.lazy_branching)
         else:
           penalty, mean = compute()
         new_stats = {**new_stats, "pl_mean": mean}

@@ -22,7 +22,7 @@ from gan_jax import augment as augment_lib
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
 from gan_jax import constraints, diagnostics, latents, losses, models, optim, parallel
-from gan_jax import evaluate, precision, sampling, writers
+from gan_jax import branching, evaluate, precision, sampling, writers
 from gan_jax import penalties as penalties_lib
 from gan_jax.errors import ConfigError, NonFiniteError, UserError
 from gan_jax.fed_step import FedStep
@@ -30,8 +30,9 @@ from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditional as model_conditional
 from gan_jax.registry import check_choice
 from gan_jax.state import TrainState, count_params, create_state
-from gan_jax.step import (ADA_P, BEGAN_K, D_LOOPS, D_PASSES, PENALTY_GRADS, Ada, Equilibrium,
-                          GANStep, Growth, PathLength, Penalty, batch_to_float, split_batch)
+from gan_jax.step import (ADA_P, BEGAN_K, D_LOOPS, D_PASSES, LAZY_BRANCHINGS, PENALTY_GRADS, Ada,
+                          Equilibrium, GANStep, Growth, PathLength, Penalty, batch_to_float,
+                          split_batch)
 
 
 def validate_config(config) -> None:
@@ -438,8 +439,11 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   equilibrium = make_equilibrium(config.loss)
   # The loss's own options (config.loss.<name>); BEGAN's configure its controller instead.
   loss_options = {} if equilibrium else dict(config.loss.get(config.loss.name, {}))
+  lazy_branching = branching.resolve("train.lazy_branching",
+                                     config.train.get("lazy_branching", "auto"), LAZY_BRANCHINGS)
   return GANStep(
       d_loop=d_loop, d_passes=d_passes, microbatches=config.train.get("microbatches", 1),
+      lazy_branching=lazy_branching,
       generator=generator, discriminator=discriminator,
       loss_fn=losses.get_loss(config.loss.name, **loss_options),
       equilibrium=equilibrium,

@@ -1,11 +1,13 @@
 """D penalties: hand-checked values, options, and their place in the D update."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import augment, penalties
+from gan_jax import augment, branching, penalties
 from test_step import tiny
 
 W = jnp.array([0.6, 0.0, 0.0])  # ||w|| = 0.6
@@ -107,3 +109,27 @@ def test_lazy_penalty_runs_every_n_iterations_scaled_by_n():
   plain = jax.jit(every_step.d_update)(state, real, KEY)[1]["r1_penalty"]
   assert float(off) == 0.0
   np.testing.assert_allclose(on, 4 * plain, rtol=1e-5)
+  # The off-iterations skipped by a lax.cond (the accelerators' form) instead of computed
+  # and dropped (this CPU's): the same values, and the same D update.
+  assert step.lazy_branching == "select"
+  skipping = jax.jit(dataclasses.replace(step, lazy_branching="cond").d_update)
+  for s in (state, state.replace(step=jnp.int32(1))):
+    ours, theirs = update(s, real, KEY), skipping(s, real, KEY)
+    # (float rounding only: an Adam step moves a parameter by ~ its learning rate, 2e-4)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=5e-6),
+                 ours, theirs)
+
+
+def test_branching_form_by_backend():
+  assert branching.resolve("train.lazy_branching", "auto", ("cond", "select"), "cpu") == "select"
+  assert branching.resolve("train.lazy_branching", "auto", ("cond", "select"), "gpu") == "cond"
+  assert branching.resolve("train.lazy_branching", "cond", ("cond", "select"), "cpu") == "cond"
+  with pytest.raises(ValueError, match="unknown train.lazy_branching 'switch'; choose from: "
+                                       "cond, select, auto"):
+    branching.resolve("train.lazy_branching", "switch", ("cond", "select"))
+  for pred in (True, False):  # both forms pick the same side, leaf by leaf
+    for how in ("cond", "select"):
+      out = branching.cond_or_select(jnp.asarray(pred), lambda: (jnp.ones(2), 3.0),
+                                     lambda: (jnp.zeros(2), 4.0), how)
+      np.testing.assert_array_equal(out[0], np.ones(2) if pred else np.zeros(2))
+      assert float(out[1]) == (3.0 if pred else 4.0)

@@ -3,6 +3,7 @@ shapes, parameter count, noise modes, style mixing, the tracked w average and tr
 a tiny train step with noise, mixing and path-length regularisation on, and the
 class-conditional StyleGAN2 (configs/stylegan2_tags.py)."""
 
+import dataclasses
 import math
 
 import jax
@@ -312,9 +313,10 @@ def test_w_average_tracking_and_truncation():
 
 
 def test_train_step_with_noise_mixing_and_lazy_path_length():
-  """Every StyleGAN2 training piece on: path length on iteration 0 of every 2 (finite,
-  updating its running mean), skipped on iteration 1; w_avg tracked; zero weight is off."""
-  step, state, images = tiny_step(**{"penalty.use": "",  # R1's compile is covered elsewhere
+  """Every StyleGAN2 training piece on: path length (and R1) on iteration 0 of every 2
+  (finite, updating its running mean), skipped on iteration 1, the same whether the step
+  skips them with a lax.cond or computes and drops them; w_avg tracked; zero weight is off."""
+  step, state, images = tiny_step(**{"penalty.r1.every": 2,  # lazy R1 too
                                      "g_penalty.path_length.weight": 2.0,
                                      "g_penalty.path_length.every": 2,
                                      "model.style_mixing": 0.9})
@@ -327,6 +329,16 @@ def test_train_step_with_noise_mixing_and_lazy_path_length():
   np.testing.assert_array_equal(two.g_stats["pl_mean"], one.g_stats["pl_mean"])
   assert all(np.isfinite(float(v)) for m in (m0, m1) for v in m.values())
   assert not np.array_equal(one.g_stats["w_avg"], state.g_stats["w_avg"])
+  # The lazy terms as a lax.cond (skipped on off-iterations; the accelerators' form) give
+  # what computing them and selecting (the CPU's form, this step's) gave.
+  assert step.lazy_branching == "select"
+  cond = jax.jit(dataclasses.replace(step, lazy_branching="cond"))
+  one_cond, m0_cond = cond(state, images)
+  two_cond, m1_cond = cond(one_cond, images)
+  for ours, theirs in ((two, two_cond), (m0, m0_cond), (m1, m1_cond)):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+                 ours, theirs)
+  assert float(m1_cond["path_length_penalty"]) == 0
   config = stylegan2_config.get_config("smoke")
   config.g_penalty.path_length.weight = 0.0
   assert train.make_path_length(config) is None  # the step then is the one without it
