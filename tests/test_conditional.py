@@ -20,7 +20,7 @@ from gan_jax.data.labels import LABEL_SETS, entry_id
 from gan_jax.errors import ConfigError, UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.metrics import tag_classifier
-from test_step import same
+from test_step import same, step_and_state
 from test_train import read_metrics, train_straight_and_resumed
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
@@ -126,7 +126,7 @@ def model_config(name, d_cond="projection"):
                                         mapping_layers=2))
 
 
-@pytest.mark.parametrize("name", ["dcgan", "resnet", "stylegan2"])
+@pytest.mark.parametrize("name", ["dcgan", "resnet", "stylegan2", "progan"])
 def test_conditional_models_depend_on_the_label(name):
   cfg = model_config(name, "projection+acgan")
   cfg.d_spectral_norm = False  # cheaper to compile; the recipe's SN D trains in the step tests
@@ -186,9 +186,9 @@ def nn_input_of_last_conv(d, variables, x):
 
 
 def test_families_without_label_support_say_so():
-  cfg = ml_collections.ConfigDict(dict(name="progan", g_width=4, d_width=4))
-  with pytest.raises(ValueError, match="'progan' does not support class labels.*dcgan, resnet, "
-                                       "biggan, stylegan2"):
+  cfg = ml_collections.ConfigDict(dict(name="began", g_width=4, d_width=4))
+  with pytest.raises(ValueError, match="'began' does not support class labels.*dcgan, resnet, "
+                                       "biggan, stylegan2, progan"):
     models.build_models(cfg, (8, 8, 3), (13, 13))
   g, _ = models.build_models(model_config("dcgan"), (8, 8, 3))
   z = jnp.zeros((2, 6))
@@ -205,10 +205,9 @@ def test_conditional_step_uses_the_labels_and_acgan_adds_its_terms(tags_smoke_co
     train.validate_config(config)
   config.loss.ac_weight = 1.0
   train.validate_config(config)
-  g, d = train.make_models(config)
-  g_tx, d_tx = train.make_optimizers(config)
-  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
-  step = jax.jit(train.make_step(config, g, d, g_tx, d_tx))
+  step, state = step_and_state(config)
+  g, d, g_tx, d_tx = step.generator, step.discriminator, step.g_tx, step.d_tx
+  step = jax.jit(step)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.integers(0, 256, (1, 16, 8, 8, 3), np.uint8))
   labels = jnp.asarray(rng.integers(0, 13, (1, 16, 2)), jnp.int32)

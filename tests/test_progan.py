@@ -12,7 +12,7 @@ from configs import progan as progan_config
 from gan_jax import train
 from gan_jax.models import progan
 from gan_jax.step import GROWTH_LEVEL, Growth, apply_in_train_mode, growth_level
-from test_step import same
+from test_step import same, step_and_state
 from test_train import read_metrics, train_straight_and_resumed
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
@@ -200,3 +200,68 @@ def test_progan_recipe_grows_logs_and_resumes_exactly(tmp_path, face_data, cache
   assert all(np.isfinite(row["d_loss"]) and np.isfinite(row["drift_penalty"]) for row in rows)
   # The checkpointed statistics hold the level its weights were last trained at.
   assert float(straight.g_stats[GROWTH_LEVEL]) == float(straight.d_stats[GROWTH_LEVEL]) == 1
+
+
+def test_conditional_networks_use_the_labels_at_every_level():
+  """Conditional ProGAN: at a stable, a fading and the full level, G's images and D's logits
+  follow the labels (a sample whose labels are unchanged keeps its logit exactly), the
+  switch and select forms agree, AC-GAN heads give class logits, and the label embedding
+  and D's conditional head train at every level."""
+  g = progan.Generator(image_size=SIZE, width=4, channels=3, max_channels=16,
+                       label_classes=(3, 4), embed_dim=2)
+  d = progan.Discriminator(image_size=SIZE, width=4, max_channels=16, label_classes=(3, 4),
+                           d_cond="projection+acgan")
+  _, _, _, _, z, x = _networks()
+  labels = jnp.array([[0, 1], [2, 3], [1, 0], [0, 0]] * 2, jnp.int32)
+  other = labels.at[0].set(jnp.array([2, 2]))  # only sample 0's labels change
+  g_params = jax.jit(g.init)(jax.random.key(1), z, labels)["params"]
+  d_params = jax.jit(d.init)(jax.random.key(3), x, labels)["params"]
+  assert "label_embedding" in g_params and "conditional" in d_params
+
+  @functools.partial(jax.jit, static_argnums=(0, 1))
+  def run(branching, aux, params, inputs, y, level):
+    module = (d if aux else g).clone(branching=branching)
+    return module.apply({"params": params, "batch_stats": _at(level)}, inputs, y,
+                        **({"return_aux": True} if aux else {}))
+
+  for level in (0.0, 0.5, 2.0):
+    images = {b: run(b, False, g_params, z, labels, level) for b in progan.BRANCHINGS}
+    np.testing.assert_allclose(images["switch"], images["select"], rtol=1e-5, atol=1e-6)
+    moved = run("select", False, g_params, z, other, level)
+    assert float(jnp.max(jnp.abs(moved[0] - images["select"][0]))) > 1e-6
+    np.testing.assert_array_equal(moved[1:], images["select"][1:])
+    (logits, aux), (switched, _) = (run(b, True, d_params, x, labels, level)
+                                    for b in ("select", "switch"))
+    np.testing.assert_allclose(switched, logits, rtol=1e-5, atol=1e-6)
+    diff = np.asarray(run("select", True, d_params, x, other, level)[0] - logits)
+    assert abs(diff[0]) > 1e-6 and not diff[1:].any()
+    assert aux["0"].shape == (8, 3) and aux["1"].shape == (8, 4)
+    grad = jax.grad(lambda p, level=level: jnp.sum(run("select", False, p, z, labels, level)**2))
+    assert "label_embedding" in _with_grads(grad(g_params))
+    grad = jax.grad(lambda p, level=level: jnp.sum(run("select", True, p, x, labels, level)[0]**2))
+    assert "conditional" in _with_grads(grad(d_params))
+  with pytest.raises(ValueError, match="is conditional .* call it with labels"):
+    g.apply({"params": g_params, "batch_stats": _at(0.0)}, z)
+  with pytest.raises(ValueError, match="unconditional"):
+    _networks()[2].apply({"params": _networks()[3], "batch_stats": _at(0.0)}, x, labels)
+
+
+def test_conditional_progan_step_trains_on_labelled_batches():
+  """configs/progan.py conditioned like configs/anime_tags.py (its on_hair_and_eyes): the step
+  grows, trains both networks' conditional parts and depends on the labels."""
+  from configs import anime_tags  # pylint: disable=g-import-not-at-top
+  from gan_jax.data import LabeledBatch  # pylint: disable=g-import-not-at-top
+  config = anime_tags.on_hair_and_eyes(progan_config.get_config("smoke"))
+  config.train.batch_size = 8
+  train.validate_config(config)
+  step, state = step_and_state(config)
+  step = jax.jit(step)
+  size = config.data.image_size
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, 8, size, size, 3), np.uint8))
+  labels = jnp.asarray(np.arange(16).reshape(1, 8, 2) % 13, jnp.int32)
+  one, metrics = step(state, LabeledBatch(images, labels))
+  other, _ = step(state, LabeledBatch(images, (labels + 1) % 13))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  assert not same(one.g_params["label_embedding"], state.g_params["label_embedding"])
+  assert not same(one.d_params["conditional"], state.d_params["conditional"])
+  assert not same(one.d_params, other.d_params) and not same(one.g_params, other.g_params)

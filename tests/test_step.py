@@ -20,12 +20,17 @@ def tiny(d_steps=1, batch=16, optimizer="adam", **overrides):
   config.train.batch_size = batch
   config.optim.name = optimizer
   set_fields(config, overrides, "__")
+  size = config.data.image_size
+  images = np.random.default_rng(0).integers(0, 256, (d_steps, batch, size, size, 3), np.uint8)
+  return (*step_and_state(config), jnp.asarray(images))
+
+
+def step_and_state(config):
+  """(GANStep, its initial TrainState) of `config`, models and optimizers built from it."""
   g, d = train.make_models(config)
   g_tx, d_tx = train.make_optimizers(config)
-  size = config.data.image_size
-  state = jax.jit(train.make_init(config, g, d, g_tx, d_tx))()
-  images = np.random.default_rng(0).integers(0, 256, (d_steps, batch, size, size, 3), np.uint8)
-  return train.make_step(config, g, d, g_tx, d_tx), state, jnp.asarray(images)
+  return train.make_step(config, g, d, g_tx, d_tx), jax.jit(train.make_init(config, g, d, g_tx,
+                                                                             d_tx))()
 
 
 def same(a, b) -> bool:

@@ -3,8 +3,8 @@
 Every family builds a pair of flax modules with one interface:
   generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
-Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan, stylegan2) also build
-class-conditional pairs (`label_classes`, the classes per label head):
+Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan, stylegan2, progan)
+also build class-conditional pairs (`label_classes`, the classes per label head):
   generator.apply(variables, z, labels, train=...)
   discriminator.apply(variables, x, labels, train=..., return_aux=False)
 with int32 labels (batch, heads); see models/conditional.py.

@@ -1,6 +1,6 @@
 """Class conditioning shared by the model families that support labels (dcgan, resnet,
 biggan: its G conditions through a shared embedding, models/biggan.py; stylegan2: its
-mapping network reads z and the labels' embedding, models/stylegan2.py).
+mapping network reads z and the labels' embedding, models/stylegan2.py; progan).
 
 Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
 eye colour, gan_jax/data/labels.py), `label_classes` the classes per head.
@@ -34,7 +34,7 @@ from gan_jax.registry import check_choice
 
 D_CONDS = ("projection", "acgan", "projection+acgan")
 G_CONDS = ("concat", "cbn")
-CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2")
+CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2", "progan")
 
 
 def parse_d_cond(text: str) -> Tuple[bool, bool]:
@@ -172,17 +172,20 @@ class ConditionalHead(nn.Module):
 
 def discriminator_output(logit: jax.Array, phi: jax.Array, labels: Optional[jax.Array],
                          label_classes: Tuple[int, ...], d_cond: str, spectral_norm: bool,
-                         train: bool, return_aux: bool):
+                         train: bool, return_aux: bool, head: Optional[nn.Module] = None):
   """D's output from its unconditional logit (batch,) and pooled features phi (batch, F):
-  the logit plus the projection term; with `return_aux`, (logit, {head: class logits})."""
+  the logit plus the projection term; with `return_aux`, (logit, {head: class logits}).
+  The ConditionalHead is made here (call from a compact __call__) unless a setup-style
+  module passes its own `head`."""
   check_labels(labels, label_classes, "discriminator")
   if not label_classes:
     if return_aux:
       raise ValueError("return_aux: this discriminator is unconditional (no AC-GAN head)")
     return logit
   projection, acgan = parse_d_cond(d_cond)
-  term, aux = ConditionalHead(label_classes, projection, acgan, spectral_norm,
-                              name="conditional")(phi, labels, train=train)
+  if head is None:
+    head = ConditionalHead(label_classes, projection, acgan, spectral_norm, name="conditional")
+  term, aux = head(phi, labels, train=train)
   logit = logit + term
   if return_aux:
     if not acgan:

@@ -34,7 +34,10 @@ Architecture (the paper's, with its channel schedule as in stylegan2.py):
   * Equalised learning rate everywhere (stylegan2.EqualConv / EqualDense).
 Not implemented: the paper's batch size per resolution (one batch size throughout),
 its separate image counts per resolution (one schedule, Growth's stable_iters and
-fade_iters), conditioning.
+fade_iters).
+
+Class-conditional (config.data.labels): G concatenates the labels' learned embeddings to
+z; D has a projection (or AC-GAN) head on its last hidden features at every level.
 """
 
 import functools
@@ -45,7 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import branching
-from gan_jax.models import layers
+from gan_jax.models import conditional, layers
 from gan_jax.models.stylegan2 import (EqualConv, EqualDense, channels_at, lrelu,
                                       minibatch_stddev)
 from gan_jax.step import GROWTH_LEVEL
@@ -125,7 +128,7 @@ class _Grown(nn.Module):
     if resolve_branching(self.branching) == "select":
       out = branches[0](self, x, alpha)
       for k, branch in enumerate(branches[1:], 1):
-        out = jnp.where(stage == k, branch(self, x, alpha), out)
+        out = jax.tree.map(functools.partial(jnp.where, stage == k), branch(self, x, alpha), out)
       return out
     return nn.switch(stage, branches, self, x, alpha)
 
@@ -133,12 +136,18 @@ class _Grown(nn.Module):
 class Generator(_Grown):
   """z (batch, latent_dim) -> images (batch, size, size, channels) at the growth level's
   resolution, upsampled to full size (module docstring). `train` is accepted for the
-  common interface and unused."""
+  common interface and unused. Conditional (`label_classes`): called with labels
+  (batch, heads) after z, whose learned embeddings (`embed_dim` each) are concatenated
+  to z before its pixel norm (the paper's code concatenates one-hot labels there)."""
   channels: int = 3
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  embed_dim: int = 32  # conditional: embedding size of each label
 
   def setup(self):
     top = self.max_level
     ch = self._channels
+    if self.label_classes:
+      self.label_embedding = conditional.LabelEmbedding(self.label_classes, self.embed_dim)
     self.dense = EqualDense(16 * ch(0))
     self.conv4 = EqualConv(ch(0), 3)
     self.conv_up = [EqualConv(ch(k), 3) for k in range(1, top + 1)]
@@ -161,15 +170,24 @@ class Generator(_Grown):
       rgb = faded + alpha * (rgb - faded)
     return layers.upsample_nearest(rgb, 2 ** (self.max_level - stage))
 
-  def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
-    del train
+  def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
+               train: bool = False) -> jax.Array:
+    conditional.check_labels(labels, self.label_classes, "generator")
+    if self.label_classes:
+      embedded = self.label_embedding(labels, train=train)
+      z = jnp.concatenate([z, embedded.reshape(z.shape[0], -1).astype(z.dtype)], axis=-1)
     return self._at_level(z)
 
 
 class Discriminator(_Grown):
   """images (batch, size, size, channels) -> logits (batch,), seen at the growth level's
-  resolution (module docstring). `train` is accepted for the common interface and unused."""
+  resolution (module docstring). `train` is accepted for the common interface and unused.
+  Conditional (`label_classes`): called with labels (batch, heads), the projection and/or
+  AC-GAN heads of models/conditional.py (`d_cond`) read phi, the output of the last hidden
+  dense layer at every level (the paper's code gives D label outputs, AC-GAN style)."""
   mbstd_group: int = 4
+  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+  d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
 
   def setup(self):
     top = self.max_level
@@ -180,6 +198,9 @@ class Discriminator(_Grown):
     self.conv4 = EqualConv(ch(0), 3)
     self.dense = EqualDense(ch(0))
     self.out = EqualDense(1)
+    if self.label_classes:
+      projection, acgan = conditional.parse_d_cond(self.d_cond)
+      self.conditional = conditional.ConditionalHead(self.label_classes, projection, acgan)
     self._declare_level()
 
   def _at(self, x: jax.Array, alpha: jax.Array, stage: int) -> jax.Array:
@@ -195,17 +216,27 @@ class Discriminator(_Grown):
     h = minibatch_stddev(h, self.mbstd_group)
     h = lrelu(self.conv4(h))
     h = lrelu(self.dense(h.reshape(n, -1)))
-    return self.out(h).reshape(n)
+    logit = self.out(h).reshape(n)
+    return (logit, h) if self.label_classes else logit
 
-  def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    del train
+  def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
+               return_aux: bool = False):
     layers.check_image_size(x, self.image_size)
-    return self._at_level(x)
+    if not self.label_classes:
+      conditional.check_labels(labels, self.label_classes, "discriminator")
+      if return_aux:
+        raise ValueError("return_aux: this discriminator is unconditional (no AC-GAN head)")
+      return self._at_level(x)
+    logit, phi = self._at_level(x)
+    return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
+                                            False, train, return_aux, head=self.conditional)
 
 
-def build_progan(model_config, example_shape: Sequence[int]) -> Tuple[nn.Module, nn.Module]:
+def build_progan(model_config, example_shape: Sequence[int],
+                 label_classes: Tuple[int, ...] = ()) -> Tuple[nn.Module, nn.Module]:
   """Progressive GAN (generator, discriminator) for square images whose side is a power of
-  two >= 8; they grow by the train step's Growth (config.model.growth)."""
+  two >= 8; they grow by the train step's Growth (config.model.growth). Class-conditional
+  for non-empty `label_classes` (model.label_embed_dim, model.d_cond)."""
   image_size, channels = layers.square_images(example_shape, "ProGAN")
   num_levels(image_size)  # fail early on an unsupported size
   for field in ("g_spectral_norm", "d_spectral_norm"):
@@ -220,8 +251,9 @@ def build_progan(model_config, example_shape: Sequence[int]) -> Tuple[nn.Module,
                      f"{max_channels}, {mbstd_group}")
   branching = model_config.get("branching", "auto")
   resolve_branching(branching)  # fail early on an unknown name
+  cond = conditional.conditional_options(model_config, label_classes)
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,
-                    max_channels=max_channels, branching=branching),
+                    max_channels=max_channels, branching=branching, **cond["g"]),
           Discriminator(image_size=image_size, width=model_config.d_width,
                         max_channels=max_channels, mbstd_group=mbstd_group,
-                        branching=branching))
+                        branching=branching, **cond["d"]))
