@@ -63,6 +63,9 @@ Config fields read by build_stylegan2 (model.*):
                          configs train as before; configs/stylegan2.py sets random)
   w_avg_decay = 0.995    EMA decay of the tracked w average
   style_mixing = 0.0     mixing probability (validated here, applied by the step)
+  label_embed_dim = 0    conditional: each label's embedding size in the mapping network
+                         (0: w_dim)
+  d_cond = 'projection'  conditional: D's head, projection | acgan | projection+acgan
 
 Class-conditional (config.data.labels; build_stylegan2's label_classes), as
 StyleGAN2-ADA: G's mapping network reads [pixelnorm(z), pixelnorm(sum of the
