@@ -81,13 +81,17 @@ class LabelEmbedding(nn.Module):
 
 
 def condition_latent(z: jax.Array, labels: Optional[jax.Array], label_classes: Tuple[int, ...],
-                     embed_dim: int, train: bool) -> jax.Array:
+                     embed_dim: int, train: bool,
+                     embedding: Optional[nn.Module] = None) -> jax.Array:
   """z, or [z, embeddings of each head's label] for a conditional generator (call inside
-  the generator's compact __call__; the embedding is its submodule)."""
+  the generator's compact __call__, which gets the embedding as its submodule, unless a
+  setup-style module passes its own LabelEmbedding `embedding`)."""
   check_labels(labels, label_classes, "generator")
   if not label_classes:
     return z
-  embedded = LabelEmbedding(label_classes, embed_dim, name="label_embedding")(labels, train=train)
+  if embedding is None:
+    embedding = LabelEmbedding(label_classes, embed_dim, name="label_embedding")
+  embedded = embedding(labels, train=train)
   return jnp.concatenate([z, embedded.reshape(z.shape[0], -1).astype(z.dtype)], axis=-1)
 
 

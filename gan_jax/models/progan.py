@@ -172,10 +172,8 @@ class Generator(_Grown):
 
   def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
                train: bool = False) -> jax.Array:
-    conditional.check_labels(labels, self.label_classes, "generator")
-    if self.label_classes:
-      embedded = self.label_embedding(labels, train=train)
-      z = jnp.concatenate([z, embedded.reshape(z.shape[0], -1).astype(z.dtype)], axis=-1)
+    z = conditional.condition_latent(z, labels, self.label_classes, self.embed_dim, train,
+                                     embedding=getattr(self, "label_embedding", None))
     return self._at_level(z)
 
 
@@ -222,14 +220,11 @@ class Discriminator(_Grown):
   def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
                return_aux: bool = False):
     layers.check_image_size(x, self.image_size)
-    if not self.label_classes:
-      conditional.check_labels(labels, self.label_classes, "discriminator")
-      if return_aux:
-        raise ValueError("return_aux: this discriminator is unconditional (no AC-GAN head)")
-      return self._at_level(x)
-    logit, phi = self._at_level(x)
+    out = self._at_level(x)
+    logit, phi = out if self.label_classes else (out, None)
     return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
-                                            False, train, return_aux, head=self.conditional)
+                                            False, train, return_aux,
+                                            head=getattr(self, "conditional", None))
 
 
 def build_progan(model_config, example_shape: Sequence[int],
