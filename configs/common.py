@@ -120,8 +120,12 @@ def evaluation(every: int = 0, metrics: str = "fd_anime,kid_anime,tags,duplicate
   config.num_samples = num_samples  # generated images per evaluation (fixed z: comparable)
   config.truncation = 0.0  # > 0: Gaussian z truncated to [-t, t] per coordinate (BigGAN's
                            # truncation trick: fidelity for variety; 0: off)
-  config.truncation_psi = 1.0  # StyleGAN2's truncation trick: w <- w_avg + psi (w - w_avg)
+  config.truncation_psi = 1.0  # StyleGAN2's truncation trick: w <- c + psi (w - c)
                                # (1: off; other families have none)
+  config.truncation_center = "global"  # psi's c: global (the tracked average w over all
+                                       # labels, StyleGAN2-ADA's) | label (each sample's
+                                       # label's own average w; conditional runs)
+  config.truncation_center_latents = 256  # 'label': latents each label's w is averaged over
   config.num_real = 10_000     # training images compared (a fixed random subset; 0: all)
   config.heldout_source = ""   # held-out real images ('': the data source's test split if any)
   config.num_heldout = 5_000   # held-out images used (0: all)

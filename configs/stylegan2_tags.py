@@ -10,7 +10,9 @@ the two labels' learned embeddings, each normalised by its RMS, concatenated; D 
 a projection term <E_hair[y_hair] + E_eye[y_eye], phi(x)> on its last hidden
 features (gan_jax/models/stylegan2.py). Style mixing and path-length
 regularisation map both latents with each sample's own labels; the truncation
-trick pulls towards one average w over all labels. `model.d_cond=acgan` (with
+trick pulls towards one average w over all labels, or with
+`eval.truncation_center=label` (`--truncation_center=label`) towards each sample's
+label's own average w, which keeps the colours (benchmarks/README.md). `model.d_cond=acgan` (with
 `loss.ac_weight` > 0) trains an AC-GAN head instead, as in anime_tags.py. This
 recipe has not been trained to completion in this project yet. The 'smoke'
 preset is stylegan2.py's tiny one (8x8).

@@ -33,6 +33,7 @@ from gan_jax.metrics import collapse, evaluator as evaluator_lib
 from gan_jax.registry import check_choice
 
 _EVAL_STREAM = 0x6576616c  # evaluation latents: apart from training and the progress grid
+_CENTER_STREAM = 0x63656e74  # latents of the per-label average w's (label truncation centres)
 
 
 def heldout_source(config) -> Optional[Tuple[str, str]]:
@@ -156,9 +157,14 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   batches of the size they were trained with). A conditional generator draws
   sample i from `labels[i]` (int (num_samples, heads)). config.eval.truncation > 0
   draws the latents truncated (sampling.fixed_latents); config.eval.truncation_psi != 1
-  pulls StyleGAN2's w towards its average (sampling.generate).
+  pulls StyleGAN2's w towards its tracked average or, with eval.truncation_center='label',
+  towards each sample's label's average w over truncation_center_latents fixed latents
+  (sampling.label_w_centers, recomputed for each checkpoint's weights).
   """
   psi = config.eval.get("truncation_psi", 1.0)
+  center_latents = label_center_latents(config)
+  if center_latents is not None and labels is None:
+    raise ValueError("truncation_center 'label' needs a conditional run's labels")
   num = config.eval.num_samples
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
@@ -173,15 +179,34 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
     labels = padded.reshape(batches, batch, -1)
 
   @jax.jit
-  def one_batch(params, stats, z, labels):
+  def one_batch(params, stats, z, labels, centers):
     return sampling.to_uint8(sampling.generate(generator, params, stats, z, labels=labels,
-                                               truncation_psi=psi))
+                                               truncation_psi=psi, truncation_center=centers))
 
   def sample(params, stats) -> np.ndarray:
+    centers = [None] * batches
+    if center_latents is not None:
+      centers = sampling.label_w_centers(generator, params, labels.reshape(batches * batch, -1),
+                                         center_latents).reshape(batches, batch, -1)
     return np.concatenate([np.asarray(one_batch(params, stats, z[i],
-                                                None if labels is None else labels[i]))
+                                                None if labels is None else labels[i],
+                                                centers[i]))
                            for i in range(batches)])[:num]
   return sample
+
+
+def label_center_latents(config) -> Optional[jax.Array]:
+  """The latents each label's average w is taken over when config.eval truncates w towards
+  the labels' own averages (truncation_psi != 1, truncation_center 'label'), fixed by the
+  seed; None otherwise."""
+  if (config.eval.get("truncation_psi", 1.0) == 1.0
+      or config.eval.get("truncation_center", "global") != "label"):
+    return None
+  count = config.eval.get("truncation_center_latents", 256)
+  if count < 1:
+    raise ValueError(f"truncation_center_latents must be >= 1, got {count}")
+  return sampling.fixed_latents(config.seed, count, config.model.latent_dim,
+                                config.model.latent_dist, stream=_CENTER_STREAM)
 
 
 class RunEvaluator:
@@ -227,16 +252,31 @@ class RunEvaluator:
 def truncation_description(config) -> str:
   """How config.eval truncates the samples, for a report's protocol ('' when it does not)."""
   truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
+  towards = ""
+  if label_center_latents(config) is not None:
+    towards = (" towards each label's average w (over "
+               f"{config.eval.truncation_center_latents} latents)")
   return ((f", truncated to [-{truncation:g}, {truncation:g}]" if truncation else "")
-          + (f", w truncated with psi {psi:g}" if psi != 1.0 else ""))
+          + (f", w truncated with psi {psi:g}{towards}" if psi != 1.0 else ""))
 
 
 def truncation_suffix(config) -> str:
   """The file-name suffix of reports with truncated samples ('' when config.eval does not
   truncate): another protocol, so its own files."""
   truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
+  label = "_label" if label_center_latents(config) is not None else ""
   return (f"_truncation{truncation:g}" if truncation else "") + (
-      f"_psi{psi:g}" if psi != 1.0 else "")
+      f"_psi{psi:g}{label}" if psi != 1.0 else "")
+
+
+def check_truncation_center(config, generator) -> None:
+  """ValueError unless config.eval.truncation_center is a known centre that `generator` has
+  (sampling.check_truncation_center; checked in full only where psi truncates) and
+  truncation_center_latents is >= 1."""
+  center = config.eval.get("truncation_center", "global")
+  if center not in sampling.TRUNCATION_CENTERS or config.eval.get("truncation_psi", 1.0) != 1.0:
+    sampling.check_truncation_center(generator, center)
+  label_center_latents(config)
 
 
 def config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
@@ -336,6 +376,10 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
       sampling.check_truncation_psi(generator, config.eval.truncation_psi)
     except ValueError as e:
       raise UserError(f"--truncation_psi: {e}") from None
+    try:
+      check_truncation_center(config, generator)
+    except ValueError as e:
+      raise UserError(f"--truncation_center: {e}") from None
     run_evaluator = RunEvaluator(config, generator, workdir)
     reports = []
     for s in steps:
@@ -355,7 +399,7 @@ def main(argv):
   f = flags.FLAGS
   overrides = {k: getattr(f, k) for k in ("metrics", "num_samples", "inception_path",
                                           "classifier_path", "num_real", "truncation",
-                                          "truncation_psi")
+                                          "truncation_psi", "truncation_center")
                if getattr(f, k) is not None}
   writers.quiet_library_logs()
   run_command(lambda: evaluate_run(f.workdir, f.step, overrides))
@@ -373,7 +417,10 @@ def _define_flags():
   flags.DEFINE_float("truncation", None, "Override config.eval.truncation: Gaussian z truncated "
                      "to [-t, t] (BigGAN's truncation trick; reports go to step_N_truncationT.json).")
   flags.DEFINE_float("truncation_psi", None, "Override config.eval.truncation_psi: StyleGAN2's "
-                     "w <- w_avg + psi (w - w_avg) (1: off; reports go to step_N_psiP.json).")
+                     "w <- c + psi (w - c) (1: off; reports go to step_N_psiP.json).")
+  flags.DEFINE_string("truncation_center", None, "Override config.eval.truncation_center: c, "
+                      "'global' (the tracked average w) or 'label' (each sample's label's "
+                      "average w; conditional runs; reports go to step_N_psiP_label.json).")
 
 
 if __name__ == "__main__":

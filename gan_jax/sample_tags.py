@@ -2,7 +2,7 @@
 
   python -m gan_jax.sample_tags --workdir=workdirs/anime_tags --tags="blue hair red eyes" \
       --num=64 --out=grid.png [--step=latest|N|best] [--seed=0] [--hit_rate] \
-      [--truncation=T] [--truncation_psi=PSI]
+      [--truncation=T] [--truncation_psi=PSI [--truncation_center=label]]
 
 Restores the EMA generator of a run trained with `config.data.labels=anime_hair_eyes`
 (configs/anime_tags.py) from its latest checkpoint (or --step), generates --num
@@ -17,7 +17,9 @@ metric does over the whole label distribution.
 
 --truncation=T draws z from a Gaussian truncated to [-T, T] (BigGAN's truncation
 trick); --truncation_psi=PSI pulls a StyleGAN2 generator's w towards its tracked
-average (configs/stylegan2_tags.py; 1: off).
+average (configs/stylegan2_tags.py; 1: off), or with --truncation_center=label towards
+the requested label's own average w (the one average over all labels lies between the
+labels, so pulling towards it also pulls away from the requested colours).
 
 A run conditioned on a dataset's own classes (`config.data.labels=class`) takes
 the class name instead: --tags=cat (one name per label head, comma-separated);
@@ -119,11 +121,14 @@ def restore_generator(workdir: str, step: str = "latest"):
 
 def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple[int, ...],
                         num: int, seed: int, truncation: float = 0.0,
-                        truncation_psi: float = 1.0) -> np.ndarray:
+                        truncation_psi: float = 1.0,
+                        truncation_center: str = "global") -> np.ndarray:
   """uint8 (num, H, W, 3): `num` samples of `label` from latents fixed by `seed` (truncated to
   [-truncation, truncation] when > 0: sampling.fixed_latents; StyleGAN2's w truncated with
-  `truncation_psi` != 1: sampling.generate), generated in batches of train.batch_size
-  (BatchNorm layers see batches of their training size)."""
+  `truncation_psi` != 1 towards the tracked average w, or with `truncation_center` 'label'
+  towards the label's own, over the run's fixed centre latents: evaluate.label_center_latents),
+  generated in batches of train.batch_size (BatchNorm layers see batches of their training
+  size)."""
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
   z = sampling.fixed_latents(seed, batches * batch, config.model.latent_dim,
@@ -131,8 +136,15 @@ def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple
                              truncation=truncation).reshape(
                                  batches, batch, -1)
   labels = np.tile(np.asarray(label, np.int32), (batch, 1))
+  centre_config = ml_collections.ConfigDict(config.to_dict())
+  centre_config.eval.truncation_psi = truncation_psi
+  centre_config.eval.truncation_center = truncation_center
+  center_latents = evaluate.label_center_latents(centre_config)
+  centers = None if center_latents is None else sampling.label_w_centers(
+      generator, params, labels[:1], center_latents).repeat(batch, axis=0)
   one_batch = jax.jit(lambda p, s, z: sampling.to_uint8(
-      sampling.generate(generator, p, s, z, labels=labels, truncation_psi=truncation_psi)))
+      sampling.generate(generator, p, s, z, labels=labels, truncation_psi=truncation_psi,
+                        truncation_center=centers)))
   return np.concatenate([np.asarray(one_batch(params, stats, zb)) for zb in z])[:num]
 
 
@@ -161,10 +173,12 @@ def hit_rate_report(config, images: np.ndarray, label: Tuple[int, ...],
 
 def sample_tags(workdir: str, tags: str, num: int, out: str, step: str = "latest", seed: int = 0,
                 hit_rate: bool = False, truncation: float = 0.0,
-                truncation_psi: float = 1.0) -> Dict[str, Any]:
+                truncation_psi: float = 1.0, truncation_center: str = "global"
+                ) -> Dict[str, Any]:
   """Writes a PNG grid of `num` faces with the colours `tags` asks for, from Gaussian latents
   truncated to [-truncation, truncation] if > 0 (BigGAN's trick) and StyleGAN2's w truncated
-  with `truncation_psi` if != 1; returns what was done (and the hit rates with `hit_rate`)."""
+  with `truncation_psi` if != 1 (towards the tracked average w, or the label's own with
+  `truncation_center` 'label'); returns what was done (and the hit rates with `hit_rate`)."""
   if num < 1:
     raise UserError(f"--num must be >= 1, got {num}")
   config, generator, params, stats, restored = restore_generator(workdir, step)
@@ -178,15 +192,20 @@ def sample_tags(workdir: str, tags: str, num: int, out: str, step: str = "latest
     sampling.check_truncation_psi(generator, truncation_psi)
   except ValueError as e:
     raise UserError(f"--truncation_psi: {e}") from None
+  try:
+    sampling.check_truncation_center(generator, truncation_center)
+  except ValueError as e:
+    raise UserError(f"--truncation_center: {e}") from None
   if hit_rate and label_set.from_classes:
     raise UserError(f"--hit_rate measures anime hair and eye colours with the tag classifier; "
                     f"this run's labels are {label_set.name!r}")
   images = generate_with_label(config, generator, params, stats, label, num, seed, truncation,
-                               truncation_psi)
+                               truncation_psi, truncation_center)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   writers.save_png(out, writers.make_grid(images))
   result = {"step": restored, "label": label_set.describe(label), "num": num, "out": out,
-            "truncation": truncation, "truncation_psi": truncation_psi}
+            "truncation": truncation, "truncation_psi": truncation_psi,
+            "truncation_center": truncation_center}
   if hit_rate:
     result["hit_rate"] = hit_rate_report(config, images, label)
   return result
@@ -200,7 +219,7 @@ def main(argv):
   writers.quiet_library_logs()
   result = run_command(
       lambda: sample_tags(f.workdir, f.tags, f.num, f.out, f.step, f.seed, f.hit_rate,
-                          f.truncation, f.truncation_psi))
+                          f.truncation, f.truncation_psi, f.truncation_center))
   print(json.dumps(result, indent=1), flush=True)
 
 
@@ -216,8 +235,11 @@ def _define_flags():
   flags.DEFINE_bool("hit_rate", False, "Also print the tag classifier's hit rates.")
   flags.DEFINE_float("truncation", 0.0, "Gaussian z truncated to [-t, t] (BigGAN's truncation "
                      "trick: more typical, less varied faces); 0: off.")
+  flags.DEFINE_enum("truncation_center", "global", list(sampling.TRUNCATION_CENTERS), "Where "
+                    "--truncation_psi pulls w: the tracked average w over all labels, or the "
+                    "requested label's own average w.")
   flags.DEFINE_float("truncation_psi", 1.0, "StyleGAN2's truncation trick: w <- w_avg + psi "
-                     "(w - w_avg), one average over all labels; 1: off.")
+                     "(w - w_avg) (w_avg: see --truncation_center); 1: off.")
 
 
 if __name__ == "__main__":

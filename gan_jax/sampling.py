@@ -49,9 +49,44 @@ def check_truncation_psi(generator: nn.Module, truncation_psi: float) -> None:
                      "use 1.0, or the truncation of Gaussian z)")
 
 
+# Where StyleGAN2's truncation pulls w: the one tracked average over all labels, or each
+# sample's own label's average w (label_w_centers).
+TRUNCATION_CENTERS = ("global", "label")
+
+
+def check_truncation_center(generator: nn.Module, center: str) -> None:
+  """ValueError unless `center` is one of TRUNCATION_CENTERS and, for 'label', `generator`
+  is conditional with per-label w averages (a conditional stylegan2)."""
+  if center not in TRUNCATION_CENTERS:
+    raise ValueError(f"unknown truncation centre {center!r}; choose from: "
+                     f"{', '.join(TRUNCATION_CENTERS)}")
+  if center == "label" and not (hasattr(generator, "label_w_avg")
+                                and getattr(generator, "label_classes", ())):
+    raise ValueError(f"truncation centre 'label': {type(generator).__module__}."
+                     f"{type(generator).__name__} is not a conditional generator with "
+                     "per-label w averages (a conditional stylegan2 is; use 'global')")
+
+
+def label_w_centers(generator: nn.Module, params: Any, labels: np.ndarray,
+                    latents: jax.Array, chunk: int = 16) -> np.ndarray:
+  """float32 (N, w_dim): for each row of `labels` (int (N, heads)), its label's average w
+  over `latents` (K, latent_dim) (the generator's label_w_avg), computed once per distinct
+  label row, in chunks of `chunk` rows (one compiled shape)."""
+  labels = np.asarray(labels, np.int32)
+  unique, inverse = np.unique(labels, axis=0, return_inverse=True)
+  rows = -(-len(unique) // chunk) * chunk
+  padded = np.concatenate([unique, np.repeat(unique[:1], rows - len(unique), axis=0)])
+  average = jax.jit(lambda p, y: generator.apply({"params": p}, y, latents,
+                                                 method="label_w_avg"))
+  centers = np.concatenate([np.asarray(average(params, padded[i:i + chunk]))
+                            for i in range(0, rows, chunk)])
+  return centers[np.reshape(inverse, -1)]
+
+
 def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
              batch_statistics: bool = True, labels: Optional[jax.Array] = None,
-             truncation_psi: float = 1.0, noise_key: Optional[jax.Array] = None) -> jax.Array:
+             truncation_psi: float = 1.0, noise_key: Optional[jax.Array] = None,
+             truncation_center: Optional[jax.Array] = None) -> jax.Array:
   """Images in [-1, 1] for latents `z` (and, for a conditional generator, int `labels`
   (batch, heads)).
 
@@ -60,8 +95,9 @@ def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
   EMA generator, whose weights differ from the ones the running averages were
   collected with. With False they use the stored running averages.
 
-  `truncation_psi` != 1 applies the truncation trick (w <- w_avg + psi (w - w_avg);
-  generators that track w, i.e. stylegan2, else ValueError). `noise_key` gives a
+  `truncation_psi` != 1 applies the truncation trick (w <- c + psi (w - c), c the tracked
+  w_avg or, given, each sample's row of `truncation_center` (batch, w_dim), e.g. from
+  label_w_centers; generators that track w, i.e. stylegan2, else ValueError). `noise_key` gives a
   generator with noise inputs fresh noise (rngs={'noise': key}); without it they
   use their fixed noise, so samples are a deterministic function of z.
   """
@@ -73,6 +109,8 @@ def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
   check_truncation_psi(generator, truncation_psi)
   if truncation_psi != 1.0:
     options["truncation_psi"] = truncation_psi
+    if truncation_center is not None:
+      options["truncation_center"] = truncation_center
   if noise_key is not None:
     options["rngs"] = {"noise": noise_key}
   if batch_statistics and stats:

@@ -198,6 +198,12 @@ def validate_eval_config(config) -> None:
       sampling.check_truncation_psi(make_models(config)[0], psi)
   except ValueError as e:
     raise ConfigError(f"config.eval.truncation_psi: {e}") from None
+  center = options.get("truncation_center", "global")
+  try:
+    if psi != 1.0 or center not in sampling.TRUNCATION_CENTERS:
+      evaluate.check_truncation_center(config, make_models(config)[0])
+  except ValueError as e:
+    raise ConfigError(f"config.eval.truncation_center: {e}") from None
 
 
 def validate_processes(config, processes: int) -> None:

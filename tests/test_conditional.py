@@ -353,10 +353,11 @@ def test_hit_rate_metric_on_a_hand_checked_case():
 def test_conditional_stylegan2_trains_evaluates_and_samples_with_w_truncation(
     tmp_path, tagged_faces, cache_dir):
   """configs/stylegan2_tags.py end to end on the tagged faces: training with labels, then
-  evaluation and the sampling command with StyleGAN2's truncation trick (psi), each
-  truncated protocol in its own report; psi = 0 gives every requested face the average w's
-  image. A family without the trick refuses psi."""
-  from configs import dcgan, stylegan2_tags  # pylint: disable=g-import-not-at-top
+  evaluation and the sampling command with StyleGAN2's truncation trick (psi), towards the
+  one average w or each label's own, each truncated protocol in its own report; psi = 0
+  gives every requested face the centre's image. A family without the trick refuses psi,
+  an unconditional one the label centres."""
+  from configs import dcgan, stylegan2, stylegan2_tags  # pylint: disable=g-import-not-at-top
   config = stylegan2_tags.get_config("smoke")
   config.data.source = tagged_faces
   config.data.cache_dir = cache_dir
@@ -371,6 +372,13 @@ def test_conditional_stylegan2_trains_evaluates_and_samples_with_w_truncation(
       "step_2_psi0.5.json", "step_2_psi0.5_samples.png"]
   protocol = truncated["metrics"]["tag_hit_rate"]["protocol"]
   assert "w truncated with psi 0.5" in protocol["generator"]
+  (towards_labels,) = evaluate.evaluate_run(workdir, "latest", {"truncation_psi": 0.5,
+                                                                "truncation_center": "label"})
+  assert "step_2_psi0.5_label.json" in os.listdir(os.path.join(workdir, "eval"))
+  assert ("w truncated with psi 0.5 towards each label's average w (over 256 latents)"
+          in towards_labels["metrics"]["tag_hit_rate"]["protocol"]["generator"])
+  with pytest.raises(UserError, match="--truncation_center: unknown truncation centre 'mean'"):
+    evaluate.evaluate_run(workdir, "latest", {"truncation_psi": 0.5, "truncation_center": "mean"})
   out = str(tmp_path / "grid.png")
   result = sample_tags.sample_tags(workdir, "blue hair red eyes", 4, out, truncation_psi=0.0)
   assert result["truncation_psi"] == 0.0
@@ -378,6 +386,13 @@ def test_conditional_stylegan2_trains_evaluates_and_samples_with_w_truncation(
                          for r in range(2) for c in range(2)]              # of 8x8, 2 px apart
   faces = tiles(np.asarray(Image.open(out)))
   assert all(np.array_equal(faces[0], face) for face in faces[1:])
+  # Towards the label's own average w: again one face at psi = 0, but that label's centre.
+  result = sample_tags.sample_tags(workdir, "blue hair red eyes", 4, out, truncation_psi=0.0,
+                                   truncation_center="label")
+  assert result["truncation_center"] == "label"
+  label_faces = tiles(np.asarray(Image.open(out)))
+  assert all(np.array_equal(label_faces[0], face) for face in label_faces[1:])
+  assert not np.array_equal(label_faces[0], faces[0])
   plain = sample_tags.sample_tags(workdir, "blue hair red eyes", 4, out)
   faces = tiles(np.asarray(Image.open(out)))
   assert plain["truncation_psi"] == 1.0 and not np.array_equal(faces[0], faces[1])
@@ -388,6 +403,15 @@ def test_conditional_stylegan2_trains_evaluates_and_samples_with_w_truncation(
   with pytest.raises(ConfigError, match="eval.truncation_psi: truncation_psi=0.5: .*has no "
                                         "truncation trick in w"):
     train.validate_config(other)
+  unconditional = stylegan2.get_config("smoke")
+  unconditional.eval.truncation_psi, unconditional.eval.truncation_center = 0.5, "label"
+  with pytest.raises(ConfigError, match="eval.truncation_center: truncation centre 'label': "
+                                        ".*is not a conditional generator"):
+    train.validate_config(unconditional)
+  config.eval.truncation_psi, config.eval.truncation_center_latents = 0.5, 0
+  config.eval.truncation_center = "label"
+  with pytest.raises(ConfigError, match="truncation_center_latents must be >= 1, got 0"):
+    train.validate_config(config)
 
 
 def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tagged_faces,

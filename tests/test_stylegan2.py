@@ -446,3 +446,56 @@ def test_conditional_train_step_maps_both_latents_and_path_lengths_with_the_labe
                              rtol=1e-5, atol=1e-5)
   plain = sampling.generate(g, one.ema_params, one.g_stats, z, labels=labels[0])
   assert not np.allclose(plain[0], plain[1])
+
+
+def test_label_truncation_centres_are_each_labels_own_average_w():
+  """Conditional truncation: label_w_avg is the mean of w over the latents for each sample's
+  labels (checked against ws one latent at a time); truncating towards it at psi = 0 gives
+  every sample its own label's centre image, the same for equal labels and different for
+  others, and psi = 0.5 lands half way; sampling.label_w_centers computes it once per
+  distinct label row, in padded chunks, to the same values."""
+  config = tiny_config(mapping_layers=2, label_embed_dim=3)
+  g, _ = stylegan2.build_stylegan2(config, (8, 8, 3), label_classes=(3, 4))
+  labels = jnp.array([[0, 1], [2, 3], [0, 1], [1, 0]], jnp.int32)
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+  latents = jax.random.normal(jax.random.PRNGKey(1), (5, 8))
+  shapes = jax.eval_shape(lambda: g.init(jax.random.PRNGKey(0), z, labels, train=False))
+  rng = np.random.default_rng(0)
+  params = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), a.dtype),
+                        shapes["params"])
+  params = with_noise_strength(params, 0.5)
+  w_of = jax.jit(lambda z, y: g.apply({"params": params}, z, y, method="ws")[:, 0])
+  by_hand = np.mean([w_of(jnp.broadcast_to(latents[k], z.shape), labels)
+                     for k in range(len(latents))], axis=0)
+  centers = g.apply({"params": params}, labels, latents, method="label_w_avg")
+  np.testing.assert_allclose(centers, by_hand, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      sampling.label_w_centers(g, params, np.asarray(labels), latents, chunk=2), by_hand,
+      rtol=1e-5, atol=1e-6)
+
+  stats = {"w_avg": jnp.zeros((g.w_dim,)), "pl_mean": jnp.zeros(())}
+  images = sampling.generate(g, params, stats, z, labels=labels, truncation_psi=0.0,
+                             truncation_center=centers)
+  towards_global = sampling.generate(g, params, stats, z, labels=labels, truncation_psi=0.0)
+  # (These random weights make the image depend on w only weakly: under 1e-3 across labels.)
+  np.testing.assert_allclose(images[2], images[0], rtol=0, atol=1e-6)  # equal labels
+  assert np.max(np.abs(images[1] - images[0])) > 2e-5
+  assert np.max(np.abs(images[0] - towards_global[0])) > 2e-5
+  ws = g.apply({"params": params, "batch_stats": stats}, z, labels, method="ws",
+               truncation_psi=0.5, truncation_center=centers)[:, 0]
+  np.testing.assert_allclose(ws, centers + 0.5 * (w_of(z, labels) - centers), rtol=1e-5,
+                             atol=1e-6)
+  with pytest.raises(ValueError, match=r"truncation_center must be \(batch, w_dim\)"):
+    g.apply({"params": params, "batch_stats": stats}, z, labels, method="ws",
+            truncation_psi=0.5, truncation_center=centers[:2])
+
+  unconditional, _ = stylegan2.build_stylegan2(tiny_config(mapping_layers=1), (8, 8, 3))
+  with pytest.raises(ValueError, match="label_w_avg needs a conditional generator"):
+    unconditional.apply({"params": {}}, labels, latents, method="label_w_avg")
+  sampling.check_truncation_center(g, "label")
+  sampling.check_truncation_center(unconditional, "global")
+  with pytest.raises(ValueError, match="is not a conditional generator with per-label"):
+    sampling.check_truncation_center(unconditional, "label")
+  with pytest.raises(ValueError, match="unknown truncation centre 'labels'; choose from: "
+                                       "global, label"):
+    sampling.check_truncation_center(g, "labels")

@@ -32,8 +32,9 @@ Training pieces (gan_jax/step.py applies them; config fields in configs/stylegan
     with a random crossover slot (Generator's z2, mix_layer);
   * the tracked average w (batch_stats/w_avg, an EMA with decay model.w_avg_decay
     = 0.995 of the batch mean of mapping(z), updated by train-mode calls with
-    mutable batch_stats) and the truncation trick (truncation_psi, see
-    gan_jax/sampling.py's generate);
+    mutable batch_stats) and the truncation trick (truncation_psi, towards it or,
+    conditional, towards each label's own average w: label_w_avg and
+    truncation_center; see gan_jax/sampling.py's generate and label_w_centers);
   * path-length regularisation (config.g_penalty.path_length), lazily every N
     iterations, through Generator.ws and Generator.synthesize; its running mean
     lives in batch_stats/pl_mean.
@@ -392,9 +393,11 @@ class Generator(nn.Module):
       w slots (see SynthesisNetwork) and mapping(z2) the rest. mix_layer is an
       int, a traced int scalar or an int vector (batch,) (one crossover per
       sample; num_ws: no mixing for that sample).
-    * truncation_psi: the truncation trick, w <- w_avg + psi * (w - w_avg) (for
-      both latents); 1.0 (the default) leaves w untouched. A conditional G tracks one
-      w_avg over all labels (StyleGAN2-ADA's), so truncation pulls towards it.
+    * truncation_psi: the truncation trick, w <- c + psi * (w - c) (for both
+      latents), c the tracked w_avg; 1.0 (the default) leaves w untouched. A
+      conditional G tracks one w_avg over all labels (StyleGAN2-ADA's), so truncation
+      pulls every label towards it; `truncation_center` (batch, w_dim) gives each
+      sample its own c instead (e.g. `label_w_avg`: its label's average w).
   Noise: see the module docstring (pass rngs={'noise': key} for fresh noise);
   `train_rngs` names the rngs the train step should pass ('noise' with
   noise_mode='random', none with 'const').
@@ -440,23 +443,29 @@ class Generator(nn.Module):
 
   def ws(self, z: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
          z2: Optional[jax.Array] = None, mix_layer: Optional[jax.Array] = None,
-         truncation_psi: Any = 1.0) -> jax.Array:
+         truncation_psi: Any = 1.0, truncation_center: Optional[jax.Array] = None
+         ) -> jax.Array:
     """The w of every synthesis slot, (batch, num_ws, w_dim); see the class docstring."""
     w = self.mapping(z, labels)
     truncate = not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1.0)
-    if truncate and self.w_avg is None:
+    if truncate and truncation_center is None and self.w_avg is None:
       raise ValueError("the truncation trick needs the tracked w average: apply the "
-                       "generator with its batch_stats")
+                       "generator with its batch_stats (or give truncation_center)")
+    if truncation_center is not None and jnp.shape(truncation_center) != w.shape:
+      raise ValueError(f"truncation_center must be (batch, w_dim) = {w.shape}, got "
+                       f"{jnp.shape(truncation_center)}")
     avg = None if self.w_avg is None else self.w_avg.value  # before this batch's update
     if (train and self.w_avg is not None and self.is_mutable_collection("batch_stats")
         and not self.is_initializing()):
       mean = jax.lax.stop_gradient(jnp.mean(w.astype(jnp.float32), axis=0))
       self.w_avg.value = mean + self.w_avg_decay * (avg - mean)
+    center = avg if truncation_center is None else truncation_center
 
     def truncated(w):
       if not truncate:
         return w
-      return avg.astype(w.dtype) + jnp.asarray(truncation_psi, w.dtype) * (w - avg.astype(w.dtype))
+      c = center.astype(w.dtype)
+      return c + jnp.asarray(truncation_psi, w.dtype) * (w - c)
 
     num_ws = self.num_ws
     ws = jnp.broadcast_to(truncated(w)[:, None], (w.shape[0], num_ws, self.w_dim))
@@ -468,15 +477,27 @@ class Generator(nn.Module):
       ws = jnp.where(first[:, :, None], ws, w2[:, None])
     return ws
 
+  def label_w_avg(self, labels: jax.Array, z: jax.Array) -> jax.Array:
+    """Each label's own average w, (batch, w_dim): row i is the mean of mapping(z_k,
+    labels[i]) over the latents z (K, latent_dim), the centre that conditional truncation
+    pulls sample i towards (conditional generators only)."""
+    if not self.label_classes:
+      raise ValueError("label_w_avg needs a conditional generator (model.label_classes)")
+    batch, count = labels.shape[0], z.shape[0]
+    w = self.mapping(jnp.tile(z, (batch, 1)), jnp.repeat(labels, count, axis=0))
+    return jnp.mean(w.astype(jnp.float32).reshape(batch, count, -1), axis=1)
+
   def synthesize(self, ws: jax.Array) -> jax.Array:
     """Images from the w of every slot, (batch, num_ws, w_dim)."""
     return self.synthesis(ws)
 
   def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *, train: bool = False,
                z2: Optional[jax.Array] = None, mix_layer: Optional[jax.Array] = None,
-               truncation_psi: Any = 1.0) -> jax.Array:
+               truncation_psi: Any = 1.0, truncation_center: Optional[jax.Array] = None
+               ) -> jax.Array:
     return self.synthesize(self.ws(z, labels, train=train, z2=z2, mix_layer=mix_layer,
-                                   truncation_psi=truncation_psi))
+                                   truncation_psi=truncation_psi,
+                                   truncation_center=truncation_center))
 
 
 class DiscriminatorBlock(nn.Module):
