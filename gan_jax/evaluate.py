@@ -165,6 +165,8 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   center_latents = label_center_latents(config)
   if center_latents is not None and labels is None:
     raise ValueError("truncation_center 'label' needs a conditional run's labels")
+  label_centers = (None if center_latents is None
+                   else sampling.label_w_averager(generator, center_latents))
   num = config.eval.num_samples
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
@@ -185,9 +187,9 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
 
   def sample(params, stats) -> np.ndarray:
     centers = [None] * batches
-    if center_latents is not None:
-      centers = sampling.label_w_centers(generator, params, labels.reshape(batches * batch, -1),
-                                         center_latents).reshape(batches, batch, -1)
+    if label_centers is not None:
+      centers = label_centers(params, labels.reshape(batches * batch, -1)).reshape(
+          batches, batch, -1)
     return np.concatenate([np.asarray(one_batch(params, stats, z[i],
                                                 None if labels is None else labels[i],
                                                 centers[i]))

@@ -1,7 +1,7 @@
 """Images from the generator: fixed latents (and labels) for progress grids, and sampling."""
 
 import inspect
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -67,20 +67,30 @@ def check_truncation_center(generator: nn.Module, center: str) -> None:
                      "per-label w averages (a conditional stylegan2 is; use 'global')")
 
 
-def label_w_centers(generator: nn.Module, params: Any, labels: np.ndarray,
-                    latents: jax.Array, chunk: int = 16) -> np.ndarray:
-  """float32 (N, w_dim): for each row of `labels` (int (N, heads)), its label's average w
-  over `latents` (K, latent_dim) (the generator's label_w_avg), computed once per distinct
-  label row, in chunks of `chunk` rows (one compiled shape)."""
-  labels = np.asarray(labels, np.int32)
-  unique, inverse = np.unique(labels, axis=0, return_inverse=True)
-  rows = -(-len(unique) // chunk) * chunk
-  padded = np.concatenate([unique, np.repeat(unique[:1], rows - len(unique), axis=0)])
+def label_w_averager(generator: nn.Module, latents: jax.Array, chunk: int = 16
+                     ) -> Callable[[Any, np.ndarray], np.ndarray]:
+  """f(params, labels) -> float32 (N, w_dim): for each row of `labels` (int (N, heads)), its
+  label's average w over `latents` (K, latent_dim) (the generator's label_w_avg), computed
+  once per distinct label row, in chunks of `chunk` rows (one program, compiled once for
+  every call of f)."""
   average = jax.jit(lambda p, y: generator.apply({"params": p}, y, latents,
                                                  method="label_w_avg"))
-  centers = np.concatenate([np.asarray(average(params, padded[i:i + chunk]))
-                            for i in range(0, rows, chunk)])
-  return centers[np.reshape(inverse, -1)]
+
+  def centers_of(params: Any, labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels, np.int32)
+    unique, inverse = np.unique(labels, axis=0, return_inverse=True)
+    rows = -(-len(unique) // chunk) * chunk
+    padded = np.concatenate([unique, np.repeat(unique[:1], rows - len(unique), axis=0)])
+    centers = np.concatenate([np.asarray(average(params, padded[i:i + chunk]))
+                              for i in range(0, rows, chunk)])
+    return centers[np.reshape(inverse, -1)]
+  return centers_of
+
+
+def label_w_centers(generator: nn.Module, params: Any, labels: np.ndarray,
+                    latents: jax.Array, chunk: int = 16) -> np.ndarray:
+  """label_w_averager(generator, latents, chunk)(params, labels): each label row's average w."""
+  return label_w_averager(generator, latents, chunk)(params, labels)
 
 
 def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
