@@ -70,6 +70,9 @@ def validate_config(config) -> None:
           raise ValueError(f"penalty {name!r} augments images; toy data has none")
   except ValueError as e:
     raise ConfigError(f"config.penalty: {e}") from None
+  caution = consistency_caution(config)
+  if caution:
+    logging.warning("%s", caution)
   positive = ["model.latent_dim", "train.batch_size", "train.d_steps", "log.every",
               "sample.every", "sample.num", "checkpoint.every"]
   for field in positive:
@@ -204,6 +207,22 @@ def validate_eval_config(config) -> None:
       evaluate.check_truncation_center(config, make_models(config)[0])
   except ValueError as e:
     raise ConfigError(f"config.eval.truncation_center: {e}") from None
+
+
+def consistency_caution(config) -> Optional[str]:
+  """A warning for consistency regularisation on DCGAN's BatchNorm discriminator, which it
+  was measured to stop (benchmarks/README.md: at weight 10, D's scores on reals and fakes
+  stay together and G collapses on 3 of 3 seeds; CR-GAN's D's are spectrally normalised,
+  without BatchNorm); None for every other config."""
+  used = [n for n in penalties_lib.parse_names(config.penalty.use)
+          if n in penalties_lib.CONSISTENCY_PENALTIES]
+  if not used or config.model.name != "dcgan" or config.model.get("d_norm", "batch") != "batch":
+    return None
+  weights = ", ".join(f"{n} {config.penalty[n].get('weight', 10.0):g}" for n in used)
+  return (f"penalty.use={','.join(used)} (weight {weights}) on DCGAN's BatchNorm discriminator "
+          "(model.d_norm='batch'): measured on the anime faces, weight 10 keeps D's scores on "
+          "reals and fakes together and G collapses (benchmarks/README.md, bCR); use "
+          "model.d_norm=none with spectral norm (configs/sngan.py), as CR-GAN does")
 
 
 def validate_processes(config, processes: int) -> None:

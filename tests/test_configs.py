@@ -84,6 +84,24 @@ def test_consistency_penalties_need_an_augmentation_and_images():
     train.validate_config(toy)
 
 
+def test_consistency_on_a_batchnorm_discriminator_is_flagged():
+  """bCR on DCGAN's BatchNorm D was measured to stop training (benchmarks/README.md), so
+  validation warns about it; a D without BatchNorm, or no consistency term, is not flagged."""
+  from configs import dcgan, sngan  # pylint: disable=g-import-not-at-top
+  config = dcgan.get_config("smoke")
+  assert train.consistency_caution(config) is None
+  config.penalty.use = "r1,cr,cr_fake"
+  config.penalty.cr_fake.weight = 1.0
+  caution = train.consistency_caution(config)
+  assert caution.startswith("penalty.use=cr,cr_fake (weight cr 10, cr_fake 1) on DCGAN's "
+                            "BatchNorm discriminator")
+  config.model.d_norm = "none"
+  assert train.consistency_caution(config) is None
+  config = sngan.get_config("smoke")
+  config.penalty.use = "cr,cr_fake"
+  assert train.consistency_caution(config) is None
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("constraint.d", "clip", "config.constraint.d: unknown constraint 'clip'; choose from: '' "
      "(none), spectral_norm_projection, weight_clip"),
