@@ -136,10 +136,10 @@ def generate_with_label(config, generator, params: Any, stats: Any, label: Tuple
                              truncation=truncation).reshape(
                                  batches, batch, -1)
   labels = np.tile(np.asarray(label, np.int32), (batch, 1))
-  centre_config = ml_collections.ConfigDict(config.to_dict())
-  centre_config.eval.truncation_psi = truncation_psi
-  centre_config.eval.truncation_center = truncation_center
-  center_latents = evaluate.label_center_latents(centre_config)
+  center_config = ml_collections.ConfigDict(config.to_dict())
+  center_config.eval.truncation_psi = truncation_psi
+  center_config.eval.truncation_center = truncation_center
+  center_latents = evaluate.label_center_latents(center_config)
   centers = None if center_latents is None else sampling.label_w_centers(
       generator, params, labels[:1], center_latents).repeat(batch, axis=0)
   one_batch = jax.jit(lambda p, s, z: sampling.to_uint8(
