@@ -13,9 +13,14 @@ import sys
 # XLA's defaults whatever XLA_FLAGS says (gan_jax/lab.py: jit_long_run).
 # Launch helpers that build a subprocess environment use TEST_XLA_FLAGS too, so that
 # runs they compare with in-process ones compile the same way.
+# XLA:CPU also splits each program's LLVM module for parallel code generation, which for
+# programs this small costs more than it saves: one part only (measured on a 2-core VM,
+# 2026-11-24, under `-n 2`: four feature modules 66.1 / 65.1 s -> 63.0 / 63.2 s, the toy
+# lab with test_step and test_conditional 126 -> 119 s).
 TEST_XLA_FLAGS = " ".join(["--xla_backend_optimization_level=0",
                            "--xla_llvm_disable_expensive_passes=true",
-                           "--xla_cpu_use_fusion_emitters=false"])
+                           "--xla_cpu_use_fusion_emitters=false",
+                           "--xla_cpu_parallel_codegen_split_count=1"])
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), TEST_XLA_FLAGS]).strip()
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -100,9 +105,12 @@ def _mesh_devices(request, monkeypatch):
 
   The step is global-view SPMD (jit over a mesh with NamedSharding): a feature's math does
   not depend on how many devices share the batch. What does depend on them (the feeders'
-  per-device shards, the partitioned step equal to the 1-device one, resume, 2 processes)
-  is tested on all 8: tests/test_step.py, test_feeding.py, test_train.py, test_evaluate.py,
-  test_multiprocess.py. Feature modules whose runs are the suite's slowest (the recipes'
+  per-device shards, the partitioned step equal to the 1-device one, 2 processes) is tested
+  on all 8: tests/test_step.py, test_feeding.py, test_multiprocess.py. The end-to-end
+  modules (test_train.py: resume, the CLI; test_evaluate.py, test_toy.py) train data
+  parallel on 2: a sharded batch and replicated state as on 8, for less time per step and
+  per save (measured on a 2-core VM, 2026-11-24: the three modules 75 -> 62 s under
+  `-n 2`). Feature modules whose runs are the suite's slowest (the recipes'
   smoke runs, ADA, ProGAN, BEGAN, conditional runs) take one device. Measured on the 2-core
   VM (2026-11-23), these modules with test_biggan, test_resnet and test_stylegan2 (which
   gained nothing and stay on 8): 611 -> 523 worker-seconds; the recipe runs that resume,

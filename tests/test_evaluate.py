@@ -16,6 +16,8 @@ from gan_jax.metrics import evaluator as evaluator_lib
 from test_step import same
 from test_train import read_metrics
 
+pytestmark = pytest.mark.mesh_devices(2)  # data parallel, on 2 of the 8 CPU devices
+
 
 @pytest.fixture
 def eval_config(smoke_config):
@@ -74,7 +76,7 @@ def test_evaluation_is_deterministic_and_the_command_reproduces_training_figures
     for key, value in flat.items():
       assert value == pytest.approx(during[r["step"]][key], rel=1e-5, abs=1e-7), key
   # Another metric set from the command line, for one step, in a process with 1 CPU device
-  # (the run trained on 8): checkpoints restore onto whatever devices evaluate them.
+  # (the run trained on 2): checkpoints restore onto whatever devices evaluate them.
   out = subprocess.run(
       [sys.executable, "-m", "gan_jax.evaluate", f"--workdir={workdir}", "--step=2",
        "--metrics=duplicates", "--num_samples=20"],

@@ -14,6 +14,8 @@ from gan_jax import lab, latent_walks, losses, models, parallel, plots, train
 from gan_jax.data import toy
 from gan_jax.errors import UserError
 
+pytestmark = pytest.mark.mesh_devices(2)  # data parallel, on 2 of the 8 CPU devices
+
 
 def test_ring_and_grid_geometry():
   ring = toy.get_mixture("ring8")
@@ -59,6 +61,7 @@ def test_mode_metrics_by_hand():
   assert wider == {"modes_covered": 2.0, "high_quality": 100 / 2500}
 
 
+@pytest.mark.mesh_devices(8)
 def test_batches_are_a_function_of_seed_and_step_on_any_number_of_devices():
   ring = toy.get_mixture("ring8")
   expected = toy.toy_batch(ring, 3, jnp.int32(7), 2, 16)
