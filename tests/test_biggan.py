@@ -143,6 +143,36 @@ def test_unconditional_without_hierarchical_z_has_plain_batchnorm_and_wide_d_blo
   assert _init(sngan, jnp.ones((1, 8, 8, 8)))["params"]["Conv_0"]["kernel"].shape == (3, 3, 8, 8)
 
 
+def _is_orthogonal(kernel) -> bool:
+  """Whether a kernel or embedding, as a matrix (fan in, fan out), has orthonormal columns
+  (tall) or rows (wide): what an orthogonal initialiser draws."""
+  matrix = np.asarray(kernel, np.float64).reshape(-1, kernel.shape[-1])
+  small = matrix.T @ matrix if matrix.shape[0] >= matrix.shape[1] else matrix @ matrix.T
+  return np.allclose(small, np.eye(len(small)), atol=1e-5)
+
+
+def test_every_kernel_and_embedding_of_g_and_d_starts_orthogonal():
+  """BigGAN initialises G and D orthogonally (its G_init and D_init 'ortho'): D's residual
+  blocks, its projection embeddings and (AC-GAN) class heads too, where the SNGAN ResNet's
+  blocks start He/Xavier-scaled."""
+  g, d = models.build_models(_model_config(d_cond="projection+acgan"), (16, 16, 3), (3, 4))
+  labels = jnp.array([[0, 1], [1, 2]], jnp.int32)
+  checked = {}
+  for name, module, args in (("G", g, (jnp.ones((2, 18)), labels)),
+                             ("D", d, (jnp.ones((2, 16, 16, 3)), labels))):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(_init(module, *args)["params"]):
+      if path[-1].key in ("kernel", "embedding"):
+        checked[name + jax.tree_util.keystr(path)] = _is_orthogonal(leaf)
+  assert all(checked.values()), [k for k, ok in checked.items() if not ok]
+  d_keys = [k for k in checked if k.startswith("D")]
+  for part in ("OptimisedBlock_0", "DownBlock_0", "DownBlock_1", "SelfAttention_0",
+               "'projection'", "aux_head_0"):
+    assert any(part in k for k in d_keys), (part, d_keys)
+  assert len(d_keys) >= 12
+  sngan = _init(resnet.DownBlock(16), jnp.ones((1, 8, 8, 8)))["params"]
+  assert not _is_orthogonal(sngan["Conv_0"]["kernel"])
+
+
 @pytest.mark.parametrize("fields, message", [
     (dict(attention=12), "model.attention=12: choose 0 .* 8, 16"),
     (dict(latent_dim=20), r"latent_dim=20 does not split evenly into the 3 chunks .*e\.g\. 21"),

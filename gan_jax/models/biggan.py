@@ -13,10 +13,10 @@ What BigGAN adds to the SNGAN ResNet (models/resnet.py), each a field here:
   - conditional BatchNorm from that vector (`LinearConditionalBatchNorm`):
     BatchNorm without its own affine, then gamma = 1 + A y and beta = B y for
     linear maps A, B of the block's conditioning vector y;
-  - spectral norm in G as well as D, orthogonal initialisation (of G, of the
-    attention blocks and of D's head; D's residual blocks keep the SNGAN ResNet's
-    initialisation), and (in the optimizer, gan_jax/regularisers.py) orthogonal
-    regularisation of G's kernels;
+  - spectral norm in G as well as D, orthogonal initialisation of every kernel and
+    embedding of G and D (BigGAN's G_init and D_init 'ortho'; the SNGAN ResNet's D
+    blocks take theirs from `kernel_init`), and (in the optimizer,
+    gan_jax/regularisers.py) orthogonal regularisation of G's kernels;
   - the truncation trick at sampling time (gan_jax/latents.py truncated_gaussian).
 An unconditional BigGAN (no labels) conditions its BatchNorms on the z chunks
 alone; without hierarchical z too, its BatchNorms are plain.
@@ -205,11 +205,12 @@ class Discriminator(nn.Module):
     """Logits (batch,); with `return_aux` (AC-GAN) also {head: class logits}."""
     layers.check_image_size(x, self.image_size)
     widths = resnet.discriminator_widths(self.image_size, self.width)
-    blocks = [resnet.OptimisedBlock(widths[0], spectral_norm=self.spectral_norm)]
-    blocks += [resnet.DownBlock(features, spectral_norm=self.spectral_norm, wide=True)
+    sn, init = self.spectral_norm, _ORTHO
+    blocks = [resnet.OptimisedBlock(widths[0], spectral_norm=sn, kernel_init=init)]
+    blocks += [resnet.DownBlock(features, spectral_norm=sn, wide=True, kernel_init=init)
                for features in widths[1:-1]]
-    blocks.append(resnet.DownBlock(widths[-1], downsample=False,
-                                   spectral_norm=self.spectral_norm, wide=True))
+    blocks.append(resnet.DownBlock(widths[-1], downsample=False, spectral_norm=sn, wide=True,
+                                   kernel_init=init))
     attended = False
     for block in blocks:
       x = block(x, train=train)
@@ -222,7 +223,8 @@ class Discriminator(nn.Module):
     if not self.label_classes and not return_aux and labels is None:
       return logit
     return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
-                                            self.spectral_norm, train, return_aux)
+                                            self.spectral_norm, train, return_aux,
+                                            kernel_init=_ORTHO)
 
 
 def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = ()):

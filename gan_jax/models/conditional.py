@@ -157,6 +157,9 @@ class ConditionalHead(nn.Module):
   projection: bool = True
   acgan: bool = False
   spectral_norm: bool = False
+  # The projection embeddings' and the AC-GAN heads' initialiser (None: Xavier uniform and
+  # flax's LeCun normal).
+  kernel_init: Optional[nn.initializers.Initializer] = None
 
   @nn.compact
   def __call__(self, phi: jax.Array, labels: jax.Array, *, train: bool
@@ -164,23 +167,26 @@ class ConditionalHead(nn.Module):
     term = jnp.zeros(phi.shape[:1], phi.dtype)
     if self.projection:
       embedded = LabelEmbedding(self.label_classes, phi.shape[-1], self.spectral_norm,
-                                embedding_init=nn.initializers.xavier_uniform(),
+                                embedding_init=self.kernel_init or nn.initializers.xavier_uniform(),
                                 name="projection")(labels, train=train)
       term = jnp.einsum("bhf,bf->b", embedded, phi)
     aux = {}
     if self.acgan:
+      dense_init = self.kernel_init or nn.initializers.lecun_normal()
       for head, classes in enumerate(self.label_classes):
-        aux[str(head)] = nn.Dense(classes, name=f"aux_head_{head}")(phi)
+        aux[str(head)] = nn.Dense(classes, kernel_init=dense_init, name=f"aux_head_{head}")(phi)
     return term, aux
 
 
 def discriminator_output(logit: jax.Array, phi: jax.Array, labels: Optional[jax.Array],
                          label_classes: Tuple[int, ...], d_cond: str, spectral_norm: bool,
-                         train: bool, return_aux: bool, head: Optional[nn.Module] = None):
+                         train: bool, return_aux: bool, head: Optional[nn.Module] = None,
+                         kernel_init: Optional[nn.initializers.Initializer] = None):
   """D's output from its unconditional logit (batch,) and pooled features phi (batch, F):
   the logit plus the projection term; with `return_aux`, (logit, {head: class logits}).
-  The ConditionalHead is made here (call from a compact __call__) unless a setup-style
-  module passes its own `head`."""
+  The ConditionalHead is made here (call from a compact __call__; its layers initialised
+  by `kernel_init`, None: their defaults) unless a setup-style module passes its own
+  `head`."""
   check_labels(labels, label_classes, "discriminator")
   if not label_classes:
     if return_aux:
@@ -188,7 +194,8 @@ def discriminator_output(logit: jax.Array, phi: jax.Array, labels: Optional[jax.
     return logit
   projection, acgan = parse_d_cond(d_cond)
   if head is None:
-    head = ConditionalHead(label_classes, projection, acgan, spectral_norm, name="conditional")
+    head = ConditionalHead(label_classes, projection, acgan, spectral_norm,
+                           kernel_init=kernel_init, name="conditional")
   term, aux = head(phi, labels, train=train)
   logit = logit + term
   if return_aux:

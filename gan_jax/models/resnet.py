@@ -45,6 +45,8 @@ import jax.numpy as jnp
 from gan_jax.models import conditional, layers
 from gan_jax.models.dcgan import spectral_normalised
 
+Initializer = nn.initializers.Initializer
+
 _RESIDUAL_INIT = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 _INIT = nn.initializers.xavier_uniform()
 _MAX_MULTIPLIER = 16
@@ -82,6 +84,14 @@ def _conv(features: int, size: int, init=_RESIDUAL_INIT) -> nn.Conv:
   return nn.Conv(features, (size, size), padding="SAME", kernel_init=init)
 
 
+def _block_inits(kernel_init: Optional[Initializer]) -> Tuple[Initializer, Initializer]:
+  """(3x3 convs' initialiser, 1x1 shortcut's) of a D block: `kernel_init` for both, or
+  SNGAN's (He-scaled uniform for the residual path, Xavier for the shortcut) when None."""
+  if kernel_init is None:
+    return _RESIDUAL_INIT, _INIT
+  return kernel_init, kernel_init
+
+
 class UpBlock(nn.Module):
   """Generator residual block: (B, H, W, C) -> (B, 2H, 2W, features); with `label_classes`
   its two BatchNorms are conditional on the labels (conditional.ConditionalBatchNorm)."""
@@ -110,13 +120,15 @@ class OptimisedBlock(nn.Module):
   """D's first block, on the images: (B, H, W, C) -> (B, H/2, W/2, features)."""
   features: int
   spectral_norm: bool = False
+  kernel_init: Optional[Initializer] = None  # every conv's initialiser (None: SNGAN's)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
-    h = nn.relu(sn(_conv(self.features, 3), x))
-    h = _downsample(sn(_conv(self.features, 3), h))
-    shortcut = sn(_conv(self.features, 1, _INIT), _downsample(x))
+    residual, shortcut_init = _block_inits(self.kernel_init)
+    h = nn.relu(sn(_conv(self.features, 3, residual), x))
+    h = _downsample(sn(_conv(self.features, 3, residual), h))
+    shortcut = sn(_conv(self.features, 1, shortcut_init), _downsample(x))
     return h + shortcut
 
 
@@ -129,17 +141,19 @@ class DownBlock(nn.Module):
   downsample: bool = True
   spectral_norm: bool = False
   wide: bool = False
+  kernel_init: Optional[Initializer] = None  # every conv's initialiser (None: SNGAN's)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
+    residual, shortcut_init = _block_inits(self.kernel_init)
     pool = _downsample if self.downsample else (lambda y: y)
     hidden = self.features if self.wide else x.shape[-1]  # SNGAN widens in the second conv
-    h = sn(_conv(hidden, 3), nn.relu(x))
-    h = pool(sn(_conv(self.features, 3), nn.relu(h)))
+    h = sn(_conv(hidden, 3, residual), nn.relu(x))
+    h = pool(sn(_conv(self.features, 3, residual), nn.relu(h)))
     shortcut = x
     if self.downsample or x.shape[-1] != self.features:
-      shortcut = pool(sn(_conv(self.features, 1, _INIT), x))
+      shortcut = pool(sn(_conv(self.features, 1, shortcut_init), x))
     return h + shortcut
 
 
