@@ -47,6 +47,8 @@ def get_config(preset: str = ""):
   config.model.g_spectral_norm = True    # W / sigma(W) in every G layer too
   config.model.d_spectral_norm = True
   config.model.d_cond = "projection"     # D: projection | acgan | projection+acgan
+  config.model.d_init = "orthogonal"     # D's blocks and embeddings start orthogonal (BigGAN) |
+                                         # resnet (as the SNGAN ResNet's D)
   del config.model.g_cond                # the shared embedding conditions G (biggan.py)
   del config.model.label_embed_dim
   config.loss.name = "hinge"

@@ -151,11 +151,11 @@ def _is_orthogonal(kernel) -> bool:
   return np.allclose(small, np.eye(len(small)), atol=1e-5)
 
 
-def test_every_kernel_and_embedding_of_g_and_d_starts_orthogonal():
-  """BigGAN initialises G and D orthogonally (its G_init and D_init 'ortho'): D's residual
-  blocks, its projection embeddings and (AC-GAN) class heads too, where the SNGAN ResNet's
-  blocks start He/Xavier-scaled."""
-  g, d = models.build_models(_model_config(d_cond="projection+acgan"), (16, 16, 3), (3, 4))
+def _orthogonality(d_init: str):
+  """{'G' or 'D' + parameter path: whether it starts orthogonal} over every kernel and
+  embedding of a conditional BigGAN (projection and AC-GAN heads) with model.d_init."""
+  config = _model_config(d_cond="projection+acgan", d_init=d_init)
+  g, d = models.build_models(config, (16, 16, 3), (3, 4))
   labels = jnp.array([[0, 1], [1, 2]], jnp.int32)
   checked = {}
   for name, module, args in (("G", g, (jnp.ones((2, 18)), labels)),
@@ -163,19 +163,31 @@ def test_every_kernel_and_embedding_of_g_and_d_starts_orthogonal():
     for path, leaf in jax.tree_util.tree_leaves_with_path(_init(module, *args)["params"]):
       if path[-1].key in ("kernel", "embedding"):
         checked[name + jax.tree_util.keystr(path)] = _is_orthogonal(leaf)
+  return checked
+
+
+def test_every_kernel_and_embedding_of_g_and_d_starts_orthogonal():
+  """BigGAN initialises G and D orthogonally (its G_init and D_init 'ortho'): D's residual
+  blocks, its projection embeddings and (AC-GAN) class heads too. model.d_init=resnet
+  starts D's blocks and class heads as the SNGAN ResNet's D (He/Xavier-scaled uniform)."""
+  checked = _orthogonality("orthogonal")
   assert all(checked.values()), [k for k, ok in checked.items() if not ok]
   d_keys = [k for k in checked if k.startswith("D")]
   for part in ("OptimisedBlock_0", "DownBlock_0", "DownBlock_1", "SelfAttention_0",
                "'projection'", "aux_head_0"):
     assert any(part in k for k in d_keys), (part, d_keys)
   assert len(d_keys) >= 12
-  sngan = _init(resnet.DownBlock(16), jnp.ones((1, 8, 8, 8)))["params"]
-  assert not _is_orthogonal(sngan["Conv_0"]["kernel"])
+  resnet_init = _orthogonality("resnet")
+  assert set(resnet_init) == set(checked)
+  for key, orthogonal in resnet_init.items():
+    from_resnet = "Block_" in key or "'conditional'" in key  # the blocks and the heads
+    assert orthogonal != (key.startswith("D") and from_resnet), key
 
 
 @pytest.mark.parametrize("fields, message", [
     (dict(attention=12), "model.attention=12: choose 0 .* 8, 16"),
     (dict(latent_dim=20), r"latent_dim=20 does not split evenly into the 3 chunks .*e\.g\. 21"),
+    (dict(d_init="he"), "unknown model.d_init 'he'; choose from: orthogonal, resnet"),
 ])
 def test_bad_biggan_settings_are_refused(fields, message):
   with pytest.raises(ValueError, match=message):

@@ -14,8 +14,8 @@ What BigGAN adds to the SNGAN ResNet (models/resnet.py), each a field here:
     BatchNorm without its own affine, then gamma = 1 + A y and beta = B y for
     linear maps A, B of the block's conditioning vector y;
   - spectral norm in G as well as D, orthogonal initialisation of every kernel and
-    embedding of G and D (BigGAN's G_init and D_init 'ortho'; the SNGAN ResNet's D
-    blocks take theirs from `kernel_init`), and (in the optimizer,
+    embedding of G and D (BigGAN's G_init and D_init 'ortho'; `init_scheme`='resnet' starts
+    D's blocks and class heads as the SNGAN ResNet's D), and (in the optimizer,
     gan_jax/regularisers.py) orthogonal regularisation of G's kernels;
   - the truncation trick at sampling time (gan_jax/latents.py truncated_gaussian).
 An unconditional BigGAN (no labels) conditions its BatchNorms on the z chunks
@@ -43,6 +43,12 @@ from gan_jax.models import conditional, layers, resnet
 from gan_jax.models.dcgan import spectral_normalised
 
 _ORTHO = nn.initializers.orthogonal()
+# model.d_init: how D's residual blocks and class heads (projection embeddings, AC-GAN
+# heads) start. orthogonal: as every other kernel of G and D (BigGAN's D_init 'ortho');
+# resnet: as the SNGAN ResNet's D (He-scaled and Xavier uniform, the AC-GAN heads flax's
+# LeCun normal; this code's BigGAN D before 2026-11-24, which the CPU figures of
+# 2026-11-23 in benchmarks/README.md were measured with).
+D_INITS = {"orthogonal": _ORTHO, "resnet": None}
 
 
 def _conv(features: int, size: int, use_bias: bool = True) -> nn.Conv:
@@ -198,6 +204,7 @@ class Discriminator(nn.Module):
   attention: int = 64  # side of the map after which self-attention runs (0: none)
   label_classes: Tuple[int, ...] = ()
   d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
+  init_scheme: str = "orthogonal"  # the blocks' and embeddings' initialisation: a D_INITS key
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: Optional[jax.Array] = None, *, train: bool,
@@ -205,7 +212,7 @@ class Discriminator(nn.Module):
     """Logits (batch,); with `return_aux` (AC-GAN) also {head: class logits}."""
     layers.check_image_size(x, self.image_size)
     widths = resnet.discriminator_widths(self.image_size, self.width)
-    sn, init = self.spectral_norm, _ORTHO
+    sn, init = self.spectral_norm, D_INITS[self.init_scheme]
     blocks = [resnet.OptimisedBlock(widths[0], spectral_norm=sn, kernel_init=init)]
     blocks += [resnet.DownBlock(features, spectral_norm=sn, wide=True, kernel_init=init)
                for features in widths[1:-1]]
@@ -224,7 +231,7 @@ class Discriminator(nn.Module):
       return logit
     return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
                                             self.spectral_norm, train, return_aux,
-                                            kernel_init=_ORTHO)
+                                            kernel_init=init)
 
 
 def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = ()):
@@ -232,7 +239,7 @@ def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = (
 
   Reads model_config.g_width, d_width, latent_dim and, with .get: attention
   (default 64), hierarchical_z (True), shared_dim (128), g_spectral_norm and
-  d_spectral_norm (True), d_cond (projection).
+  d_spectral_norm (True), d_cond (projection), d_init (orthogonal).
   """
   image_size, channels = layers.square_images(example_shape, "BigGAN")
   resnet.num_blocks(image_size)  # fail early on an unsupported size
@@ -244,6 +251,9 @@ def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = (
   hierarchical = model_config.get("hierarchical_z", True)
   latent_chunks(model_config.latent_dim, image_size, hierarchical)  # fail early
   d_cond = model_config.get("d_cond", "projection")
+  d_init = model_config.get("d_init", "orthogonal")
+  if d_init not in D_INITS:
+    raise ValueError(f"unknown model.d_init {d_init!r}; choose from: {', '.join(D_INITS)}")
   if label_classes:
     conditional.parse_d_cond(d_cond)
   cond_g = dict(label_classes=tuple(label_classes),
@@ -254,4 +264,4 @@ def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = (
                     hierarchical_z=hierarchical, **cond_g),
           Discriminator(image_size=image_size, width=model_config.d_width,
                         spectral_norm=model_config.get("d_spectral_norm", True),
-                        attention=attention, **cond_d))
+                        attention=attention, init_scheme=d_init, **cond_d))
