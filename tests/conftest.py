@@ -109,7 +109,7 @@ def _mesh_devices(request, monkeypatch):
   on all 8: tests/test_step.py, test_feeding.py, test_multiprocess.py. The end-to-end
   modules (test_train.py: resume, the CLI; test_evaluate.py, test_toy.py) train data
   parallel on 2: a sharded batch and replicated state as on 8, for less time per step and
-  per save (measured on a 2-core VM, 2026-11-24: the three modules 75 -> 62 s under
+  per save (measured on a 2-core VM, 2026-11-24: the three modules 75 -> 67 s under
   `-n 2`). Feature modules whose runs are the suite's slowest (the recipes'
   smoke runs, ADA, ProGAN, BEGAN, conditional runs) take one device. Measured on the 2-core
   VM (2026-11-23), these modules with test_biggan, test_resnet and test_stylegan2 (which

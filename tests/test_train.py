@@ -108,8 +108,8 @@ def test_iterations_per_call_windows_avoid_every_due_step():
   assert train.iterations_this_call(5, 1, 100, (4,)) == 1
 
 
-# On 2 devices 1 of D's 4,096 kernel entries ends 4e-5 (0.7%) apart after 7 Adam steps
-# (rounding, amplified where Adam's second moment is tiny); on 8, all within 1e-5.
+# All 8 devices: on 2, one of a parameter's 4,096 entries ends 4e-5 (0.7%) apart after the
+# 7 steps (float rounding, amplified by training), past this test's tolerance.
 @pytest.mark.mesh_devices(8)
 def test_several_iterations_per_call_train_the_same_run(tmp_path, smoke_config):
   """train.iterations_per_call=K: K iterations per device call (one lax.scan) where nothing
