@@ -159,7 +159,7 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   draws the latents truncated (sampling.fixed_latents); config.eval.truncation_psi != 1
   pulls StyleGAN2's w towards its tracked average or, with eval.truncation_center='label',
   towards each sample's label's average w over truncation_center_latents fixed latents
-  (sampling.label_w_centers, recomputed for each checkpoint's weights).
+  (sampling.label_w_averager: one program, recomputed for each checkpoint's weights).
   """
   psi = config.eval.get("truncation_psi", 1.0)
   center_latents = label_center_latents(config)

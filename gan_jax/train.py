@@ -214,15 +214,15 @@ def consistency_caution(config) -> Optional[str]:
   was measured to stop (benchmarks/README.md: at weight 10, D's scores on reals and fakes
   stay together and G collapses on 3 of 3 seeds; CR-GAN's D's are spectrally normalised,
   without BatchNorm); None for every other config."""
-  used = [n for n in penalties_lib.parse_names(config.penalty.use)
-          if n in penalties_lib.CONSISTENCY_PENALTIES]
+  used = [p for p in make_penalties(config.penalty)
+          if p.name in penalties_lib.CONSISTENCY_PENALTIES]
   if not used or config.model.name != "dcgan" or config.model.get("d_norm", "batch") != "batch":
     return None
-  weights = ", ".join(f"{n} {config.penalty[n].get('weight', 10.0):g}" for n in used)
-  return (f"penalty.use={','.join(used)} (weight {weights}) on DCGAN's BatchNorm discriminator "
-          "(model.d_norm='batch'): measured on the anime faces, weight 10 keeps D's scores on "
-          "reals and fakes together and G collapses (benchmarks/README.md, bCR); use "
-          "model.d_norm=none with spectral norm (configs/sngan.py), as CR-GAN does")
+  weights = ", ".join(f"{p.name} {p.weight:g}" for p in used)
+  return (f"penalty.use={','.join(p.name for p in used)} (weight {weights}) on DCGAN's "
+          "BatchNorm discriminator (model.d_norm='batch'): measured on the anime faces, weight "
+          "10 keeps D's scores on reals and fakes together and G collapses (benchmarks/README.md, "
+          "bCR); use model.d_norm=none with spectral norm (configs/sngan.py), as CR-GAN does")
 
 
 def validate_processes(config, processes: int) -> None:
