@@ -40,6 +40,18 @@ def orthogonality_gradient(kernel: jax.Array) -> jax.Array:
   return (2.0 * matrix @ off_diagonal).reshape(kernel.shape).astype(kernel.dtype)
 
 
+def filter_coherence(kernel: jax.Array) -> jax.Array:
+  """The root-mean-square cosine similarity between the distinct output filters (columns) of
+  W = as_matrix(kernel): 0 for orthogonal filters, 1 for parallel ones, about
+  1 / sqrt(fan-in) for random Gaussian ones. Scale-free, unlike orthogonality_penalty; NaN
+  for a kernel with a single output."""
+  matrix = as_matrix(kernel).astype(jnp.float32)
+  unit = matrix / jnp.linalg.norm(matrix, axis=0, keepdims=True)
+  n = unit.shape[1]
+  off_diagonal = (unit.T @ unit) * (1.0 - jnp.eye(n, dtype=jnp.float32))
+  return jnp.sqrt(jnp.sum(off_diagonal ** 2) / (n * (n - 1)))
+
+
 def orthogonal_regularisation(strength: float, pattern: str = KERNELS
                               ) -> optax.GradientTransformation:
   """Adds strength * the gradient of orthogonality_penalty to each selected kernel's

@@ -149,3 +149,44 @@ def test_text_lab_benchmark_refuses_a_bad_choice_before_training(monkeypatch, ba
   monkeypatch.setattr(sys, "argv", ["text_lab", "--seeds=1", bad])
   with pytest.raises(ValueError, match=message):
     text_lab.main()
+
+
+@pytest.mark.parametrize("lr", [0.0, 2e-4])
+def test_weight_drift_measures_from_the_run_s_own_initialisation(tmp_path, smoke_config, lr):
+  """The initial kernels weight_drift rebuilds from the saved config are the run's own: at
+  learning rate 0 every checkpoint is exactly where it started; trained, the kernels move
+  further at each checkpoint."""
+  import weight_drift  # pylint: disable=g-import-not-at-top
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  smoke_config.optim.g_lr = smoke_config.optim.d_lr = lr
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(smoke_config, workdir)
+  _, rows = weight_drift.drift(workdir, "g", ("", "UpConv"))
+  assert [(step, layers) for step, layers, _ in rows] == [
+      (step, layers) for step in ("Gaussian", 0, 2, 4) for layers in ("", "UpConv")]
+  moved = [summary["moved"] for _, layers, summary in rows[2:] if not layers]
+  if lr:
+    assert 0 == moved[0] < moved[1] < moved[2]
+  else:
+    assert moved == [0, 0, 0]
+
+
+def test_weight_drift_reads_kernels_with_several_outputs_only():
+  """Kernels only (no biases, no embeddings), and none with a single output (no filters to
+  compare); the summary of kernels against themselves has moved 0."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import weight_drift  # pylint: disable=g-import-not-at-top
+  q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(8, 4)))
+  params = {"Conv_0": {"kernel": q.reshape(2, 1, 4, 4), "bias": np.ones(4)},
+            "Embed_0": {"embedding": np.ones((3, 4))},
+            "Dense_0": {"kernel": np.ones((4, 1))}}
+  kernels = weight_drift.kernels(params)
+  assert list(kernels) == ["['Conv_0']['kernel']"]
+  summary = weight_drift.summary(kernels, kernels)
+  assert summary["moved"] == 0 and summary["coherence"] < 1e-6 and summary["penalty"] < 1e-10
+  both = {"a/Conv_0": np.eye(2), "a/Dense_0": np.ones((2, 2))}
+  assert list(weight_drift.group(both, "Conv")) == ["a/Conv_0"]
+  assert list(weight_drift.group(both, "")) == ["a/Conv_0", "a/Dense_0"]
+  with pytest.raises(ValueError, match="no kernel path matches 'Attention'; the paths: "
+                     "a/Conv_0, a/Dense_0"):
+    weight_drift.group(both, "Attention")

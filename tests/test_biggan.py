@@ -48,6 +48,19 @@ def test_orthogonal_filters_of_any_norms_have_no_penalty():
   np.testing.assert_allclose(regularisers.orthogonality_penalty(two), 0.25, rtol=1e-6)
 
 
+def test_filter_coherence_is_the_rms_cosine_between_distinct_filters():
+  q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(12, 4)))
+  scaled = jnp.asarray((q * np.array([0.5, 1.0, 2.0, 3.0])).reshape(1, 1, 12, 4), jnp.float32)
+  assert float(regularisers.filter_coherence(scaled)) < 1e-6  # orthogonal, any norms
+  # Hand-checked: filters at 0, 60 and 90 degrees (pairwise cosines 0.5, 0, sqrt(0.75)):
+  # sqrt((0.25 + 0 + 0.75) / 3), whatever their norms.
+  three = jnp.array([[1.0, 0.5, 0.0], [0.0, np.sqrt(0.75), 1.0]]) * jnp.array([3.0, 1.0, 0.2])
+  np.testing.assert_allclose(regularisers.filter_coherence(three), np.sqrt(1 / 3), rtol=1e-6)
+  np.testing.assert_allclose(regularisers.filter_coherence(jnp.ones((5, 3))), 1.0, rtol=1e-6)
+  gaussian = jax.random.normal(jax.random.PRNGKey(0), (3, 3, 64, 32))
+  np.testing.assert_allclose(regularisers.filter_coherence(gaussian), 1 / np.sqrt(576), rtol=0.1)
+
+
 def test_regulariser_goes_before_the_optimizer_and_touches_kernels_only():
   params = {"Dense_0": {"kernel": jnp.array([[1.0, 0.5], [0.0, 1.0]]), "bias": jnp.ones(2)}}
   config = ml_collections.ConfigDict(dict(name="sgd", g_lr=0.1, d_lr=0.1, g_betas=(0.0, 0.0),
