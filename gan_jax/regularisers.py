@@ -43,10 +43,12 @@ def orthogonality_gradient(kernel: jax.Array) -> jax.Array:
 def filter_coherence(kernel: jax.Array) -> jax.Array:
   """The root-mean-square cosine similarity between the distinct output filters (columns) of
   W = as_matrix(kernel): 0 for orthogonal filters, 1 for parallel ones, about
-  1 / sqrt(fan-in) for random Gaussian ones. Scale-free, unlike orthogonality_penalty; NaN
-  for a kernel with a single output."""
+  1 / sqrt(fan-in) for random Gaussian ones. Scale-free, unlike orthogonality_penalty. An
+  all-zero filter has no direction and counts as orthogonal to the others; a kernel with a
+  single output has no pairs and gets NaN."""
   matrix = as_matrix(kernel).astype(jnp.float32)
-  unit = matrix / jnp.linalg.norm(matrix, axis=0, keepdims=True)
+  norms = jnp.linalg.norm(matrix, axis=0, keepdims=True)
+  unit = matrix / jnp.where(norms > 0, norms, 1.0)
   n = unit.shape[1]
   off_diagonal = (unit.T @ unit) * (1.0 - jnp.eye(n, dtype=jnp.float32))
   return jnp.sqrt(jnp.sum(off_diagonal ** 2) / (n * (n - 1)))

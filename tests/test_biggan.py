@@ -57,6 +57,10 @@ def test_filter_coherence_is_the_rms_cosine_between_distinct_filters():
   three = jnp.array([[1.0, 0.5, 0.0], [0.0, np.sqrt(0.75), 1.0]]) * jnp.array([3.0, 1.0, 0.2])
   np.testing.assert_allclose(regularisers.filter_coherence(three), np.sqrt(1 / 3), rtol=1e-6)
   np.testing.assert_allclose(regularisers.filter_coherence(jnp.ones((5, 3))), 1.0, rtol=1e-6)
+  # A zero filter counts as orthogonal: pairs (0, 1) and (1, 2) are 0, (0, 2) is 1.
+  with_zero = jnp.array([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+  np.testing.assert_allclose(regularisers.filter_coherence(with_zero), np.sqrt(1 / 3), rtol=1e-6)
+  assert np.isnan(regularisers.filter_coherence(jnp.ones((4, 1))))
   gaussian = jax.random.normal(jax.random.PRNGKey(0), (3, 3, 64, 32))
   np.testing.assert_allclose(regularisers.filter_coherence(gaussian), 1 / np.sqrt(576), rtol=0.1)
 
