@@ -7,7 +7,7 @@ undo (benchmarks/README.md, the BigGAN ablation).
 
 For each run the initial state is rebuilt from the saved config (same seed, same init as the
 run's). Per checkpoint, over the network's kernels (constraints.KERNELS: every conv and dense
-kernel, embeddings excluded): the mean filter coherence (regularisers.filter_coherence: RMS
+kernel with at least two outputs, embeddings excluded): the mean filter coherence (regularisers.filter_coherence: RMS
 cosine between distinct output filters; 0 orthogonal) over the kernels whose filters can be
 orthogonal (no more outputs than fan-in), beside that of Gaussian kernels of the same shapes
 and norms (what a random init has), the sum of BigGAN's orthogonality
@@ -43,7 +43,8 @@ def kernels(params, pattern: str = constraints.KERNELS):
 
 
 def summary(current, initial) -> dict:
-  """The three figures of the module docstring for kernels `current` against `initial`."""
+  """The three figures of the module docstring for kernels `current` against `initial` (NaN
+  coherence without a kernel that can be orthogonal, NaN moved from all-zero kernels)."""
   coherence = [float(regularisers.filter_coherence(w)) for w in current.values()
                if w.shape[-1] <= w.size // w.shape[-1]]
   penalty = sum(float(regularisers.orthogonality_penalty(w)) for w in current.values())
@@ -51,7 +52,7 @@ def summary(current, initial) -> dict:
   size = sum(float(np.sum(initial[k] ** 2)) for k in current)
   return {"coherence": float(np.mean(coherence)) if coherence else float("nan"),
           "penalty": penalty,
-          "moved": float(np.sqrt(moved / size))}
+          "moved": float(np.sqrt(moved / size)) if size else float("nan")}
 
 
 def group(kernels_by_path, pattern: str):
