@@ -7,14 +7,16 @@ undo (benchmarks/README.md, the BigGAN ablation).
 
 For each run the initial state is rebuilt from the saved config (same seed, same init as the
 run's). Per checkpoint, over the network's kernels (constraints.KERNELS: every conv and dense
-kernel with at least two outputs, embeddings excluded): the mean filter coherence (regularisers.filter_coherence: RMS
-cosine between distinct output filters; 0 orthogonal) over the kernels whose filters can be
-orthogonal (no more outputs than fan-in), beside that of Gaussian kernels of the same shapes
-and norms (what a random init has), the sum of BigGAN's orthogonality
-penalty (regularisers.orthogonality_penalty: what the regulariser minimises), and the relative
-distance from the initial kernels, ||W - W0|| / ||W0|| over all of them together.
+kernel with at least two outputs, embeddings excluded): the mean filter coherence
+(regularisers.filter_coherence: RMS cosine between distinct output filters; 0 orthogonal)
+over the kernels whose filters can be orthogonal (no more outputs than fan-in), beside that
+of Gaussian kernels of the same shapes and norms (what a random init has), the sum of
+BigGAN's orthogonality penalty (regularisers.orthogonality_penalty: what the regulariser
+minimises), and the relative distance from the initial kernels, ||W - W0|| / ||W0|| over
+all of them together.
 `--layers` repeats the figures for groups of kernels: each group a regular expression
-searched in the kernels' paths (e.g. `ConditionalBatchNorm` for BigGAN's conditioning maps).
+searched in the kernels' '/'-joined paths, as config patterns are (e.g.
+`ConditionalBatchNorm` for BigGAN's conditioning maps).
 """
 
 import argparse
@@ -32,13 +34,15 @@ from gan_jax import checkpoint as checkpoint_lib, constraints, evaluate, regular
 
 
 def kernels(params, pattern: str = constraints.KERNELS):
-  """{path: kernel} of every parameter whose path matches `pattern` and has >= 2 outputs."""
-  mask = constraints.path_mask(params, pattern)
+  """{path name ('GBlock_0/Conv_0/kernel'): kernel} of every parameter whose
+  constraints.path_name matches `pattern` (as constraint and regulariser patterns do) and
+  has >= 2 outputs."""
+  regex = re.compile(pattern)
   out = {}
-  for (path, leaf), (_, keep) in zip(jax.tree_util.tree_leaves_with_path(params),
-                                     jax.tree_util.tree_leaves_with_path(mask)):
-    if keep and leaf.ndim >= 2 and leaf.shape[-1] >= 2:
-      out[jax.tree_util.keystr(path)] = np.asarray(leaf, np.float32)
+  for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+    name = constraints.path_name(path)
+    if regex.search(name) and leaf.ndim >= 2 and leaf.shape[-1] >= 2:
+      out[name] = np.asarray(leaf, np.float32)
   return out
 
 

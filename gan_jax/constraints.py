@@ -24,14 +24,15 @@ MaskOrFn = Union[PyTree, Callable[[PyTree], PyTree]]
 KERNELS = r"(^|/)kernel$"
 
 
+def path_name(path) -> str:
+  """A parameter's tree path as the '/'-joined names its patterns match ('Conv_0/kernel')."""
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
 def path_mask(params: PyTree, pattern: str = KERNELS) -> PyTree:
-  """A pytree of bools: True where the '/'-joined parameter path matches `pattern`."""
+  """A pytree of bools: True where the parameter's path_name matches `pattern`."""
   regex = re.compile(pattern)
-
-  def name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-
-  return jax.tree_util.tree_map_with_path(lambda p, _: bool(regex.search(name(p))), params)
+  return jax.tree_util.tree_map_with_path(lambda p, _: bool(regex.search(path_name(p))), params)
 
 
 def _masked(inner: optax.GradientTransformation, pattern: str) -> optax.GradientTransformation:

@@ -25,7 +25,7 @@ def kernel_sigmas(params: Any) -> Dict[str, jax.Array]:
   """{'sigma/<layer path>': largest singular value} of every kernel (matrix view as in SNGAN)."""
   out = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-    name = "/".join(str(getattr(k, "key", k)) for k in path)
+    name = constraints.path_name(path)
     if name.endswith("kernel"):
       out[f"sigma/{name[:-len('/kernel')]}"] = constraints.largest_singular_value(leaf)
   return out

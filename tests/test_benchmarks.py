@@ -181,7 +181,7 @@ def test_weight_drift_reads_kernels_with_several_outputs_only():
             "Embed_0": {"embedding": np.ones((3, 4))},
             "Dense_0": {"kernel": np.ones((4, 1))}}
   kernels = weight_drift.kernels(params)
-  assert list(kernels) == ["['Conv_0']['kernel']"]
+  assert list(kernels) == ["Conv_0/kernel"]
   summary = weight_drift.summary(kernels, kernels)
   assert summary["moved"] == 0 and summary["coherence"] < 1e-6 and summary["penalty"] < 1e-10
   both = {"a/Conv_0": np.eye(2), "a/Dense_0": np.ones((2, 2))}
