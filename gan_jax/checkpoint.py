@@ -111,23 +111,26 @@ class BestCheckpoint:
 
   A record `checkpoint_best.json` beside it holds the metric, value and step.
   A run resumed from before its best step forgets that best (the resumed run
-  recomputes the same steps exactly and finds it again).
+  recomputes the same steps exactly and finds it again). In a multi-process run
+  every process offers alike (the checkpoint is saved by all of them) and only the
+  `primary` one (process 0) deletes a stale best and writes the record.
   """
 
-  def __init__(self, workdir: str, metric: str, resumed_step: int = 0):
+  def __init__(self, workdir: str, metric: str, resumed_step: int = 0, primary: bool = True):
     self.directory = os.path.join(workdir, BEST_DIR)
     self.metric = metric
     self._record_path = os.path.join(workdir, BEST_DIR + ".json")
     self.value: Optional[float] = None
     self.step: Optional[int] = None
     self._checkpointer: Optional[Checkpointer] = None
+    self.primary = primary
     record = {}
     if os.path.exists(self._record_path):
       with open(self._record_path) as f:
         record = json.load(f)
     if record.get("metric") == metric and record.get("step", 0) <= resumed_step:
       self.value, self.step = record["value"], record["step"]
-    elif os.path.isdir(self.directory):
+    elif os.path.isdir(self.directory) and primary:
       shutil.rmtree(self.directory)  # another metric's best, or one past the resumed step
 
   def offer(self, step: int, value: float, better: bool, state: PyTree,
@@ -140,6 +143,8 @@ class BestCheckpoint:
     self._checkpointer.save(step, state, config)
     self._checkpointer.wait()
     self.value, self.step = float(value), step
+    if not self.primary:
+      return True
     tmp = self._record_path + ".tmp"
     with open(tmp, "w") as f:
       json.dump({"metric": self.metric, "value": self.value, "step": step}, f)

@@ -212,10 +212,14 @@ def label_center_latents(config) -> Optional[jax.Array]:
 
 
 class RunEvaluator:
-  """Evaluates a run's generator at given steps and writes the reports (training and CLI)."""
+  """Evaluates a run's generator at given steps and writes the reports (training and CLI).
 
-  def __init__(self, config, generator, workdir: str):
-    self.config = config
+  In a multi-process run every process evaluates (the sampling is a program over every
+  device) and gets the same report; only the one given `writes` (process 0) writes files.
+  """
+
+  def __init__(self, config, generator, workdir: str, writes: bool = True):
+    self.config, self.writes = config, writes
     names = evaluator_lib.parse_metrics(config.eval.metrics)
     evaluator_lib.check_label_sets(names, config.data.get("labels", ""))
     # Held-out images when a metric needs them, or for the labelled metrics' real ceiling.
@@ -236,6 +240,8 @@ class RunEvaluator:
     report = self.evaluator(fake, self.labels, step=step,
                             generator="EMA generator, fixed eval latents "
                             f"(seed {self.config.seed}{truncation_description(self.config)})")
+    if not self.writes:
+      return report, evaluator_lib.flatten(report)
     os.makedirs(self.directory, exist_ok=True)
     # Truncated samples are another protocol: their own files, the plain report kept.
     stem = os.path.join(self.directory, f"step_{step}{truncation_suffix(self.config)}")

@@ -44,6 +44,13 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         f"of devices ({n}); e.g. --config.train.batch_size={max(n, batch_size // n * n or n)}")
 
 
+def global_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """`value`, which every process holds whole, laid out by `sharding`: each process places only
+  its own devices' slices (every slice with one process)."""
+  value = np.asarray(value)
+  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
 def process_rows(sharding: NamedSharding, global_shape: Tuple[int, ...], axis: int) -> np.ndarray:
   """Indices along `axis` of a `global_shape` array that this process's devices hold, ascending.
 

@@ -225,21 +225,6 @@ def consistency_caution(config) -> Optional[str]:
           "bCR); use model.d_norm=none with spectral norm (configs/sngan.py), as CR-GAN does")
 
 
-def validate_processes(config, processes: int) -> None:
-  """Raises ConfigError for what a run over `processes` > 1 processes does not support: device
-  feeding (use data.feed=host) and evaluation in the loop (evaluate the checkpoints after)."""
-  if processes <= 1:
-    return
-  if config.data.feed == "device":
-    raise ConfigError(f"config.data.feed='device' works in a single process only (this run has "
-                      f"{processes}); use data.feed=host (or auto, which picks host)")
-  if config.eval.every:
-    raise ConfigError(f"config.eval.every={config.eval.every}: evaluation during training works "
-                      f"in a single process only (this run has {processes}); set "
-                      "config.eval.every=0 and evaluate the checkpoints afterwards "
-                      "(python -m gan_jax.evaluate)")
-
-
 def config_to_dict(config) -> Dict[str, Any]:
   """The config as plain JSON-compatible data (tuples become lists)."""
   return json.loads(config.to_json_best_effort())
@@ -579,7 +564,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   parallel.check_batch_size(config.train.batch_size, mesh)
   check_d_passes(config, mesh)
   check_microbatches(config, mesh)
-  validate_processes(config, jax.process_count())
   primary = parallel.is_primary()  # only process 0 writes metrics, samples and progress
   replicated = parallel.replicated(mesh)
   logging.info("devices: %d x %s in %d process(es); this is process %d", mesh.size,
@@ -601,8 +585,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # ------------------------------------------------------------ evaluation --
   # Set up now (real images, feature networks) so a missing piece stops the run before training.
-  run_evaluator = (evaluate.RunEvaluator(config, generator, workdir) if config.eval.every
-                   else None)
+  run_evaluator = (evaluate.RunEvaluator(config, generator, workdir, writes=primary)
+                   if config.eval.every else None)
 
   # --------------------------------------------------------------- restore --
   checkpointer = checkpoint_lib.Checkpointer(
@@ -666,7 +650,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   best = None
   if run_evaluator is not None and config.eval.best:
-    best = checkpoint_lib.BestCheckpoint(workdir, config.eval.best, resumed_step=start)
+    best = checkpoint_lib.BestCheckpoint(workdir, config.eval.best, resumed_step=start,
+                                         primary=primary)
 
   # ------------------------------------------------------------------ loop --
   writer = writers.make_run_writer(workdir, primary)
@@ -726,8 +711,10 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
         scalars.update(eval_scalars)
         if best is not None:
           value = evaluator_lib.headline(report, best.metric)
-          if best.offer(done, value, evaluator_lib.is_better(best.metric, value, best.value),
-                        state, config_dict):
+          # Process 0's verdict on every process: saving is a collective.
+          better = parallel.process_zero_says(
+              evaluator_lib.is_better(best.metric, value, best.value))
+          if best.offer(done, value, better, state, config_dict):
             logging.info("best %s so far (%g) at step %d: saved in %s", best.metric, value,
                          done, best.directory)
       if scalars:

@@ -14,10 +14,11 @@ gathered with the images' own indices; without, it stays a plain image array.
                 each device draws its part of every batch from its own shard
                 (a keyed permutation per epoch from (seed, device, epoch),
                 evaluated per index: data/permutation.py) and gathers it
-                itself: no host work per step.
-`make_feeder` chooses by size unless told; DeviceFeeder is single-process only
-(a multi-process run refuses data.feed='device' and 'auto' picks host). For
-datasets too large to decode into memory, see streaming.StreamFeeder.
+                itself: no host work per step. In a multi-process run each
+                process places only its own devices' shards, and the batches
+                are those of one process with the same devices.
+`make_feeder` chooses by size unless told. For datasets too large to decode
+into memory, see streaming.StreamFeeder.
 
 A feeder whose batches are a pure function of arrays already on the devices
 (DeviceFeeder) also gives `device_data()` (those arrays) and `select(data,
@@ -153,11 +154,11 @@ class DeviceFeeder(Feeder):
                               devices=devices)
     if problem:
       raise ConfigError(f"{problem}; use data.feed='host'")
-    self.images = jax.device_put(np.asarray(images[:self.num_local * devices]),
-                                 NamedSharding(mesh, P(parallel.DATA_AXIS)))
+    split_rows = NamedSharding(mesh, P(parallel.DATA_AXIS))
+    self.images = parallel.global_array(images[:self.num_local * devices], split_rows)
     labels = self.label_table = checked_labels(labels, len(images))
-    self.labels = None if labels is None else jax.device_put(
-        labels[:self.num_local * devices], NamedSharding(mesh, P(parallel.DATA_AXIS)))
+    self.labels = None if labels is None else parallel.global_array(
+        labels[:self.num_local * devices], split_rows)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x64657669)
     num_local, shape = self.num_local, images.shape[1:]
 
@@ -224,17 +225,11 @@ def make_feeder(images: np.ndarray, *, feed: str, batch_size: int, d_steps: int,
                 mesh: Mesh, hflip: bool = False, device_budget_gb: float = 4.0,
                 labels: Optional[np.ndarray] = None) -> Feeder:
   """A DeviceFeeder for feed='device', a HostFeeder for 'host'; 'auto' picks device when
-  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it (and host in a
-  multi-process run, which refuses 'device'). `labels` (int32 (N, heads)) makes every batch
-  a LabeledBatch."""
+  each device's shard fits in `device_budget_gb` and DeviceFeeder can use it. `labels` (int32
+  (N, heads)) makes every batch a LabeledBatch."""
   if feed not in ("auto", "device", "host"):
     raise ConfigError(f"unknown feed {feed!r} for an in-memory array; choose from: "
                       "auto, device, host")
-  if jax.process_count() > 1:
-    if feed == "device":
-      raise ConfigError(f"data.feed='device' works in a single process only (this run has "
-                        f"{jax.process_count()}); use data.feed=host")
-    feed = "host"
   if feed == "auto":
     devices = mesh.shape[parallel.DATA_AXIS]
     fits = images.nbytes / devices / 2**30 <= device_budget_gb
