@@ -12,8 +12,8 @@ from test_train import read_metrics
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
-RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "sngan", "sngan_resnet", "stylegan2",
-           "vit_d"]
+RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "dragan", "sngan", "sngan_resnet",
+           "stylegan2", "vit_d"]
 
 
 # The smoke runs of began and progan (with a resume) are tests/test_began.py's and
@@ -41,6 +41,8 @@ def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
     assert max(float(jnp.max(jnp.abs(x))) for _, x in d_leaves) <= 0.01
   if name == "wgan_gp":
     assert rows[-1]["wgan_gp_penalty"] > 0
+  if name == "dragan":
+    assert rows[-1]["dragan_penalty"] > 0
   if name == "stylegan2":
     assert "r1_penalty" in rows[-1]  # lazy R1 (every 16): applied at iteration 0 of each 16
   if name == "vit_d":
