@@ -11,8 +11,8 @@ Each augmentation is `fn(key, x) -> x` on a float NHWC batch in [-1, 1]: a pure
 function of its key, drawing its parameters independently for each sample, and
 differentiable with respect to the pixels. `make_augment(policy, p)` chains the
 comma-separated `policy`; each augmentation is applied to each sample with
-probability p, independently (p = 1 is DiffAugment; p < 1 is the fixed-p form
-of ADA, Karras et al., 2020, without ADA's adaptive p).
+probability p, independently (p = 1 is DiffAugment; p < 1 is ADA's form, Karras
+et al., 2020, at a fixed p; the train step's `ada` adapts p: gan_jax/step.py).
 """
 
 from typing import Callable, List, Optional

@@ -17,8 +17,9 @@ import numpy as np
 import optax
 
 from gan_jax import data as data_lib
-from gan_jax import losses, models, sampling, train
+from gan_jax import latents, losses, models, rejection, sampling, train
 from gan_jax.data import toy
+from gan_jax.errors import UserError
 from gan_jax.penalties import input_gradient_norms
 from gan_jax.state import TrainState, create_state
 from gan_jax.step import apply_in_train_mode
@@ -323,4 +324,64 @@ def disjoint_supports(base_config, seeds: Sequence[int], thetas: Sequence[float]
                    float(generator_gradient_norm(config, state, "minimax", real)),
                    float(generator_gradient_norm(config, state, "non_saturating", real))))
     out.append(rows)
+  return np.array(out)
+
+
+def rejection_gain(config, seeds: Sequence[int], num_steps: int, fine_tune_steps: int,
+                   **options) -> np.ndarray:
+  """(seeds, 2, 4): discriminator rejection sampling (gan_jax/rejection.py) on a toy config:
+  each seed trains `num_steps` iterations, its D is fine-tuned for `fine_tune_steps`
+  updates against the frozen G-EMA (tune_against_ema), then rejection_rows(**options)."""
+  states, _ = train_seeds(config, seeds, num_steps)
+  states = tune_against_ema(config, states, seeds, fine_tune_steps)
+  return rejection_rows(config, states, seeds, **options)
+
+
+def tune_against_ema(config, states: TrainState, seeds: Sequence[int],
+                     num_steps: int) -> TrainState:
+  """`states` (stacked over `seeds`) with G set to the G-EMA, frozen, and D trained
+  `num_steps` more updates against it (0: D as it is): the D rejection sampling needs,
+  D*'s estimate for the generator that is sampled. Call again to tune further."""
+  states = states.replace(g_params=states.ema_params)
+  if not num_steps:
+    return states
+  mixture = data_lib.toy_mixture(config.data)
+  return discriminator_trainer(config, mixture, num_steps)(seeds, None, states)
+
+
+def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 2500,
+                   burn_in: int = 10000, batch: int = 25000,
+                   log_m_quantile: float = 1.0) -> np.ndarray:
+  """(seeds, 2, 4) for `states` (stacked over `seeds`): rows `num` samples of each G-EMA
+  from fresh latents, and `num` of them kept by rejection with the state's D (log_m the
+  `log_m_quantile` quantile of `burn_in` proposals' logits; rounds of `batch`); columns
+  modes covered, high-quality fraction, mode imbalance (toy.mode_imbalance), acceptance
+  rate (1 for the plain samples). UserError naming the seed whose rejection keeps too few.
+  """
+  mixture = data_lib.toy_mixture(config.data)
+  generator, _ = train.make_models(config)
+  sample_latent = latents.get_latent_sampler(config.model.latent_dist)
+  latent_dim = config.model.latent_dim
+
+  def measure(x, rate):
+    metrics = toy.mode_metrics(x, mixture)
+    return [metrics["modes_covered"], metrics["high_quality"], toy.mode_imbalance(x, mixture),
+            rate]
+
+  out = []
+  for i, seed in enumerate(seeds):
+    state = _seed(states, i)
+    propose = jax.jit(lambda key, n, state=state: sampling.generate(
+        generator, state.ema_params, state.g_stats, sample_latent(key, (n, latent_dim))),
+                      static_argnums=1)
+    score = jax.jit(discriminator_fn(config, state.d_params, state.d_stats))
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x647273)  # "drs"
+    plain = np.asarray(propose(jax.random.fold_in(key, 1), num))
+    try:
+      kept = rejection.rejection_sample(jax.random.fold_in(key, 2), propose, score, num,
+                                        burn_in=burn_in, batch=batch,
+                                        log_m_quantile=log_m_quantile)
+    except UserError as e:
+      raise UserError(f"seed {seed}: {e}") from None
+    out.append([measure(plain, 1.0), measure(kept.samples, kept.acceptance_rate)])
   return np.array(out)

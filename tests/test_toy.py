@@ -61,6 +61,17 @@ def test_mode_metrics_by_hand():
   assert wider == {"modes_covered": 2.0, "high_quality": 100 / 2500}
 
 
+def test_mode_imbalance_by_hand():
+  ring = toy.get_mixture("ring8")
+  assert toy.mode_imbalance(np.repeat(ring.centers, 3, axis=0), ring) == 0.0
+  assert toy.mode_imbalance(np.repeat(ring.centers[:1], 10, axis=0), ring) == pytest.approx(0.875)
+  # Shares 1/2, 1/4, 1/4 of the high-quality samples (the far one is ignored): TV from 1/8
+  # each is (3/8 + 1/8 + 1/8 + 5 * 1/8) / 2 = 0.625.
+  samples = np.concatenate([ring.centers[[0, 0, 1, 2]], [[50.0, 50.0]]])
+  assert toy.mode_imbalance(samples, ring) == pytest.approx(0.625)
+  assert np.isnan(toy.mode_imbalance(np.full((4, 2), 50.0), ring))
+
+
 @pytest.mark.mesh_devices(8)
 def test_batches_are_a_function_of_seed_and_step_on_any_number_of_devices():
   ring = toy.get_mixture("ring8")

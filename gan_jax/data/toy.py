@@ -87,18 +87,35 @@ def get_mixture(name: str) -> Mixture:
   return MIXTURES.get(name)()
 
 
+def _nearest_modes(samples: np.ndarray, mixture: Mixture,
+                   within_stds: float) -> Tuple[np.ndarray, np.ndarray]:
+  """(each sample's nearest mode, whether it lies within `within_stds` stds of it)."""
+  samples = np.asarray(samples, np.float64).reshape(len(samples), -1)
+  distances = np.linalg.norm(samples[:, None, :] - mixture.centers[None], axis=-1)
+  nearest = np.argmin(distances, axis=1)
+  return nearest, distances[np.arange(len(samples)), nearest] <= within_stds * mixture.std
+
+
 def mode_metrics(samples: np.ndarray, mixture: Mixture, min_fraction: float = MIN_FRACTION,
                  within_stds: float = 3.0) -> Dict[str, float]:
   """{'modes_covered', 'high_quality'} of generated points, by PacGAN's protocol (module
   docstring); `within_stds` widens (or narrows) its 3-std radius of a high-quality sample."""
-  samples = np.asarray(samples, np.float64).reshape(len(samples), -1)
-  distances = np.linalg.norm(samples[:, None, :] - mixture.centers[None], axis=-1)
-  nearest = np.argmin(distances, axis=1)
-  good = distances[np.arange(len(samples)), nearest] <= within_stds * mixture.std
+  nearest, good = _nearest_modes(samples, mixture, within_stds)
   counts = np.bincount(nearest[good], minlength=mixture.num_modes)
   needed = max(1, math.ceil(min_fraction * len(samples)))
   return {"modes_covered": float(np.sum(counts >= needed)),
           "high_quality": float(np.mean(good))}
+
+
+def mode_imbalance(samples: np.ndarray, mixture: Mixture, within_stds: float = 3.0) -> float:
+  """Total variation between the modes' shares of the high-quality samples (mode_metrics'
+  sense) and equal shares: 0 when every mode gets as many, 1 - 1/num_modes when one mode
+  gets them all; NaN when no sample is high quality."""
+  nearest, good = _nearest_modes(samples, mixture, within_stds)
+  if not good.any():
+    return float("nan")
+  shares = np.bincount(nearest[good], minlength=mixture.num_modes) / good.sum()
+  return float(0.5 * np.sum(np.abs(shares - 1.0 / mixture.num_modes)))
 
 
 def reference_key() -> jax.Array:
