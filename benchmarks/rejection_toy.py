@@ -1,4 +1,4 @@
-"""Discriminator rejection sampling on the toy ring: what D's density-ratio estimate corrects.
+"""G proposes, D corrects on the toy ring: rejection sampling and Metropolis-Hastings with D.
 
   python benchmarks/rejection_toy.py --out=benchmarks/rejection_toy.md
 
@@ -6,8 +6,9 @@ Trains configs/toy_ring.py (non-saturating loss) without a regulariser and with 
 in D on every seed (vmapped, gan_jax/lab.py), then tunes each D against its frozen G-EMA
 for more and more updates and, at each point, draws 2,500 G-EMA samples plainly and
 through rejection with that D (gan_jax/rejection.py; log_m the maximum, or a quantile, of
-10,000 burn-in logits). Writes PacGAN's modes covered and high-quality fraction, the modes'
-imbalance (total variation from equal shares) and the acceptance rate.
+10,000 burn-in logits) and through Metropolis-Hastings chains of a few lengths. Writes
+PacGAN's modes covered and high-quality fraction, the modes' imbalance (total variation
+from equal shares) and the acceptance rate.
 """
 
 import argparse
@@ -31,29 +32,38 @@ def main():
   parser.add_argument("--tune", default="0,1000,5000",
                       help="D updates against the frozen G-EMA at which to sample (cumulative)")
   parser.add_argument("--quantiles", default="1,0.999,0.99",
-                      help="log_m's quantiles of the burn-in")
+                      help="rejection: log_m's quantiles of the burn-in")
+  parser.add_argument("--mh_steps", default="10,100",
+                      help="Metropolis-Hastings: proposals per chain ('' for none)")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   seeds = list(range(args.seeds))
   tune = [int(t) for t in args.tune.split(",")]
   quantiles = [float(q) for q in args.quantiles.split(",")]
+  mh_steps = [int(k) for k in args.mh_steps.split(",") if k]
+  corrections = ([(f"rejection, log_m quantile {q:g}", dict(log_m_quantile=q)) for q in quantiles]
+                 + [(f"MH, {k} proposals", dict(method="mh", steps=k)) for k in mh_steps])
   if tune != sorted(tune):
     raise SystemExit(f"--tune must be ascending, got {args.tune}")
   lines = [
-      "# Toy lab: discriminator rejection sampling on the ring", "",
+      "# Toy lab: G proposes, D corrects (rejection sampling, Metropolis-Hastings) on the ring",
+      "",
       f"Command: `python benchmarks/rejection_toy.py --seeds={args.seeds} --steps={args.steps} "
-      f"--tune={args.tune} --quantiles={args.quantiles}` ({common.run_stamp()}).", "",
+      f"--tune={args.tune} --quantiles={args.quantiles} --mh_steps={args.mh_steps}` "
+      f"({common.run_stamp()}).", "",
       f"configs/toy_ring.py (non-saturating loss, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), "
       f"batch 256), {args.steps} iterations, seeds 0..{args.seeds - 1}; then D alone trained "
       "against the frozen G-EMA (0.99) for the updates in the row, and 2,500 G-EMA samples "
-      "from fresh latents drawn plainly and through rejection: each kept with probability "
-      "min(1, exp(logit - log_m)), log_m the given quantile of 10,000 burn-in proposals' "
-      "logits (1: their maximum, the paper's M). Cells: mean +/- std (min) over seeds of "
-      "modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
+      "from fresh latents drawn plainly and corrected with that D: by rejection (each kept "
+      "with probability min(1, exp(logit - log_m)), log_m the given quantile of 10,000 "
+      "burn-in proposals' logits; 1: their maximum, the paper's M), or as the last state of "
+      "an independence Metropolis-Hastings chain per sample (moves accepted with probability "
+      "min(1, exp(logit' - logit)), started at a proposal). Cells: mean +/- std (min) over "
+      "seeds of modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
       "variation between the modes' shares of high-quality samples and equal shares; 0.875 "
-      "when one mode has them all) and the acceptance rate.", "",
-      "| D | D tuned (updates) | log_m quantile | modes: plain -> kept | high quality: plain "
-      "-> kept | imbalance: plain -> kept | acceptance | seconds |",
+      "when one mode has them all) and the acceptance rate (of proposals; MH: of moves).", "",
+      "| D | D tuned (updates) | correction | modes: plain -> corrected | high quality: plain "
+      "-> corrected | imbalance: plain -> corrected | acceptance | seconds |",
       "|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
@@ -66,17 +76,17 @@ def main():
     for target in tune:
       states = lab.tune_against_ema(config, states, seeds, target - tuned)
       tuned = target
-      for quantile in quantiles:
+      for correction, options in corrections:
         try:
-          rows = lab.rejection_rows(config, states, seeds, log_m_quantile=quantile)
+          rows = lab.rejection_rows(config, states, seeds, **options)
         except UserError as e:  # too few kept on some seed: say so, go on
-          lines.append(f"| {name} | {target} | {quantile:g} | did not finish: {e} | | | | "
+          lines.append(f"| {name} | {target} | {correction} | did not finish: {e} | | | | "
                        f"{time.perf_counter() - start:.0f} |")
         else:
           plain, kept = rows[:, 0], rows[:, 1]
           cells = [f"{common.spread(plain[:, c], digits)} -> {common.spread(kept[:, c], digits)}"
                    for c, digits in ((0, 1), (1, 2), (2, 2))]
-          lines.append(f"| {name} | {target} | {quantile:g} | {' | '.join(cells)} | "
+          lines.append(f"| {name} | {target} | {correction} | {' | '.join(cells)} | "
                        f"{common.spread(kept[:, 3], 3)} | {time.perf_counter() - start:.0f} |")
         print(lines[-1], flush=True)
         start = time.perf_counter()

@@ -329,9 +329,9 @@ def disjoint_supports(base_config, seeds: Sequence[int], thetas: Sequence[float]
 
 def rejection_gain(config, seeds: Sequence[int], num_steps: int, fine_tune_steps: int,
                    **options) -> np.ndarray:
-  """(seeds, 2, 4): discriminator rejection sampling (gan_jax/rejection.py) on a toy config:
-  each seed trains `num_steps` iterations, its D is fine-tuned for `fine_tune_steps`
-  updates against the frozen G-EMA (tune_against_ema), then rejection_rows(**options)."""
+  """(seeds, 2, 4): G's samples corrected by D (gan_jax/rejection.py) on a toy config: each
+  seed trains `num_steps` iterations, its D is fine-tuned for `fine_tune_steps` updates
+  against the frozen G-EMA (tune_against_ema), then rejection_rows(**options)."""
   states, _ = train_seeds(config, seeds, num_steps)
   states = tune_against_ema(config, states, seeds, fine_tune_steps)
   return rejection_rows(config, states, seeds, **options)
@@ -340,7 +340,7 @@ def rejection_gain(config, seeds: Sequence[int], num_steps: int, fine_tune_steps
 def tune_against_ema(config, states: TrainState, seeds: Sequence[int],
                      num_steps: int) -> TrainState:
   """`states` (stacked over `seeds`) with G set to the G-EMA, frozen, and D trained
-  `num_steps` more updates against it (0: D as it is): the D rejection sampling needs,
+  `num_steps` more updates against it (0: D as it is): the D that corrects the samples,
   D*'s estimate for the generator that is sampled. Call again to tune further."""
   states = states.replace(g_params=states.ema_params)
   if not num_steps:
@@ -350,14 +350,17 @@ def tune_against_ema(config, states: TrainState, seeds: Sequence[int],
 
 
 def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 2500,
-                   burn_in: int = 10000, batch: int = 25000,
-                   log_m_quantile: float = 1.0) -> np.ndarray:
+                   method: str = "rejection", **options) -> np.ndarray:
   """(seeds, 2, 4) for `states` (stacked over `seeds`): rows `num` samples of each G-EMA
-  from fresh latents, and `num` of them kept by rejection with the state's D (log_m the
-  `log_m_quantile` quantile of `burn_in` proposals' logits; rounds of `batch`); columns
+  from fresh latents, and `num` corrected with the state's D by `method`: 'rejection'
+  (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile; rounds of
+  25,000 by default) or 'mh' (rejection.metropolis_hastings, `options`: steps); columns
   modes covered, high-quality fraction, mode imbalance (toy.mode_imbalance), acceptance
-  rate (1 for the plain samples). UserError naming the seed whose rejection keeps too few.
+  rate (1 for the plain samples; MH: of the moves). UserError naming the seed whose
+  rejection keeps too few.
   """
+  if method not in ("rejection", "mh"):
+    raise ValueError(f"unknown method {method!r}; choose from: mh, rejection")
   mixture = data_lib.toy_mixture(config.data)
   generator, _ = train.make_models(config)
   sample_latent = latents.get_latent_sampler(config.model.latent_dist)
@@ -377,11 +380,14 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
     score = jax.jit(discriminator_fn(config, state.d_params, state.d_stats))
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x647273)  # "drs"
     plain = np.asarray(propose(jax.random.fold_in(key, 1), num))
-    try:
-      kept = rejection.rejection_sample(jax.random.fold_in(key, 2), propose, score, num,
-                                        burn_in=burn_in, batch=batch,
-                                        log_m_quantile=log_m_quantile)
-    except UserError as e:
-      raise UserError(f"seed {seed}: {e}") from None
+    if method == "mh":
+      kept = rejection.metropolis_hastings(jax.random.fold_in(key, 2), propose, score, num,
+                                           **options)
+    else:
+      try:
+        kept = rejection.rejection_sample(jax.random.fold_in(key, 2), propose, score, num,
+                                          **{"batch": 25000, **options})
+      except UserError as e:
+        raise UserError(f"seed {seed}: {e}") from None
     out.append([measure(plain, 1.0), measure(kept.samples, kept.acceptance_rate)])
   return np.array(out)

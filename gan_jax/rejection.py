@@ -1,4 +1,5 @@
-"""Discriminator rejection sampling (Azadi et al., 2019): G proposes, D corrects.
+"""G proposes, D corrects: discriminator rejection sampling (DRS; Azadi et al., 2019) and
+Metropolis-Hastings with D (MH-GAN; Turner et al., 2019).
 
 The lectures' optimal discriminator, D*(x) = p_data(x) / (p_data(x) + p_G(x)), makes the
 logit of a sigmoid D the log density ratio: logit D*(x) = log p_data(x) - log p_G(x). So a
@@ -22,6 +23,15 @@ implemented: the paper's shift gamma, which trades exactness for a higher accept
 `rejection_sample` runs the loop on the host in rounds of `batch` proposals; everything
 random comes from its key (the burn-in from split(key)[0], round r from fold_in(split(key)[1],
 r)), so a call is reproducible.
+
+`metropolis_hastings` needs no envelope: each of `num` chains starts at a proposal and, for
+`steps` more independent proposals x', moves to x' with probability
+min(1, exp(logit(x') - logit(x))), the independence sampler whose stationary distribution
+is p_data on G's support when the logit is D*'s. Every chain returns its state after
+`steps` proposals, so the cost is fixed (steps + 1 proposals per sample) where DRS's
+depends on the acceptance rate; the price is that a chain that has not mixed is biased
+towards G (its start). The MH-GAN paper starts chains at real data instead; here they start
+at a proposal, so no data is needed. Chain t's proposals come from fold_in(key, t).
 """
 
 from typing import Callable, NamedTuple, Optional
@@ -31,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import UserError
+
 
 class Rejection(NamedTuple):
   """What `rejection_sample` returns."""
@@ -81,3 +92,35 @@ def rejection_sample(key: jax.Array, propose: Callable[[jax.Array, int], jax.Arr
       f"rejection sampling kept {count} of {proposed} proposals ({count / proposed:.2%}) in "
       f"{max_rounds} rounds, short of {num}: raise max_rounds, or check that D's logits "
       f"are not far below log_m={log_m:.3g} almost everywhere")
+
+
+class Chains(NamedTuple):
+  """What `metropolis_hastings` returns."""
+  samples: np.ndarray      # (num, ...) each chain's state after its last proposal
+  acceptance_rate: float   # moves accepted / proposals made, over every chain and step
+  moved: float             # fraction of chains that left their starting proposal
+
+
+def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
+                        score: Callable[[jax.Array], jax.Array], num: int,
+                        steps: int) -> Chains:
+  """`num` samples, each the state of an independence Metropolis-Hastings chain after
+  `steps` proposals of `propose(key, n)`, moves accepted with probability
+  min(1, exp(score(x') - score(x))), `score` giving D's logits (module docstring)."""
+  if num < 1 or steps < 0:
+    raise ValueError(f"num must be >= 1 and steps >= 0, got {num}, {steps}")
+  x = propose(jax.random.fold_in(key, 0), num)
+  logits = jnp.asarray(score(x), jnp.float32)
+  moved = jnp.zeros((num,), bool)
+  accepted = 0
+  for t in range(1, steps + 1):
+    k_propose, k_accept = jax.random.split(jax.random.fold_in(key, t))
+    proposal = propose(k_propose, num)
+    proposal_logits = jnp.asarray(score(proposal), jnp.float32)
+    accept = jnp.log(jax.random.uniform(k_accept, (num,))) < proposal_logits - logits
+    x = jnp.where(accept.reshape((num,) + (1,) * (x.ndim - 1)), proposal, x)
+    logits = jnp.where(accept, proposal_logits, logits)
+    moved = moved | accept
+    accepted += int(accept.sum())
+  rate = accepted / (num * steps) if steps else 0.0
+  return Chains(np.asarray(x), rate, float(moved.mean()))
