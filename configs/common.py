@@ -126,6 +126,10 @@ def evaluation(every: int = 0, metrics: str = "fd_anime,kid_anime,tags,duplicate
                                        # labels, StyleGAN2-ADA's) | label (each sample's
                                        # label's own average w; conditional runs)
   config.truncation_center_latents = 256  # 'label': latents each label's w is averaged over
+  config.mh_steps = 0  # > 0: each sample corrected by a Metropolis-Hastings chain over this
+                       # many more proposals of G, taken with probability min(1, exp(logit' -
+                       # logit)) of D's logits (MH-GAN; a density ratio only for a minimax or
+                       # non-saturating D; gan_jax/rejection.py). 0: off
   config.num_real = 10_000     # training images compared (a fixed random subset; 0: all)
   config.heldout_source = ""   # held-out real images ('': the data source's test split if any)
   config.num_heldout = 5_000   # held-out images used (0: all)

@@ -21,6 +21,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -34,6 +35,7 @@ from gan_jax.registry import check_choice
 
 _EVAL_STREAM = 0x6576616c  # evaluation latents: apart from training and the progress grid
 _CENTER_STREAM = 0x63656e74  # latents of the per-label average w's (label truncation centres)
+_MH_STREAM = 0x6d68  # the proposals of eval.mh_steps' Metropolis-Hastings correction
 
 
 def heldout_source(config) -> Optional[Tuple[str, str]]:
@@ -149,8 +151,9 @@ def eval_labels(config, label_table: Optional[np.ndarray]) -> Optional[np.ndarra
                                stream=_EVAL_STREAM)
 
 
-def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
-  """f(ema_params, g_stats) -> uint8 (num_samples, H, W, 3): the evaluation samples.
+def make_sampler(config, generator, labels: Optional[np.ndarray] = None, discriminator=None):
+  """f(ema_params, g_stats, d_params=None, d_stats=None) -> (uint8 (num_samples, H, W, 3), the
+  fraction of proposals taken or None): the evaluation samples.
 
   The latents are fixed by the seed, so every checkpoint is judged on the same
   z; they are generated in batches of train.batch_size (BatchNorm layers see
@@ -160,8 +163,20 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   pulls StyleGAN2's w towards its tracked average or, with eval.truncation_center='label',
   towards each sample's label's average w over truncation_center_latents fixed latents
   (sampling.label_w_averager: one program, recomputed for each checkpoint's weights).
+
+  config.eval.mh_steps = K > 0 corrects every sample with `discriminator` (whose d_params
+  and d_stats the sampler then needs): sample i becomes the last state of an independence
+  Metropolis-Hastings chain that starts at the plain sample and sees K more proposals (z
+  drawn as above from keys fixed by the seed, batch and step; the sample's own labels),
+  each taken with probability min(1, exp(logit' - logit)) of D's logits (gan_jax/
+  rejection.py; MH-GAN); the sampler then also gives the fraction of proposals taken.
   """
   psi = config.eval.get("truncation_psi", 1.0)
+  mh_steps = config.eval.get("mh_steps", 0)
+  if mh_steps < 0:
+    raise ValueError(f"mh_steps must be >= 0, got {mh_steps}")
+  if mh_steps and discriminator is None:
+    raise ValueError("eval.mh_steps needs the discriminator")
   center_latents = label_center_latents(config)
   if center_latents is not None and labels is None:
     raise ValueError("truncation_center 'label' needs a conditional run's labels")
@@ -170,9 +185,10 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
   num = config.eval.num_samples
   batch = min(config.train.batch_size, num)
   batches = -(-num // batch)
+  truncation = config.eval.get("truncation", 0.0)
   z = sampling.fixed_latents(config.seed, batches * batch, config.model.latent_dim,
                              config.model.latent_dist, stream=_EVAL_STREAM,
-                             truncation=config.eval.get("truncation", 0.0))
+                             truncation=truncation)
   z = z.reshape(batches, batch, -1)
   if labels is not None:
     labels = np.asarray(labels, np.int32)
@@ -180,20 +196,64 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None):
         else labels
     labels = padded.reshape(batches, batch, -1)
 
-  @jax.jit
-  def one_batch(params, stats, z, labels, centers):
-    return sampling.to_uint8(sampling.generate(generator, params, stats, z, labels=labels,
-                                               truncation_psi=psi, truncation_center=centers))
+  def images(params, stats, z, labels, centers):
+    return sampling.generate(generator, params, stats, z, labels=labels, truncation_psi=psi,
+                             truncation_center=centers)
 
-  def sample(params, stats) -> np.ndarray:
+  one_batch = jax.jit(lambda *args: sampling.to_uint8(images(*args)))
+
+  def draw_latents(key):
+    shape = (batch, config.model.latent_dim)
+    if truncation:
+      return latents.truncated_gaussian(key, shape, truncation, config.model.latent_dist)
+    return latents.get_latent_sampler(config.model.latent_dist)(key, shape)
+
+  @jax.jit
+  def chain_start(params, stats, d_params, d_stats, z, labels, centers):
+    x = images(params, stats, z, labels, centers)
+    return x, sampling.discriminator_logits(discriminator, d_params, d_stats, x, labels)
+
+  @jax.jit
+  def chain_step(params, stats, d_params, d_stats, x, logits, key, labels, centers):
+    k_z, k_accept = jax.random.split(key)
+    proposal = images(params, stats, draw_latents(k_z), labels, centers)
+    proposal_logits = sampling.discriminator_logits(discriminator, d_params, d_stats, proposal,
+                                                    labels)
+    accept = jnp.log(jax.random.uniform(k_accept, logits.shape)) < proposal_logits - logits
+    x = jnp.where(accept.reshape((-1,) + (1,) * (x.ndim - 1)), proposal, x)
+    return x, jnp.where(accept, proposal_logits, logits), jnp.sum(accept)
+
+  mh_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), _MH_STREAM)
+
+  def corrected(params, stats, d_params, d_stats, i, labels, centers):
+    x, logits = chain_start(params, stats, d_params, d_stats, z[i], labels, centers)
+    accepted = 0
+    for t in range(mh_steps):
+      x, logits, taken = chain_step(params, stats, d_params, d_stats, x, logits,
+                                    jax.random.fold_in(jax.random.fold_in(mh_key, i), t),
+                                    labels, centers)
+      accepted += int(taken)
+    return np.asarray(sampling.to_uint8(x)), accepted
+
+  def sample(params, stats, d_params=None, d_stats=None) -> Tuple[np.ndarray, Optional[float]]:
+    if mh_steps and d_params is None:
+      raise ValueError("eval.mh_steps needs the discriminator's parameters")
     centers = [None] * batches
     if label_centers is not None:
       centers = label_centers(params, labels.reshape(batches * batch, -1)).reshape(
           batches, batch, -1)
-    return np.concatenate([np.asarray(one_batch(params, stats, z[i],
-                                                None if labels is None else labels[i],
-                                                centers[i]))
-                           for i in range(batches)])[:num]
+    out, accepted = [], 0
+    for i in range(batches):
+      batch_labels = None if labels is None else labels[i]
+      if mh_steps:
+        x, taken = corrected(params, stats, d_params, d_stats, i, batch_labels, centers[i])
+        accepted += taken
+      else:
+        x = np.asarray(one_batch(params, stats, z[i], batch_labels, centers[i]))
+      out.append(x)
+    acceptance = accepted / (batches * batch * mh_steps) if mh_steps else None
+    return np.concatenate(out)[:num], acceptance
+
   return sample
 
 
@@ -218,7 +278,7 @@ class RunEvaluator:
   device) and gets the same report; only the one given `writes` (process 0) writes files.
   """
 
-  def __init__(self, config, generator, workdir: str, writes: bool = True):
+  def __init__(self, config, generator, workdir: str, writes: bool = True, discriminator=None):
     self.config, self.writes = config, writes
     names = evaluator_lib.parse_metrics(config.eval.metrics)
     evaluator_lib.check_label_sets(names, config.data.get("labels", ""))
@@ -230,51 +290,62 @@ class RunEvaluator:
                                              sets.description, sets.train_labels,
                                              sets.heldout_labels)
     self.labels = eval_labels(config, sets.label_table)
-    self.sample = make_sampler(config, generator, self.labels)
+    self.sample = make_sampler(config, generator, self.labels, discriminator)
     self.directory = os.path.join(workdir, "eval")
 
-  def __call__(self, step: int, ema_params, g_stats) -> Tuple[Dict[str, Any], Dict[str, float]]:
-    """(report, scalars) for the generator at `step`; writes eval/step_N.json and grids."""
+  def __call__(self, step: int, ema_params, g_stats, d_params=None,
+               d_stats=None) -> Tuple[Dict[str, Any], Dict[str, float]]:
+    """(report, scalars) for the generator at `step` (and D's variables, which
+    config.eval.mh_steps needs); writes eval/step_N.json and grids."""
     start = time.perf_counter()
-    fake = self.sample(ema_params, g_stats)
+    fake, acceptance = self.sample(ema_params, g_stats, d_params, d_stats)
     report = self.evaluator(fake, self.labels, step=step,
                             generator="EMA generator, fixed eval latents "
-                            f"(seed {self.config.seed}{truncation_description(self.config)})")
+                            f"(seed {self.config.seed}{samples_description(self.config)})")
     if not self.writes:
       return report, evaluator_lib.flatten(report)
     os.makedirs(self.directory, exist_ok=True)
     # Truncated samples are another protocol: their own files, the plain report kept.
-    stem = os.path.join(self.directory, f"step_{step}{truncation_suffix(self.config)}")
+    stem = os.path.join(self.directory, f"step_{step}{samples_suffix(self.config)}")
     writers.save_png(stem + "_samples.png", writers.make_grid(fake[:64]))
     if "nearest_train_pixels" in self.evaluator.last_fake.features:
       _, index, flipped = self.evaluator.last_fake.features["nearest_train_pixels"]
       writers.save_png(stem + "_nearest.png", collapse.nearest_pairs_picture(
           fake, self.evaluator.train.images, index, flipped))
     seconds = time.perf_counter() - start
+    record = {"step": step, "seconds": round(seconds, 2)}
+    if acceptance is not None:
+      record["mh_acceptance"] = round(acceptance, 4)
     with open(stem + ".json.tmp", "w") as f:
-      json.dump({"step": step, "seconds": round(seconds, 2), "metrics": report}, f, indent=1)
+      json.dump({**record, "metrics": report}, f, indent=1)
     os.replace(stem + ".json.tmp", stem + ".json")
     return report, evaluator_lib.flatten(report)
 
 
-def truncation_description(config) -> str:
-  """How config.eval truncates the samples, for a report's protocol ('' when it does not)."""
+def samples_description(config) -> str:
+  """How config.eval truncates (or corrects) the samples, for a report's protocol ('' when it
+  does neither)."""
   truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
   towards = ""
   if label_center_latents(config) is not None:
     towards = (" towards each label's average w (over "
                f"{config.eval.truncation_center_latents} latents)")
+  mh_steps = config.eval.get("mh_steps", 0)
   return ((f", truncated to [-{truncation:g}, {truncation:g}]" if truncation else "")
-          + (f", w truncated with psi {psi:g}{towards}" if psi != 1.0 else ""))
+          + (f", w truncated with psi {psi:g}{towards}" if psi != 1.0 else "")
+          + (f", corrected by Metropolis-Hastings with D over {mh_steps} proposals per sample"
+             if mh_steps else ""))
 
 
-def truncation_suffix(config) -> str:
-  """The file-name suffix of reports with truncated samples ('' when config.eval does not
-  truncate): another protocol, so its own files."""
+def samples_suffix(config) -> str:
+  """The file-name suffix of reports with truncated (or corrected) samples ('' when
+  config.eval does neither): another protocol, so its own files."""
   truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
   label = "_label" if label_center_latents(config) is not None else ""
-  return (f"_truncation{truncation:g}" if truncation else "") + (
-      f"_psi{psi:g}{label}" if psi != 1.0 else "")
+  mh_steps = config.eval.get("mh_steps", 0)
+  return ((f"_truncation{truncation:g}" if truncation else "")
+          + (f"_psi{psi:g}{label}" if psi != 1.0 else "")
+          + (f"_mh{mh_steps}" if mh_steps else ""))
 
 
 def check_truncation_center(config, generator) -> None:
@@ -388,11 +459,18 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
       check_truncation_center(config, generator)
     except ValueError as e:
       raise UserError(f"--truncation_center: {e}") from None
-    run_evaluator = RunEvaluator(config, generator, workdir)
+    if config.eval.mh_steps < 0:
+      raise UserError(f"--mh_steps must be >= 0, got {config.eval.mh_steps}")
+    discriminator = None
+    if config.eval.mh_steps:
+      from gan_jax import train  # pylint: disable=g-import-not-at-top
+      discriminator = train.make_models(config)[1]
+    run_evaluator = RunEvaluator(config, generator, workdir, discriminator=discriminator)
     reports = []
     for s in steps:
       state, _, _ = checkpointer.restore(abstract, s)
-      report, scalars = run_evaluator(s, state.ema_params, state.g_stats)
+      report, scalars = run_evaluator(s, state.ema_params, state.g_stats, state.d_params,
+                                      state.d_stats)
       print(f"step {s}: {writers.format_scalars(scalars)}", flush=True)
       reports.append({"step": s, "metrics": report})
     return reports
@@ -407,7 +485,7 @@ def main(argv):
   f = flags.FLAGS
   overrides = {k: getattr(f, k) for k in ("metrics", "num_samples", "inception_path",
                                           "classifier_path", "num_real", "truncation",
-                                          "truncation_psi", "truncation_center")
+                                          "truncation_psi", "truncation_center", "mh_steps")
                if getattr(f, k) is not None}
   writers.quiet_library_logs()
   run_command(lambda: evaluate_run(f.workdir, f.step, overrides))
@@ -429,6 +507,10 @@ def _define_flags():
   flags.DEFINE_string("truncation_center", None, "Override config.eval.truncation_center: c, "
                       "'global' (the tracked average w) or 'label' (each sample's label's "
                       "average w; conditional runs; reports go to step_N_psiP_label.json).")
+  flags.DEFINE_integer("mh_steps", None, "Override config.eval.mh_steps: each sample corrected "
+                       "by a Metropolis-Hastings chain over this many more proposals, accepted "
+                       "by D's logits (MH-GAN; a density ratio for a minimax/non-saturating D; "
+                       "reports go to step_N_mhK.json).")
 
 
 if __name__ == "__main__":

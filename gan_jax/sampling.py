@@ -133,3 +133,12 @@ def generate(generator: nn.Module, params: Any, stats: Any, z: jax.Array,
 def to_uint8(images: jax.Array) -> jax.Array:
   """Images in [-1, 1] -> uint8 in [0, 255] (rounded, clipped)."""
   return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+
+def discriminator_logits(discriminator: nn.Module, params: Any, stats: Any, x: jax.Array,
+                         labels: Optional[jax.Array] = None) -> jax.Array:
+  """D's logits (batch,) for images `x` (and, conditional, int `labels` (batch, heads)) in
+  eval mode: stored statistics, nothing updated."""
+  variables = {"params": params, **({"batch_stats": stats} if stats else {})}
+  args = (x,) if labels is None else (x, labels)
+  return discriminator.apply(variables, *args, train=False)

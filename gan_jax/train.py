@@ -207,6 +207,8 @@ def validate_eval_config(config) -> None:
       evaluate.check_truncation_center(config, make_models(config)[0])
   except ValueError as e:
     raise ConfigError(f"config.eval.truncation_center: {e}") from None
+  if options.get("mh_steps", 0) < 0:
+    raise ConfigError(f"config.eval.mh_steps must be >= 0, got {options.mh_steps}")
 
 
 def consistency_caution(config) -> Optional[str]:
@@ -585,7 +587,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # ------------------------------------------------------------ evaluation --
   # Set up now (real images, feature networks) so a missing piece stops the run before training.
-  run_evaluator = (evaluate.RunEvaluator(config, generator, workdir, writes=primary)
+  run_evaluator = (evaluate.RunEvaluator(config, generator, workdir, writes=primary,
+                                         discriminator=discriminator)
                    if config.eval.every else None)
 
   # --------------------------------------------------------------- restore --
@@ -706,7 +709,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
           progress.write(f"step {done} samples: {writers.format_scalars(scores)}")
           scalars.update(scores)
       if eval_now:
-        report, eval_scalars = run_evaluator(done, state.ema_params, state.g_stats)
+        report, eval_scalars = run_evaluator(done, state.ema_params, state.g_stats,
+                                             state.d_params, state.d_stats)
         progress.write(f"step {done} eval: {writers.format_scalars(eval_scalars)}")
         scalars.update(eval_scalars)
         if best is not None:

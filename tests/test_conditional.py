@@ -453,6 +453,26 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tagg
   assert "truncated to [-0.5, 0.5]" in saved["protocol"]["generator"]
   with pytest.raises(UserError, match="--truncation: truncation threshold must be > 0"):
     evaluate.evaluate_run(workdir, "latest", {"truncation": -1})
+  # Corrected by Metropolis-Hastings with the run's (projection) D, each chain keeping its
+  # sample's labels: another protocol again, reproducible, and the samples moved.
+  (corrected,) = evaluate.evaluate_run(workdir, "latest", {"metrics": "tag_hit_rate",
+                                                           "mh_steps": 3})
+  with open(os.path.join(workdir, "eval", "step_2_mh3.json")) as f:
+    saved = json.load(f)
+  assert saved["metrics"] == corrected["metrics"] and 0 < saved["mh_acceptance"] <= 1
+  assert ("corrected by Metropolis-Hastings with D over 3 proposals per sample"
+          in saved["metrics"]["tag_hit_rate"]["protocol"]["generator"])
+  def grid(name):
+    return np.asarray(Image.open(os.path.join(workdir, "eval", name)))
+  first = grid("step_2_mh3_samples.png")
+  assert first.shape == grid("step_2_samples.png").shape
+  assert not np.array_equal(first, grid("step_2_samples.png"))
+  (again,) = evaluate.evaluate_run(workdir, "latest", {"metrics": "tag_hit_rate", "mh_steps": 3})
+  hits = [report["metrics"]["tag_hit_rate"]["values"] for report in (again, corrected)]
+  assert hits[0] == hits[1]  # (the timings differ)
+  np.testing.assert_array_equal(grid("step_2_mh3_samples.png"), first)
+  with pytest.raises(UserError, match="--mh_steps must be >= 0"):
+    evaluate.evaluate_run(workdir, "latest", {"mh_steps": -1})
   # The sampling command: a grid of the requested colours, and its hit rates.
   out = str(tmp_path / "grid.png")
   result = sample_tags.sample_tags(workdir, "blue hair red eyes", 6, out, hit_rate=True)

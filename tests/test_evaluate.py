@@ -132,6 +132,7 @@ def test_parse_init_from():
     ("metrics", "fd_anime,fjd", "unknown metric 'fjd'; choose from: afd, dc, duplicates"),
     ("best", "fid", "config.eval.best='fid' is not among config.eval.metrics"),
     ("every", -1, "config.eval.every must be >= 0"),
+    ("mh_steps", -1, "config.eval.mh_steps must be >= 0"),
 ])
 def test_bad_eval_config_fails_before_anything_runs(tmp_path, smoke_config, field, value, message):
   smoke_config.eval.every = 2
