@@ -31,7 +31,8 @@ is p_data on G's support when the logit is D*'s. Every chain returns its state a
 `steps` proposals, so the cost is fixed (steps + 1 proposals per sample) where DRS's
 depends on the acceptance rate; the price is that a chain that has not mixed is biased
 towards G (its start). The MH-GAN paper starts chains at real data instead; here they start
-at a proposal, so no data is needed. Chain t's proposals come from fold_in(key, t).
+at a proposal, so no data is needed. The starts come from fold_in(key, 0), step t's
+proposals (all chains at once) from fold_in(key, t).
 """
 
 from typing import Callable, NamedTuple, Optional
