@@ -5,8 +5,9 @@ import os
 import sys
 
 import jax
-import pytest
 import jax.numpy as jnp
+import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "benchmarks"))
@@ -108,6 +109,7 @@ def test_config_overrides_keep_a_value_with_commas_whole():
     ("vae_baseline", ["--lrs=1e-3"], 6),
     ("energy_baseline", ["--searches=2"], 6),
     ("began_toy", ["--settings=1"], 7),
+    ("rejection_toy", ["--tune=0,2", "--quantiles=0.5", "--mh_steps=2"], 8),
     ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
                   "--batch_size=8", "--steps=0,3", "--rewards=dense", "--d_l2=0.5",
                   "--discount=0.5", "--d_pretrain_steps=2", "--baselines=moving_average",
@@ -174,7 +176,6 @@ def test_weight_drift_measures_from_the_run_s_own_initialisation(tmp_path, smoke
 def test_weight_drift_reads_kernels_with_several_outputs_only():
   """Kernels only (no biases, no embeddings), and none with a single output (no filters to
   compare); the summary of kernels against themselves has moved 0."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import weight_drift  # pylint: disable=g-import-not-at-top
   q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(8, 4)))
   params = {"Conv_0": {"kernel": q.reshape(2, 1, 4, 4), "bias": np.ones(4)},
@@ -190,3 +191,26 @@ def test_weight_drift_reads_kernels_with_several_outputs_only():
   with pytest.raises(ValueError, match="no kernel path matches 'Attention'; the paths: "
                      "a/Conv_0, a/Dense_0"):
     weight_drift.group(both, "Attention")
+
+
+def test_mh_images_tunes_d_alone_against_the_frozen_generator(tmp_path, smoke_config):
+  """benchmarks/mh_images.py: D alone is tuned against the G-EMA (G frozen at it: the plain
+  samples do not move), and each corrected row reports the fraction of proposals taken."""
+  import mh_images  # pylint: disable=g-import-not-at-top
+  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "run")
+  trained = train.train_and_evaluate(smoke_config, workdir)
+  _, _, rows, tuned = mh_images.measure(workdir, "latest", [0, 2], [0, 2], "fd_anime", 32, 60,
+                                        str(tmp_path / "scratch"))
+  assert [(tune, k) for tune, k, _, _ in rows] == [(0, 0), (0, 2), (2, 0), (2, 2)]
+  fd = [report["fd_anime"]["values"]["fd_anime"] for _, _, report, _ in rows]
+  assert fd[0] == fd[2]
+  assert rows[0][3] is None and all(0 < taken <= 1 for _, _, _, taken in rows[1::2])
+  assert int(tuned.step) == int(trained.step) + 2
+  for g, ema in zip(jax.tree.leaves(tuned.g_params), jax.tree.leaves(trained.ema_params)):
+    np.testing.assert_array_equal(g, ema)
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(tuned.d_params),
+                                                       jax.tree.leaves(trained.d_params)))
+  assert not os.path.exists(os.path.join(workdir, "eval"))  # the run's own reports untouched
+  with pytest.raises(ValueError, match="tuning levels must be ascending"):
+    mh_images.measure(workdir, "latest", [2, 0], [0], "fd_anime", 32, 60, str(tmp_path))
