@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax import checkpoint as checkpoint_lib, data as data_lib, evaluate, train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gan_jax import data as data_lib, evaluate, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax.step import batch_to_float  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -48,16 +48,7 @@ def measure(workdir: str, step: str, tune: Sequence[int], mh_steps: Sequence[int
   (module docstring)."""
   if list(tune) != sorted(tune):
     raise ValueError(f"tuning levels must be ascending, got {tune}")
-  checkpointer = checkpoint_lib.Checkpointer(os.path.join(os.path.abspath(workdir),
-                                                          "checkpoints"), keep=0,
-                                             async_save=False)
-  try:
-    step = evaluate.choose_steps(checkpointer, step)[-1]
-    config = evaluate.config_with_eval(checkpointer.restore_config(step))
-    generator, abstract = evaluate.abstract_state(config)
-    state, _, _ = checkpointer.restore(abstract, step)
-  finally:
-    checkpointer.close()
+  config, generator, state, step = evaluate.restore_state(workdir, step)
   config.eval.metrics, config.eval.num_samples = metrics, num_samples
   config.eval.num_real = num_real
   _, discriminator = train.make_models(config)

@@ -27,7 +27,7 @@ import numpy as np
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import data as data_lib
-from gan_jax import latents, parallel, sampling, writers
+from gan_jax import latents, parallel, rejection, sampling, writers
 from gan_jax.data import sources
 from gan_jax.errors import ConfigError, DataError, UserError, run_command
 from gan_jax.metrics import collapse, evaluator as evaluator_lib
@@ -219,9 +219,8 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None, discrim
     proposal = images(params, stats, draw_latents(k_z), labels, centers)
     proposal_logits = sampling.discriminator_logits(discriminator, d_params, d_stats, proposal,
                                                     labels)
-    accept = jnp.log(jax.random.uniform(k_accept, logits.shape)) < proposal_logits - logits
-    x = jnp.where(accept.reshape((-1,) + (1,) * (x.ndim - 1)), proposal, x)
-    return x, jnp.where(accept, proposal_logits, logits), jnp.sum(accept)
+    x, logits, accept = rejection.mh_move(k_accept, x, logits, proposal, proposal_logits)
+    return x, logits, jnp.sum(accept)
 
   mh_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), _MH_STREAM)
 
@@ -386,9 +385,9 @@ def abstract_state(config) -> Tuple[Any, Any]:
   return generator, abstract
 
 
-def restore_generator(workdir: str, step: str = "latest"):
-  """(config, generator, ema_params, g_stats, step) of a run's checkpoint (`step`: latest, N or
-  best), restored onto this process's devices; UserError where there is none."""
+def restore_state(workdir: str, step: str = "latest"):
+  """(config, generator, TrainState, step) of a run's checkpoint (`step`: latest, N or best),
+  restored onto this process's devices; UserError where there is none."""
   workdir = os.path.abspath(workdir)
   directory = os.path.join(workdir, checkpoint_lib.BEST_DIR if step == "best" else "checkpoints")
   if not os.path.isdir(directory):
@@ -401,7 +400,13 @@ def restore_generator(workdir: str, step: str = "latest"):
     state, _, _ = checkpointer.restore(abstract, steps[-1])
   finally:
     checkpointer.close()
-  return config, generator, state.ema_params, state.g_stats, steps[-1]
+  return config, generator, state, steps[-1]
+
+
+def restore_generator(workdir: str, step: str = "latest"):
+  """(config, generator, ema_params, g_stats, step) of a run's checkpoint (restore_state)."""
+  config, generator, state, restored = restore_state(workdir, step)
+  return config, generator, state.ema_params, state.g_stats, restored
 
 
 def choose_steps(checkpointer: checkpoint_lib.Checkpointer, step: str) -> List[int]:

@@ -121,8 +121,7 @@ def discriminator_fn(config, d_params: Any, d_stats: Any,
   example shape defaults to config.data's."""
   example_shape = example_shape or data_lib.example_spec(config.data)[0]
   _, discriminator = models.build_models(config.model, example_shape)
-  variables = {"params": d_params, **({"batch_stats": d_stats} if d_stats else {})}
-  return lambda x: discriminator.apply(variables, x, train=False)
+  return lambda x: sampling.discriminator_logits(discriminator, d_params, d_stats, x)
 
 
 def empirical_lipschitz(d_fn: Callable[[jax.Array], jax.Array], points: jax.Array) -> jax.Array:

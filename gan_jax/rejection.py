@@ -35,7 +35,7 @@ at a proposal, so no data is needed. The starts come from fold_in(key, 0), step 
 proposals (all chains at once) from fold_in(key, t).
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -102,6 +102,16 @@ class Chains(NamedTuple):
   moved: float             # fraction of chains that left their starting proposal
 
 
+def mh_move(key: jax.Array, x: jax.Array, logits: jax.Array, proposal: jax.Array,
+            proposal_logits: jax.Array) -> Tuple[jax.Array, jax.Array, jax.Array]:
+  """One independence Metropolis-Hastings step of a batch of chains at `x` (logits `logits`):
+  (new states, their logits, which chains moved), each chain moving to its `proposal` with
+  probability min(1, exp(proposal_logits - logits)), the draw from `key`. Traceable."""
+  accept = jnp.log(jax.random.uniform(key, logits.shape)) < proposal_logits - logits
+  x = jnp.where(accept.reshape(accept.shape + (1,) * (x.ndim - 1)), proposal, x)
+  return x, jnp.where(accept, proposal_logits, logits), accept
+
+
 def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
                         score: Callable[[jax.Array], jax.Array], num: int,
                         steps: int) -> Chains:
@@ -118,9 +128,7 @@ def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.
     k_propose, k_accept = jax.random.split(jax.random.fold_in(key, t))
     proposal = propose(k_propose, num)
     proposal_logits = jnp.asarray(score(proposal), jnp.float32)
-    accept = jnp.log(jax.random.uniform(k_accept, (num,))) < proposal_logits - logits
-    x = jnp.where(accept.reshape((num,) + (1,) * (x.ndim - 1)), proposal, x)
-    logits = jnp.where(accept, proposal_logits, logits)
+    x, logits, accept = mh_move(k_accept, x, logits, proposal, proposal_logits)
     moved = moved | accept
     accepted += int(accept.sum())
   rate = accepted / (num * steps) if steps else 0.0
