@@ -1,17 +1,18 @@
 """Does D correct an image GAN's samples once it is tuned against the generator that is sampled?
 
-  python benchmarks/mh_images.py --workdir=W [--step=N] [--tune=0,500,2000] [--mh_steps=0,50] \
-      [--metrics=fd_anime,kid_anime,duplicates] [--num_samples=1000] [--num_real=5000]
+  python benchmarks/mh_images.py --workdir=W [--step=N] [--tune=0,500,2000] [--mh_steps=50] \
+      [--metrics=fd_anime,kid_anime,duplicates] [--num_samples=1000] [--num_real=5000] [--seed=S] \
+      [--tune_lr=LR]
 
-`evaluate --mh_steps=K` corrects each sample with a Metropolis-Hastings chain accepted by the
-checkpoint's D as training left it (gan_jax/evaluate.py). The toy lab first trains D on
-against the frozen G-EMA (lab.tune_against_ema), and on the ring that tuning is what made
-the correction work (benchmarks/rejection_toy.md). This does the same for an image run: D
-alone takes `--tune` more updates (cumulative; the run's D loss, optimizer state and
-penalties, in train mode, so its BatchNorm statistics follow too) against the frozen G-EMA
-on the run's training images (batches drawn by a fixed seed), and after each the G-EMA's
-samples are evaluated plainly and MH-corrected (`--mh_steps`), as `evaluate` would.
-Reports go to a scratch folder (`--out_dir`), never the run's eval/.
+`evaluate --mh_steps=K` corrects each sample with a Metropolis-Hastings chain accepted by
+the checkpoint's D; with `--mh_tune=N` that D is first trained on alone for N updates against
+the frozen EMA generator (gan_jax/d_tuning.py: the run's D loss, optimizer state and
+penalties, in train mode, on the training images outside the evaluation's reference set).
+This measures both on one checkpoint: the plain samples, then each MH length in
+`--mh_steps` after each tuning in `--tune` (0: D as saved), as `evaluate` reports them.
+Tunings restart from the checkpoint; a tuning's first n updates are any longer one's, so
+the rows follow one D trained on. Reports go to a scratch folder (`--out_dir`), never the
+run's eval/.
 """
 
 import argparse
@@ -19,87 +20,77 @@ import json
 import os
 import sys
 import tempfile
-from typing import Sequence
-
-import jax
-import numpy as np
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax import data as data_lib, evaluate, train  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gan_jax.step import batch_to_float  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def tuner(config, generator, discriminator):
-  """A jitted f(state, real uint8 batch, key) -> state: one D update against the state's G."""
-  g_tx, d_tx = train.make_optimizers(config)
-  step_fn = train.make_step(config, generator, discriminator, g_tx, d_tx)
-
-  def update(state, real, key, labels=None):
-    state, _ = step_fn.d_update(state, batch_to_float(real), key, labels)
-    return state.replace(step=state.step + 1)
-  return jax.jit(update)
+from gan_jax import evaluate, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def measure(workdir: str, step: str, tune: Sequence[int], mh_steps: Sequence[int],
-            metrics: str, num_samples: int, num_real: int, out_dir: str):
-  """(step, data summary, rows, the tuned state): one row (D updates, K, report, fraction of
-  proposals taken or None) per tuning level in `tune` (cumulative) and K in `mh_steps`
-  (module docstring)."""
-  if list(tune) != sorted(tune):
-    raise ValueError(f"tuning levels must be ascending, got {tune}")
+            metrics: str, num_samples: int, num_real: int, out_dir: str,
+            seed: Optional[int] = None, tune_lr: Optional[float] = None):
+  """(step, the tuning images' description, rows): rows (D updates, K, report, fraction of
+  proposals taken or None), first the plain samples (0, 0), then every tuning in `tune`
+  with every K > 0 in `mh_steps` (module docstring). `seed` (default: the run's) fixes the
+  evaluation's latents, reference subset, proposals and tuning batches: another seed is
+  another draw of the whole protocol on the same checkpoint. `tune_lr` (default: the run's
+  D learning rate) is the tuning's: at 0 D's weights stay as saved and only its batch
+  statistics (BatchNorm's running averages, a spectral norm's power iteration) follow the
+  EMA generator's samples."""
   config, generator, state, step = evaluate.restore_state(workdir, step)
+  if seed is not None:
+    config.seed = seed
+  if tune_lr is not None:
+    config.optim.d_lr = tune_lr
   config.eval.metrics, config.eval.num_samples = metrics, num_samples
   config.eval.num_real = num_real
   _, discriminator = train.make_models(config)
-  images, labels, summary = data_lib.decode_split(config.data, config.data.get("split", ""),
-                                                  config.data.max_images)
-  update = tuner(config, generator, discriminator)
-  state = state.replace(g_params=state.ema_params)  # D is tuned against what is sampled
-  rng = np.random.default_rng([config.seed, 0x6d68])
-  evaluators, configs, rows, done = {}, {}, [], 0
-  for target in tune:
-    for _ in range(target - done):
-      index = rng.integers(0, len(images), config.train.batch_size)
-      key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x74756e65 + int(state.step))
-      state = update(state, images[index], key, None if labels is None else labels[index])
-    done = target
-    for k in mh_steps:
-      if k not in evaluators:
-        configs[k] = config.copy_and_resolve_references()
-        configs[k].eval.mh_steps = k
-        evaluators[k] = evaluate.RunEvaluator(configs[k], generator, out_dir,
-                                              discriminator=discriminator)
-      report, _ = evaluators[k](step, state.ema_params, state.g_stats, state.d_params,
-                                state.d_stats)
-      taken = None
-      if k:  # the report's record beside the metrics
-        record = os.path.join(out_dir, "eval", f"step_{step}{evaluate.samples_suffix(configs[k])}"
-                              ".json")
-        with open(record) as f:
-          taken = json.load(f)["mh_acceptance"]
-      rows.append((target, k, report, taken))
-  return step, summary, rows, state
+  rows, tuning = [], "no images (no tuning asked for)"
+  for target, k in [(0, 0)] + [(t, k) for t in tune for k in mh_steps if k]:
+    row_config = config.copy_and_resolve_references()
+    row_config.eval.mh_steps, row_config.eval.mh_tune = k, target
+    run_evaluator = evaluate.RunEvaluator(row_config, generator, out_dir,
+                                          discriminator=discriminator)
+    report, _ = run_evaluator(step, state)
+    tuning = run_evaluator.tuning_description or tuning
+    taken = None
+    if k:  # the report's record beside the metrics
+      with open(os.path.join(out_dir, "eval", f"step_{step}{evaluate.samples_suffix(row_config)}"
+                             ".json")) as f:
+        taken = json.load(f)["mh_acceptance"]
+    rows.append((target, k, report, taken))
+  return step, tuning, rows
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--step", default="latest")
-  parser.add_argument("--tune", default="0,500,2000", help="D updates (cumulative, ascending)")
-  parser.add_argument("--mh_steps", default="0,50", help="proposals per chain (0: plain)")
+  parser.add_argument("--tune", default="0,500,2000",
+                      help="D updates before the correction (0: D as saved)")
+  parser.add_argument("--mh_steps", default="50",
+                      help="proposals per chain (the plain samples come first)")
   parser.add_argument("--metrics", default="fd_anime,kid_anime,duplicates")
   parser.add_argument("--num_samples", type=int, default=1000)
   parser.add_argument("--num_real", type=int, default=5000)
+  parser.add_argument("--seed", type=int, default=None,
+                      help="the evaluation's seed (default: the run's): another draw of it all")
+  parser.add_argument("--tune_lr", type=float, default=None,
+                      help="the tuning's D learning rate (default: the run's; 0: only D's "
+                      "batch statistics move)")
   parser.add_argument("--out_dir", default="", help="scratch folder for the reports")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   names = args.metrics.split(",")
-  step, summary, rows, _ = measure(
+  step, tuning, rows = measure(
       args.workdir, args.step, [int(t) for t in args.tune.split(",")],
       [int(k) for k in args.mh_steps.split(",")], args.metrics, args.num_samples,
-      args.num_real, args.out_dir or tempfile.mkdtemp(prefix="mh_images_"))
-  lines = [f"# {args.workdir} step {step}: {summary} ({common.run_stamp()})", "",
+      args.num_real, args.out_dir or tempfile.mkdtemp(prefix="mh_images_"), args.seed,
+      args.tune_lr)
+  options = ("" if args.seed is None else f", evaluation seed {args.seed}") + (
+      "" if args.tune_lr is None else f", tuning learning rate {args.tune_lr:g}")
+  lines = [f"# {args.workdir} step {step}{options}: D tuned on {tuning} ({common.run_stamp()})", "",
            "| D updates against the G-EMA | MH proposals | " + " | ".join(names)
            + " | proposals taken |", "|---|---|" + "---|" * (len(names) + 1)]
   for target, k, report, taken in rows:

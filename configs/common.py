@@ -130,6 +130,11 @@ def evaluation(every: int = 0, metrics: str = "fd_anime,kid_anime,tags,duplicate
                        # many more proposals of G, taken with probability min(1, exp(logit' -
                        # logit)) of D's logits (MH-GAN; a density ratio only for a minimax or
                        # non-saturating D; gan_jax/rejection.py). 0: off
+  config.mh_tune = 0  # > 0 (with mh_steps): D first trained on alone this many updates against
+                      # the frozen EMA generator, on the training images outside the
+                      # reference set (gan_jax/d_tuning.py), each evaluation. 0: D as saved
+  config.mh_tune_loss = ""  # the loss of that tuning ('': the run's); non_saturating calibrates
+                            # a hinge or Wasserstein D's logits to log p_data / p_G (DRS's way)
   config.num_real = 10_000     # training images compared (a fixed random subset; 0: all)
   config.heldout_source = ""   # held-out real images ('': the data source's test split if any)
   config.num_heldout = 5_000   # held-out images used (0: all)

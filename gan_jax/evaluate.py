@@ -36,6 +36,8 @@ from gan_jax.registry import check_choice
 _EVAL_STREAM = 0x6576616c  # evaluation latents: apart from training and the progress grid
 _CENTER_STREAM = 0x63656e74  # latents of the per-label average w's (label truncation centres)
 _MH_STREAM = 0x6d68  # the proposals of eval.mh_steps' Metropolis-Hastings correction
+# The losses eval.mh_tune_loss may tune D with: at their optimum D's logit is log p_data / p_G.
+RATIO_LOSSES = ("minimax", "non_saturating")
 
 
 def heldout_source(config) -> Optional[Tuple[str, str]]:
@@ -58,13 +60,19 @@ def heldout_source(config) -> Optional[Tuple[str, str]]:
   return None
 
 
+def _subset_index(count: int, num: int, seed: int):
+  """The rows of a fixed random subset of `num` of `count` images (all, slice(None), if
+  num <= 0 or num >= count)."""
+  if 0 < num < count:
+    return np.sort(np.random.default_rng(seed).choice(count, num, replace=False))
+  return slice(None)
+
+
 def _subset(images: np.ndarray, num: int, seed: int,
             labels: Optional[np.ndarray] = None):
   """A fixed random subset of `num` images (all if num <= 0 or larger), in memory; with
   `labels`, (images, their labels)."""
-  index = slice(None)
-  if 0 < num < len(images):
-    index = np.sort(np.random.default_rng(seed).choice(len(images), num, replace=False))
+  index = _subset_index(len(images), num, seed)
   if labels is None:
     return np.asarray(images[index])
   return np.asarray(images[index]), np.asarray(labels[index])
@@ -140,6 +148,22 @@ def load_reference_sets(config, need_heldout: bool) -> ReferenceSets:
   description = config.data.source + (f" ({split} split)" if split else "") + (
       f", held-out {held[0]} ({held[1] or 'all'})" if heldout is not None else "")
   return ReferenceSets(train, heldout, description)
+
+
+def tuning_images(config) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
+  """(uint8 images, their labels or None, description): the training images D is tuned on
+  for config.eval.mh_tune, those outside the evaluation's reference subset (eval.num_real
+  of them, load_reference_sets), so that tuning does not pull the samples towards the very
+  images they are compared with; all of them when the reference subset is all."""
+  images, labels, _ = data_lib.decode_split(config.data, config.data.get("split", ""),
+                                            config.data.max_images)
+  outside = np.ones(len(images), bool)
+  outside[_subset_index(len(images), config.eval.num_real, config.seed)] = False
+  if not outside.any():
+    return images, labels, f"all {len(images)} training images (the reference set is all of them)"
+  images = images[outside]
+  return (images, None if labels is None else labels[outside],
+          f"the {len(images)} training images outside the reference set")
 
 
 def eval_labels(config, label_table: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -275,6 +299,10 @@ class RunEvaluator:
 
   In a multi-process run every process evaluates (the sampling is a program over every
   device) and gets the same report; only the one given `writes` (process 0) writes files.
+  With config.eval.mh_tune = N > 0, each evaluation first trains the saved D on alone for N
+  updates against the frozen EMA generator (gan_jax/d_tuning.py) on the training images
+  outside the reference set (tuning_images, held in memory from the start), and the
+  Metropolis-Hastings correction reads that D; the run's own state is not changed.
   """
 
   def __init__(self, config, generator, workdir: str, writes: bool = True, discriminator=None):
@@ -291,13 +319,23 @@ class RunEvaluator:
     self.labels = eval_labels(config, sets.label_table)
     self.sample = make_sampler(config, generator, self.labels, discriminator)
     self.directory = os.path.join(workdir, "eval")
+    self.tune_updates = config.eval.get("mh_tune", 0)
+    self.tuning_description = ""  # which images D is tuned on ('' without tuning)
+    if self.tune_updates:
+      from gan_jax import d_tuning  # pylint: disable=g-import-not-at-top
+      self.tune = d_tuning.make_tuner(config, generator, discriminator,
+                                      config.eval.get("mh_tune_loss", ""))
+      self.tuning_images, self.tuning_labels, self.tuning_description = tuning_images(config)
 
-  def __call__(self, step: int, ema_params, g_stats, d_params=None,
-               d_stats=None) -> Tuple[Dict[str, Any], Dict[str, float]]:
-    """(report, scalars) for the generator at `step` (and D's variables, which
-    config.eval.mh_steps needs); writes eval/step_N.json and grids."""
+  def __call__(self, step: int, state) -> Tuple[Dict[str, Any], Dict[str, float]]:
+    """(report, scalars) for the generator of the TrainState `state`, saved at `step`
+    (its D too where config.eval.mh_steps corrects the samples); writes eval/step_N.json
+    and grids."""
     start = time.perf_counter()
-    fake, acceptance = self.sample(ema_params, g_stats, d_params, d_stats)
+    if self.tune_updates:
+      state = self.tune(state, self.tuning_images, self.tuning_labels, self.tune_updates)
+    fake, acceptance = self.sample(state.ema_params, state.g_stats, state.d_params,
+                                   state.d_stats)
     report = self.evaluator(fake, self.labels, step=step,
                             generator="EMA generator, fixed eval latents "
                             f"(seed {self.config.seed}{samples_description(self.config)})")
@@ -329,11 +367,15 @@ def samples_description(config) -> str:
   if label_center_latents(config) is not None:
     towards = (" towards each label's average w (over "
                f"{config.eval.truncation_center_latents} latents)")
-  mh_steps = config.eval.get("mh_steps", 0)
+  mh_steps, mh_tune = config.eval.get("mh_steps", 0), config.eval.get("mh_tune", 0)
+  tune_loss = config.eval.get("mh_tune_loss", "")
+  with_loss = f" with the {tune_loss} loss" if tune_loss else ""
+  tuned = (f" (D first trained {mh_tune} updates{with_loss} against the frozen EMA generator "
+           "on the training images outside the reference set)" if mh_tune else "")
   return ((f", truncated to [-{truncation:g}, {truncation:g}]" if truncation else "")
           + (f", w truncated with psi {psi:g}{towards}" if psi != 1.0 else "")
-          + (f", corrected by Metropolis-Hastings with D over {mh_steps} proposals per sample"
-             if mh_steps else ""))
+          + (f", corrected by Metropolis-Hastings with D{tuned} over {mh_steps} proposals per "
+             "sample" if mh_steps else ""))
 
 
 def samples_suffix(config) -> str:
@@ -341,10 +383,12 @@ def samples_suffix(config) -> str:
   config.eval does neither): another protocol, so its own files."""
   truncation, psi = config.eval.get("truncation", 0.0), config.eval.get("truncation_psi", 1.0)
   label = "_label" if label_center_latents(config) is not None else ""
-  mh_steps = config.eval.get("mh_steps", 0)
+  mh_steps, mh_tune = config.eval.get("mh_steps", 0), config.eval.get("mh_tune", 0)
+  tune_loss = config.eval.get("mh_tune_loss", "")
   return ((f"_truncation{truncation:g}" if truncation else "")
           + (f"_psi{psi:g}{label}" if psi != 1.0 else "")
-          + (f"_mh{mh_steps}" if mh_steps else ""))
+          + (f"_mh{mh_steps}" if mh_steps else "") + (f"_tune{mh_tune}" if mh_tune else "")
+          + (f"_{tune_loss}" if mh_tune and tune_loss else ""))
 
 
 def check_truncation_center(config, generator) -> None:
@@ -355,6 +399,33 @@ def check_truncation_center(config, generator) -> None:
   if center not in sampling.TRUNCATION_CENTERS or config.eval.get("truncation_psi", 1.0) != 1.0:
     sampling.check_truncation_center(generator, center)
   label_center_latents(config)
+
+
+def check_mh_options(eval_config, discriminator=None) -> None:
+  """ValueError ('<option> ...') unless eval.mh_steps >= 0, eval.mh_tune is >= 0 and set only
+  with mh_steps (the tuning serves the correction alone), and eval.mh_tune_loss is '' or a
+  RATIO_LOSSES loss, set only with mh_tune and not for an auto-encoder `discriminator`
+  (models/began.py: its scores are reconstruction errors, not logits)."""
+  mh_steps, mh_tune = eval_config.get("mh_steps", 0), eval_config.get("mh_tune", 0)
+  tune_loss = eval_config.get("mh_tune_loss", "")
+  if mh_steps < 0:
+    raise ValueError(f"mh_steps must be >= 0, got {mh_steps}")
+  if mh_tune < 0:
+    raise ValueError(f"mh_tune must be >= 0, got {mh_tune}")
+  if mh_tune and not mh_steps:
+    raise ValueError(f"mh_tune={mh_tune} tunes D for the Metropolis-Hastings correction, "
+                     "which is off: set mh_steps > 0 too")
+  if tune_loss:
+    if tune_loss not in RATIO_LOSSES:
+      raise ValueError(f"mh_tune_loss: {tune_loss!r} is not a loss whose optimal D's logit is "
+                       f"log p_data / p_G; choose from: {', '.join(RATIO_LOSSES)} (or '': the "
+                       "run's)")
+    if not mh_tune:
+      raise ValueError(f"mh_tune_loss={tune_loss!r} is the loss of a D tuning, which is off: "
+                       "set mh_tune > 0 too")
+    if getattr(discriminator, "scores_reconstruction", False):
+      raise ValueError(f"mh_tune_loss={tune_loss!r}: this D is an auto-encoder scored by its "
+                       "reconstruction error, which no logit loss can tune; leave it ''")
 
 
 def config_with_eval(saved: Dict[str, Any]) -> ml_collections.ConfigDict:
@@ -464,18 +535,19 @@ def evaluate_run(workdir: str, step: str = "latest", overrides: Optional[Dict[st
       check_truncation_center(config, generator)
     except ValueError as e:
       raise UserError(f"--truncation_center: {e}") from None
-    if config.eval.mh_steps < 0:
-      raise UserError(f"--mh_steps must be >= 0, got {config.eval.mh_steps}")
     discriminator = None
     if config.eval.mh_steps:
       from gan_jax import train  # pylint: disable=g-import-not-at-top
       discriminator = train.make_models(config)[1]
+    try:
+      check_mh_options(config.eval, discriminator)
+    except ValueError as e:
+      raise UserError(f"--{e}") from None
     run_evaluator = RunEvaluator(config, generator, workdir, discriminator=discriminator)
     reports = []
     for s in steps:
       state, _, _ = checkpointer.restore(abstract, s)
-      report, scalars = run_evaluator(s, state.ema_params, state.g_stats, state.d_params,
-                                      state.d_stats)
+      report, scalars = run_evaluator(s, state)
       print(f"step {s}: {writers.format_scalars(scalars)}", flush=True)
       reports.append({"step": s, "metrics": report})
     return reports
@@ -490,7 +562,8 @@ def main(argv):
   f = flags.FLAGS
   overrides = {k: getattr(f, k) for k in ("metrics", "num_samples", "inception_path",
                                           "classifier_path", "num_real", "truncation",
-                                          "truncation_psi", "truncation_center", "mh_steps")
+                                          "truncation_psi", "truncation_center", "mh_steps",
+                                          "mh_tune", "mh_tune_loss")
                if getattr(f, k) is not None}
   writers.quiet_library_logs()
   run_command(lambda: evaluate_run(f.workdir, f.step, overrides))
@@ -516,6 +589,14 @@ def _define_flags():
                        "by a Metropolis-Hastings chain over this many more proposals, accepted "
                        "by D's logits (MH-GAN; a density ratio for a minimax/non-saturating D; "
                        "reports go to step_N_mhK.json).")
+  flags.DEFINE_integer("mh_tune", None, "Override config.eval.mh_tune: before the correction, "
+                       "D is trained on alone for this many updates against the frozen EMA "
+                       "generator, on the training images outside the reference set (needs "
+                       "--mh_steps; reports go to step_N_mhK_tuneN.json).")
+  flags.DEFINE_string("mh_tune_loss", None, "Override config.eval.mh_tune_loss: the loss D is "
+                      "tuned with (default: the run's); non_saturating makes a hinge or "
+                      "Wasserstein D's logit a log density ratio (reports go to "
+                      "step_N_mhK_tuneN_LOSS.json).")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ follows p_data wherever p_G > 0, renormalised, as long as log_m is at least the 
 logit over G's support: rejection sampling with proposal p_G and envelope
 exp(log_m) p_G. Where p_G is 0 (a mode G dropped) nothing can be corrected. A trained D
 only approximates D*: the paper fine-tunes it against the final G first
-(`lab.fit_discriminator` on the toy data) and estimates log_m as the largest logit over a
-burn-in draw, clipping a(x) at 1 above it; the result is exact only as far as both hold.
-A few proposals with extreme logits set that maximum and can make the acceptance rate tiny;
-`log_m_quantile` < 1 takes that quantile of the burn-in logits instead, keeping every
-proposal above it (so under-weighting where D is surest) in exchange for acceptance.
+(`lab.fit_discriminator` on the toy data; gan_jax/d_tuning.py, config.eval.mh_tune, on
+images) and estimates log_m as the largest logit over a burn-in draw, clipping a(x) at 1
+above it; the result is exact only as far as both hold. A few proposals with extreme
+logits set that maximum and can make the acceptance rate tiny; `log_m_quantile` < 1 takes
+that quantile of the burn-in logits instead, keeping every proposal above it (so
+under-weighting where D is surest) in exchange for acceptance.
 The logit is a log ratio only for a D trained with the minimax or non-saturating loss
 (binary cross-entropy); for hinge or Wasserstein critics it is at best a score. Not
 implemented: the paper's shift gamma, which trades exactness for a higher acceptance rate.

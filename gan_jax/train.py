@@ -207,8 +207,11 @@ def validate_eval_config(config) -> None:
       evaluate.check_truncation_center(config, make_models(config)[0])
   except ValueError as e:
     raise ConfigError(f"config.eval.truncation_center: {e}") from None
-  if options.get("mh_steps", 0) < 0:
-    raise ConfigError(f"config.eval.mh_steps must be >= 0, got {options.mh_steps}")
+  try:
+    evaluate.check_mh_options(options, make_models(config)[1] if options.get("mh_tune_loss")
+                              else None)
+  except ValueError as e:
+    raise ConfigError(f"config.eval.{e}") from None
 
 
 def consistency_caution(config) -> Optional[str]:
@@ -709,8 +712,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
           progress.write(f"step {done} samples: {writers.format_scalars(scores)}")
           scalars.update(scores)
       if eval_now:
-        report, eval_scalars = run_evaluator(done, state.ema_params, state.g_stats,
-                                             state.d_params, state.d_stats)
+        report, eval_scalars = run_evaluator(done, state)
         progress.write(f"step {done} eval: {writers.format_scalars(eval_scalars)}")
         scalars.update(eval_scalars)
         if best is not None:

@@ -193,24 +193,21 @@ def test_weight_drift_reads_kernels_with_several_outputs_only():
     weight_drift.group(both, "Attention")
 
 
-def test_mh_images_tunes_d_alone_against_the_frozen_generator(tmp_path, smoke_config):
-  """benchmarks/mh_images.py: D alone is tuned against the G-EMA (G frozen at it: the plain
-  samples do not move), and each corrected row reports the fraction of proposals taken."""
+def test_mh_images_reports_plain_and_corrected_samples_after_each_tuning(tmp_path, smoke_config):
+  """benchmarks/mh_images.py: the plain samples, then every tuning with every MH length,
+  each row what `evaluate --mh_steps=K --mh_tune=N` reports, written to a scratch folder."""
   import mh_images  # pylint: disable=g-import-not-at-top
-  from gan_jax import train  # pylint: disable=g-import-not-at-top
+  from gan_jax import evaluate, train  # pylint: disable=g-import-not-at-top
+  smoke_config.optim.d_lr = 0.02  # a D whose logits spread within a few steps
   workdir = str(tmp_path / "run")
-  trained = train.train_and_evaluate(smoke_config, workdir)
-  _, _, rows, tuned = mh_images.measure(workdir, "latest", [0, 2], [0, 2], "fd_anime", 32, 60,
-                                        str(tmp_path / "scratch"))
-  assert [(tune, k) for tune, k, _, _ in rows] == [(0, 0), (0, 2), (2, 0), (2, 2)]
-  fd = [report["fd_anime"]["values"]["fd_anime"] for _, _, report, _ in rows]
-  assert fd[0] == fd[2]
-  assert rows[0][3] is None and all(0 < taken <= 1 for _, _, _, taken in rows[1::2])
-  assert int(tuned.step) == int(trained.step) + 2
-  for g, ema in zip(jax.tree.leaves(tuned.g_params), jax.tree.leaves(trained.ema_params)):
-    np.testing.assert_array_equal(g, ema)
-  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(tuned.d_params),
-                                                       jax.tree.leaves(trained.d_params)))
+  train.train_and_evaluate(smoke_config, workdir)
+  _, tuning, rows = mh_images.measure(workdir, "latest", [3], [0, 2], "fd_anime", 32, 20,
+                                      str(tmp_path / "scratch"))
+  assert [(tune, k) for tune, k, _, _ in rows] == [(0, 0), (3, 2)]
+  assert rows[0][3] is None and all(0 < taken <= 1 for _, _, _, taken in rows[1:])
+  assert tuning.endswith(" training images outside the reference set")
   assert not os.path.exists(os.path.join(workdir, "eval"))  # the run's own reports untouched
-  with pytest.raises(ValueError, match="tuning levels must be ascending"):
-    mh_images.measure(workdir, "latest", [2, 0], [0], "fd_anime", 32, 60, str(tmp_path))
+  (tuned,) = evaluate.evaluate_run(workdir, "latest", dict(
+      metrics="fd_anime", num_samples=32, num_real=20, mh_steps=2, mh_tune=3))
+  assert tuned["metrics"]["fd_anime"]["values"] == pytest.approx(
+      rows[1][2]["fd_anime"]["values"], rel=1e-6)

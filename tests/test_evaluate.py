@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import numpy as np
 import pytest
 
+from configs import began
 from conftest import REAL_FACES_ZIP, REPO
-from gan_jax import evaluate, train
+from gan_jax import d_tuning, evaluate, train
 from gan_jax.checkpoint import BEST_DIR, Checkpointer, parse_init_from
 from gan_jax.errors import ConfigError, UserError
 from gan_jax.metrics import evaluator as evaluator_lib
@@ -88,6 +90,78 @@ def test_evaluation_is_deterministic_and_the_command_reproduces_training_figures
   assert list(report) == ["duplicates"] and report["duplicates"]["protocol"]["n_fake"] == 20
 
 
+def test_d_tuned_against_the_frozen_ema_generator_before_the_correction(tmp_path, smoke_config,
+                                                                        monkeypatch):
+  """eval.mh_tune=N: D trains on alone for N updates against the frozen G-EMA, on the
+  training images outside the reference set, before the Metropolis-Hastings correction;
+  the loop and the command give the same report, in its own file; the run is untouched."""
+  smoke_config.eval.every = smoke_config.train.num_steps
+  smoke_config.eval.metrics = "fd_anime"
+  smoke_config.eval.num_real = 20
+  smoke_config.eval.mh_steps, smoke_config.eval.mh_tune = 2, 3
+  smoke_config.optim.d_lr = 0.02  # a D whose logits spread within the few updates
+  smoke_config.loss.name = "hinge"  # tuned with it by default, or with mh_tune_loss's
+  workdir, step = str(tmp_path), smoke_config.train.num_steps
+  trained = train.train_and_evaluate(smoke_config, workdir)
+  during = read_metrics(workdir)[-1]["eval/fd_anime"]
+  with open(os.path.join(workdir, "eval", f"step_{step}_mh2_tune3.json")) as f:
+    saved = json.load(f)
+  assert "with D (D first trained 3 updates against the frozen EMA generator on the training " \
+      "images outside the reference set) over 2 proposals" in saved["metrics"]["fd_anime"][
+          "protocol"]["generator"]
+  assert saved["metrics"]["fd_anime"]["values"]["fd_anime"] == pytest.approx(during)
+  (again,) = evaluate.evaluate_run(workdir)
+  assert again["metrics"]["fd_anime"]["values"]["fd_anime"] == pytest.approx(during, rel=1e-5)
+  (untuned,) = evaluate.evaluate_run(workdir, "latest", {"mh_tune": 0})
+  assert os.path.exists(os.path.join(workdir, "eval", f"step_{step}_mh2.json"))
+  assert untuned["metrics"]["fd_anime"]["values"]["fd_anime"] != pytest.approx(during)
+  make_tuner, tuned_with = d_tuning.make_tuner, []
+  monkeypatch.setattr(d_tuning, "make_tuner", lambda *args: tuned_with.append(args[-1])
+                      or make_tuner(*args))
+  evaluate.evaluate_run(workdir, "latest", {"mh_tune_loss": "non_saturating"})
+  assert tuned_with == ["non_saturating"]
+  with open(os.path.join(workdir, "eval", f"step_{step}_mh2_tune3_non_saturating.json")) as f:
+    assert "trained 3 updates with the non_saturating loss against" in json.load(f)[
+        "metrics"]["fd_anime"]["protocol"]["generator"]
+  monkeypatch.setattr(d_tuning, "make_tuner", make_tuner)
+  # Tuned on the training images outside the reference set, none of them compared with.
+  images, labels, description = evaluate.tuning_images(smoke_config)
+  reference = evaluate.load_reference_sets(smoke_config, False).train
+  assert labels is None and len(reference) == 20
+  assert description == f"the {len(images)} training images outside the reference set"
+  assert not set(map(bytes, images)) & set(map(bytes, reference))
+  smoke_config.eval.num_real = 0  # the whole train split is the reference set: tuned on it all
+  everything = evaluate.load_reference_sets(smoke_config, False).train
+  assert len(images) + 20 == len(everything)
+  np.testing.assert_array_equal(evaluate.tuning_images(smoke_config)[0], everything)
+  assert evaluate.tuning_images(smoke_config)[2] == (
+      f"all {len(everything)} training images (the reference set is all of them)")
+  # G set to its EMA and left there, D moved; reproducible; 0 updates change nothing.
+  generator, discriminator = train.make_models(smoke_config)
+  tune = d_tuning.make_tuner(smoke_config, generator, discriminator)
+  tuned = tune(trained, images, None, 3)
+  assert int(tuned.step) == step + 3
+  assert same(tuned.g_params, trained.ema_params) and same(tuned.ema_params, trained.ema_params)
+  assert not same(tuned.d_params, trained.d_params)
+  assert same(tuned, tune(trained, images, None, 3))
+  assert same(tune(trained, images, None, 0).d_params, trained.d_params)
+  bce = d_tuning.make_tuner(smoke_config, generator, discriminator, "non_saturating")
+  assert not same(bce(trained, images, None, 3).d_params, tuned.d_params)
+  smoke_config.optim.d_lr = 0.0  # benchmarks/mh_images.py --tune_lr=0: only D's statistics move
+  frozen = d_tuning.make_tuner(smoke_config, generator, discriminator)(trained, images, None, 3)
+  assert same(frozen.d_params, trained.d_params) and not same(frozen.d_stats, trained.d_stats)
+  with pytest.raises(ValueError, match="needs training images"):
+    tune(trained, images[:0], None, 1)
+  with pytest.raises(UserError, match="--mh_tune must be >= 0"):
+    evaluate.evaluate_run(workdir, "latest", {"mh_tune": -1})
+  with pytest.raises(UserError, match="--mh_tune=3 tunes D .* set mh_steps > 0 too"):
+    evaluate.evaluate_run(workdir, "latest", {"mh_steps": 0})
+  autoencoder = train.make_models(began.get_config("smoke"))[1]
+  with pytest.raises(ValueError, match="mh_tune_loss='minimax': this D is an auto-encoder"):
+    evaluate.check_mh_options(ml_collections.ConfigDict(
+        dict(mh_steps=1, mh_tune=1, mh_tune_loss="minimax")), autoencoder)
+
+
 def test_the_evaluate_command_explains_bad_steps_and_missing_runs(tmp_path, smoke_config):
   with pytest.raises(UserError, match="no checkpoints in"):
     evaluate.evaluate_run(str(tmp_path / "nothing"))
@@ -133,6 +207,13 @@ def test_parse_init_from():
     ("best", "fid", "config.eval.best='fid' is not among config.eval.metrics"),
     ("every", -1, "config.eval.every must be >= 0"),
     ("mh_steps", -1, "config.eval.mh_steps must be >= 0"),
+    ("mh_tune", -1, "config.eval.mh_tune must be >= 0"),
+    ("mh_tune", 5, "config.eval.mh_tune=5 tunes D for the Metropolis-Hastings correction, which "
+     "is off: set mh_steps > 0 too"),
+    ("mh_tune_loss", "hinge", "config.eval.mh_tune_loss: 'hinge' is not a loss whose optimal D's "
+     "logit is log p_data / p_G; choose from: minimax, non_saturating"),
+    ("mh_tune_loss", "minimax", "config.eval.mh_tune_loss='minimax' is the loss of a D tuning, "
+     "which is off: set mh_tune > 0 too"),
 ])
 def test_bad_eval_config_fails_before_anything_runs(tmp_path, smoke_config, field, value, message):
   smoke_config.eval.every = 2

@@ -143,8 +143,9 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
 
 @pytest.mark.mesh_devices(PROCESSES * DEVICES_PER_PROCESS)
 def test_two_processes_feed_from_device_memory_and_evaluate_in_the_loop(tmp_path, smoke_config):
-  """data.feed=device and evaluation during training, with its best checkpoint, over 2
-  processes: the same batches, reports and best checkpoint as one process with 4 devices.
+  """data.feed=device and evaluation during training, with its best checkpoint and samples
+  corrected by a tuned D (eval.mh_steps, eval.mh_tune), over 2 processes: the same batches,
+  reports and best checkpoint as one process with 4 devices.
 
   Each process places only its own devices' shards of the dataset, and each device draws
   from its shard by its index along `data`, so the batches do not depend on the process
@@ -154,7 +155,8 @@ def test_two_processes_feed_from_device_memory_and_evaluate_in_the_loop(tmp_path
   """
   reference = train_both_ways(
       smoke_config, {"data.feed": "device", "train.num_steps": 4, "eval.every": 2,
-                     "eval.metrics": "fd_anime", "eval.best": "fd_anime"}, tmp_path)
+                     "eval.metrics": "fd_anime", "eval.best": "fd_anime",
+                     "eval.mh_steps": 2, "eval.mh_tune": 2}, tmp_path)
   workdir = tmp_path / "two_processes"
   assert "fed from device memory" in (tmp_path / "logs" / "0.log").read_text()
 
@@ -168,7 +170,7 @@ def test_two_processes_feed_from_device_memory_and_evaluate_in_the_loop(tmp_path
   for step in (2, 4):
     assert rows[step]["eval/fd_anime"] == pytest.approx(expected[step]["eval/fd_anime"],
                                                         rel=1e-4)
-    assert (workdir / "eval" / f"step_{step}.json").exists()
+    assert (workdir / "eval" / f"step_{step}_mh2_tune2.json").exists()
   with open(workdir / (BEST_DIR + ".json")) as f, \
        open(tmp_path / "one_process" / (BEST_DIR + ".json")) as g:
     best, best_expected = json.load(f), json.load(g)
