@@ -6,9 +6,9 @@ Trains configs/toy_ring.py (non-saturating loss) without a regulariser and with 
 in D on every seed (vmapped, gan_jax/lab.py), then tunes each D against its frozen G-EMA
 for more and more updates and, at each point, draws 2,500 G-EMA samples plainly and
 through rejection with that D (gan_jax/rejection.py; log_m the maximum, or a quantile, of
-10,000 burn-in logits) and through Metropolis-Hastings chains of a few lengths. Writes
-PacGAN's modes covered and high-quality fraction, the modes' imbalance (total variation
-from equal shares) and the acceptance rate.
+10,000 burn-in logits; or DRS's shifted rule) and through Metropolis-Hastings chains of a
+few lengths. Writes PacGAN's modes covered and high-quality fraction, the modes' imbalance
+(total variation from equal shares) and the acceptance rate.
 """
 
 import argparse
@@ -33,6 +33,9 @@ def main():
                       help="D updates against the frozen G-EMA at which to sample (cumulative)")
   parser.add_argument("--quantiles", default="1,0.999,0.99",
                       help="rejection: log_m's quantiles of the burn-in")
+  parser.add_argument("--gammas", default="0.95,0.8",
+                      help="rejection with DRS's shift: gamma's quantiles of the burn-in's F "
+                      "(log_m their maximum; '' for none)")
   parser.add_argument("--mh_steps", default="10,100",
                       help="Metropolis-Hastings: proposals per chain ('' for none)")
   parser.add_argument("--out", default="")
@@ -41,7 +44,10 @@ def main():
   tune = [int(t) for t in args.tune.split(",")]
   quantiles = [float(q) for q in args.quantiles.split(",")]
   mh_steps = [int(k) for k in args.mh_steps.split(",") if k]
+  gammas = [float(g) for g in args.gammas.split(",") if g]
   corrections = ([(f"rejection, log_m quantile {q:g}", dict(log_m_quantile=q)) for q in quantiles]
+                 + [(f"rejection, log_m maximum, gamma the {g:g} quantile of F",
+                     dict(gamma_quantile=g)) for g in gammas]
                  + [(f"MH, {k} proposals", dict(method="mh", steps=k)) for k in mh_steps])
   if tune != sorted(tune):
     raise SystemExit(f"--tune must be ascending, got {args.tune}")
@@ -49,15 +55,18 @@ def main():
       "# Toy lab: G proposes, D corrects (rejection sampling, Metropolis-Hastings) on the ring",
       "",
       f"Command: `python benchmarks/rejection_toy.py --seeds={args.seeds} --steps={args.steps} "
-      f"--tune={args.tune} --quantiles={args.quantiles} --mh_steps={args.mh_steps}` "
+      f"--tune={args.tune} --quantiles={args.quantiles} --gammas={args.gammas} "
+      f"--mh_steps={args.mh_steps}` "
       f"({common.run_stamp()}).", "",
       f"configs/toy_ring.py (non-saturating loss, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), "
       f"batch 256), {args.steps} iterations, seeds 0..{args.seeds - 1}; then D alone trained "
       "against the frozen G-EMA (0.99) for the updates in the row, and 2,500 G-EMA samples "
       "from fresh latents drawn plainly and corrected with that D: by rejection (each kept "
       "with probability min(1, exp(logit - log_m)), log_m the given quantile of 10,000 "
-      "burn-in proposals' logits; 1: their maximum, the paper's M), or as the last state of "
-      "an independence Metropolis-Hastings chain per sample (moves accepted with probability "
+      "burn-in proposals' logits; 1: their maximum, the paper's M; or with DRS's shift, "
+      "kept with probability sigmoid(F(x) - gamma), F(x) = a - log(1 - exp(a - 1e-6)), a = "
+      "min(logit - log_m, 0), gamma the given quantile of F over the burn-in), or as the "
+      "last state of an independence Metropolis-Hastings chain per sample (moves accepted with probability "
       "min(1, exp(logit' - logit)), started at a proposal). Cells: mean +/- std (min) over "
       "seeds of modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
       "variation between the modes' shares of high-quality samples and equal shares; 0.875 "

@@ -352,8 +352,9 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
                    method: str = "rejection", **options) -> np.ndarray:
   """(seeds, 2, 4) for `states` (stacked over `seeds`): rows `num` samples of each G-EMA
   from fresh latents, and `num` corrected with the state's D by `method`: 'rejection'
-  (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile; rounds of
-  25,000 by default) or 'mh' (rejection.metropolis_hastings, `options`: steps); columns
+  (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile,
+  gamma_quantile; rounds of 25,000 by default) or 'mh' (rejection.metropolis_hastings,
+  `options`: steps); columns
   modes covered, high-quality fraction, mode imbalance (toy.mode_imbalance), acceptance
   rate (1 for the plain samples; MH: of the moves). UserError naming the seed whose
   rejection keeps too few.

@@ -17,9 +17,16 @@ above it; the result is exact only as far as both hold. A few proposals with ext
 logits set that maximum and can make the acceptance rate tiny; `log_m_quantile` < 1 takes
 that quantile of the burn-in logits instead, keeping every proposal above it (so
 under-weighting where D is surest) in exchange for acceptance.
+The paper's practical rule shifts the acceptance instead (`gamma_quantile`): with
+a = min(logit - log_m, 0) and F(x) = a - log(1 - exp(a - eps)), the logit of exp(a) (to eps),
+a proposal is kept with probability sigmoid(F(x) - gamma). gamma = 0 is the exact rule up to
+eps; the paper sets gamma from a high percentile of F over each batch, which keeps the
+proposals above that percentile more often than not, so acceptance no longer collapses
+when one extreme logit sets log_m, at the price of exactness: the kept distribution is no
+longer p_data's (on the toy ring it favours D's preferred modes, benchmarks/README.md).
+Here gamma is the `gamma_quantile` quantile of F over the burn-in draw, fixed for the call.
 The logit is a log ratio only for a D trained with the minimax or non-saturating loss
-(binary cross-entropy); for hinge or Wasserstein critics it is at best a score. Not
-implemented: the paper's shift gamma, which trades exactness for a higher acceptance rate.
+(binary cross-entropy); for hinge or Wasserstein critics it is at best a score.
 
 `rejection_sample` runs the loop on the host in rounds of `batch` proposals; everything
 random comes from its key (the burn-in from split(key)[0], round r from fold_in(split(key)[1],
@@ -51,6 +58,7 @@ class Rejection(NamedTuple):
   acceptance_rate: float   # kept / proposed over the rounds drawn (burn-in excluded)
   log_m: float             # the envelope used: given, or the burn-in draw's largest logit
   proposed: int            # proposals drawn after the burn-in
+  gamma: Optional[float] = None  # the shift of DRS's practical rule (None: the exact rule)
 
 
 def acceptance(logits: jax.Array, log_m: float) -> jax.Array:
@@ -58,38 +66,62 @@ def acceptance(logits: jax.Array, log_m: float) -> jax.Array:
   return jnp.exp(jnp.minimum(jnp.asarray(logits, jnp.float32) - log_m, 0.0))
 
 
+def log_odds_to_envelope(logits: jax.Array, log_m: float, eps: float = 1e-6) -> jax.Array:
+  """DRS's F(x) = a - log(1 - exp(a - eps)) with a = min(logit - log_m, 0): the logit of the
+  exact rule's probability exp(a), to eps."""
+  a = jnp.minimum(jnp.asarray(logits, jnp.float32) - log_m, 0.0)
+  return a - jnp.log1p(-jnp.exp(a - eps))
+
+
+def shifted_acceptance(logits: jax.Array, log_m: float, gamma: float) -> jax.Array:
+  """sigmoid(F(x) - gamma): DRS's practical probability of keeping each proposal (module
+  docstring); gamma = 0 is acceptance(logits, log_m) to within 1e-6."""
+  return jax.nn.sigmoid(log_odds_to_envelope(logits, log_m) - gamma)
+
+
 def rejection_sample(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
                      score: Callable[[jax.Array], jax.Array], num: int, *, batch: int = 2500,
                      log_m: Optional[float] = None, burn_in: int = 10000,
-                     log_m_quantile: float = 1.0, max_rounds: int = 200) -> Rejection:
+                     log_m_quantile: float = 1.0, gamma_quantile: Optional[float] = None,
+                     max_rounds: int = 200) -> Rejection:
   """`num` proposals of `propose(key, n) -> (n, ...)` kept with probability
   acceptance(score(x), log_m), `score` giving D's logits (n,) (module docstring).
 
   log_m None estimates it as the largest logit over `burn_in` proposals drawn first (their
-  `log_m_quantile` quantile when below 1).
+  `log_m_quantile` quantile when below 1). `gamma_quantile` in (0, 1) keeps them with
+  shifted_acceptance instead, gamma that quantile of F over the burn-in draw.
   UserError when `max_rounds` rounds of `batch` proposals keep fewer than `num`.
   """
   if num < 1 or batch < 1 or max_rounds < 1:
     raise ValueError(f"num, batch and max_rounds must be >= 1, got {num}, {batch}, {max_rounds}")
+  if gamma_quantile is not None and not 0.0 < gamma_quantile < 1.0:
+    raise ValueError(f"gamma_quantile must be in (0, 1), got {gamma_quantile}")
   burn_key, rounds_key = jax.random.split(key)
-  if log_m is None:
+  burn_logits = None
+  if log_m is None or gamma_quantile is not None:
     if burn_in < 1:
-      raise ValueError(f"burn_in must be >= 1 to estimate log_m, got {burn_in}")
+      raise ValueError(f"burn_in must be >= 1 to estimate log_m or gamma, got {burn_in}")
+    burn_logits = score(propose(burn_key, burn_in))
+  if log_m is None:
     if not 0.0 < log_m_quantile <= 1.0:
       raise ValueError(f"log_m_quantile must be in (0, 1], got {log_m_quantile}")
-    log_m = float(jnp.quantile(score(propose(burn_key, burn_in)), log_m_quantile))
+    log_m = float(jnp.quantile(burn_logits, log_m_quantile))
   if not np.isfinite(log_m):
     raise UserError(f"log_m must be finite, got {log_m} (D's logits are not finite?)")
+  gamma, keep_probability = None, lambda logits: acceptance(logits, log_m)
+  if gamma_quantile is not None:
+    gamma = float(jnp.quantile(log_odds_to_envelope(burn_logits, log_m), gamma_quantile))
+    keep_probability = lambda logits: shifted_acceptance(logits, log_m, gamma)
   kept, count, proposed = [], 0, 0
   for round_index in range(max_rounds):
     k_propose, k_accept = jax.random.split(jax.random.fold_in(rounds_key, round_index))
     x = propose(k_propose, batch)
-    keep = np.asarray(jax.random.uniform(k_accept, (batch,)) < acceptance(score(x), log_m))
+    keep = np.asarray(jax.random.uniform(k_accept, (batch,)) < keep_probability(score(x)))
     kept.append(np.asarray(x)[keep])
     count += int(keep.sum())
     proposed += batch
     if count >= num:
-      return Rejection(np.concatenate(kept)[:num], count / proposed, log_m, proposed)
+      return Rejection(np.concatenate(kept)[:num], count / proposed, log_m, proposed, gamma)
   raise UserError(
       f"rejection sampling kept {count} of {proposed} proposals ({count / proposed:.2%}) in "
       f"{max_rounds} rounds, short of {num}: raise max_rounds, or check that D's logits "

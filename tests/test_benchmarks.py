@@ -109,7 +109,7 @@ def test_config_overrides_keep_a_value_with_commas_whole():
     ("vae_baseline", ["--lrs=1e-3"], 6),
     ("energy_baseline", ["--searches=2"], 6),
     ("began_toy", ["--settings=1"], 7),
-    ("rejection_toy", ["--tune=0,2", "--quantiles=0.5", "--mh_steps=2"], 8),
+    ("rejection_toy", ["--tune=0,2", "--quantiles=0.5", "--gammas=0.5", "--mh_steps=2"], 8),
     ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
                   "--batch_size=8", "--steps=0,3", "--rewards=dense", "--d_l2=0.5",
                   "--discount=0.5", "--d_pretrain_steps=2", "--baselines=moving_average",
@@ -124,6 +124,9 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
   module.main()
   rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
   assert len(rows) >= 2 and all(row.count("|") == columns + 1 for row in rows)
+  if script == "rejection_toy":  # a row per D, tuning and correction, DRS's shift among them
+    assert len(rows) == 1 + 2 * 2 * 3
+    assert sum("gamma the 0.5 quantile of F" in row for row in rows) == 4
   if script == "text_lab":  # the options reach the runs and the table says so
     text = out.read_text()
     assert "batch 8," in text and "0.5^(s - t)" in text and "--discount=0.5 " in text

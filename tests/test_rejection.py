@@ -37,6 +37,33 @@ def test_acceptance_is_the_clipped_ratio_to_the_envelope():
                              [math.exp(-1), math.exp(-2), 1.0], rtol=1e-6)
 
 
+def test_drs_shift_is_the_exact_rule_at_gamma_0_and_a_logistic_shift_otherwise():
+  logits = jnp.array([math.log(0.25), -3.0, -0.5, 0.0, 2.0])
+  np.testing.assert_allclose(rejection.shifted_acceptance(logits, 0.0, 0.0),
+                             rejection.acceptance(logits, 0.0), atol=1e-5)
+  # exp(a) = 0.25: F = log(0.25 / 0.75) = -log 3, so gamma = log 3 keeps 1 in 10, -log 3 half.
+  np.testing.assert_allclose(rejection.shifted_acceptance(logits[:1], 0.0, math.log(3.0)),
+                             [0.1], rtol=1e-5)
+  np.testing.assert_allclose(rejection.shifted_acceptance(logits[:1], 0.0, -math.log(3.0)),
+                             [0.5], rtol=1e-5)
+  # gamma is the burn-in's F quantile; the rate kept is the mean shifted probability.
+  result = rejection.rejection_sample(jax.random.PRNGKey(3), propose, true_log_ratio, 5000,
+                                      log_m=LOG_M, batch=5000, burn_in=20000,
+                                      gamma_quantile=0.5)
+  burn_key = jax.random.split(jax.random.PRNGKey(3))[0]
+  expected_gamma = jnp.quantile(rejection.log_odds_to_envelope(
+      true_log_ratio(propose(burn_key, 20000)), LOG_M), 0.5)
+  assert result.gamma == pytest.approx(float(expected_gamma), rel=1e-6) and result.log_m == LOG_M
+  fresh = true_log_ratio(propose(jax.random.PRNGKey(4), 200000))
+  mean_kept = float(jnp.mean(rejection.shifted_acceptance(fresh, LOG_M, result.gamma)))
+  assert abs(result.acceptance_rate - mean_kept) < 0.015
+  assert rejection.rejection_sample(jax.random.PRNGKey(3), propose, true_log_ratio, 10,
+                                    log_m=LOG_M, batch=100).gamma is None
+  with pytest.raises(ValueError, match=r"gamma_quantile must be in \(0, 1\)"):
+    rejection.rejection_sample(jax.random.PRNGKey(3), propose, true_log_ratio, 1,
+                               gamma_quantile=1.0)
+
+
 def test_with_the_optimal_d_the_kept_samples_follow_the_data():
   result = rejection.rejection_sample(jax.random.PRNGKey(0), propose, true_log_ratio, 20000,
                                       log_m=LOG_M, batch=5000)
