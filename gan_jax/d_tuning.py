@@ -30,13 +30,15 @@ from gan_jax.step import batch_to_float
 
 _TUNE_STREAM = 0x74756e65  # the tuning batches and keys: apart from training's and evaluation's
 
-Tuner = Callable[[TrainState, np.ndarray, Optional[np.ndarray], int], TrainState]
+Tuner = Callable[..., TrainState]
 
 
 def make_tuner(config, generator, discriminator, loss: str = "") -> Tuner:
-  """f(state, images, labels, updates) -> the state with G set to its EMA and D trained
-  `updates` more times against it (module docstring) on uint8 `images` (N, H, W, C), with
-  their int32 `labels` (N, heads) in conditional runs (else None); the step counter advances
+  """f(state, images, labels, updates, rows=None) -> the state with G set to its EMA and D
+  trained `updates` more times against it (module docstring) on uint8 `images` (N, H, W, C),
+  with their int32 `labels` (N, heads) in conditional runs (else None), drawing only from
+  `rows` of them when given (else all; only the rows drawn are read, so `images` may be a
+  memory map); the step counter advances
   by `updates` (schedules that read it, such as lazy penalties, go on from the run's step).
   `loss` names the loss D is tuned with instead of the run's (losses.LOSSES): a minimax or
   non_saturating D's optimum is D*, whose logit is the log density ratio, so tuning a hinge
@@ -55,18 +57,19 @@ def make_tuner(config, generator, discriminator, loss: str = "") -> Tuner:
     return state.replace(step=state.step + 1)
 
   def tune(state: TrainState, images: np.ndarray, labels: Optional[np.ndarray],
-           updates: int) -> TrainState:
+           updates: int, rows: Optional[np.ndarray] = None) -> TrainState:
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
     if updates < 0:
       raise ValueError(f"D tuning needs updates >= 0, got {updates}")
-    if not len(images):
+    if not len(rows):
       raise ValueError("D tuning needs training images, got none")
     state = state.replace(g_params=state.ema_params)
     rng = np.random.default_rng([config.seed, _TUNE_STREAM])
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), _TUNE_STREAM)
     for i in range(updates):
-      rows = rng.integers(0, len(images), config.train.batch_size)
-      state = update(state, images[rows], jax.random.fold_in(key, i),
-                     None if labels is None else labels[rows])
+      drawn = rows[rng.integers(0, len(rows), config.train.batch_size)]
+      state = update(state, np.asarray(images[drawn]), jax.random.fold_in(key, i),
+                     None if labels is None else np.asarray(labels[drawn]))
     return state
 
   return tune

@@ -150,20 +150,22 @@ def load_reference_sets(config, need_heldout: bool) -> ReferenceSets:
   return ReferenceSets(train, heldout, description)
 
 
-def tuning_images(config) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
-  """(uint8 images, their labels or None, description): the training images D is tuned on
-  for config.eval.mh_tune, those outside the evaluation's reference subset (eval.num_real
-  of them, load_reference_sets), so that tuning does not pull the samples towards the very
-  images they are compared with; all of them when the reference subset is all."""
+def tuning_images(config) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray, str]:
+  """(uint8 training images, their labels or None, rows, description): D is tuned for
+  config.eval.mh_tune on `rows` of the images, those outside the evaluation's reference
+  subset (eval.num_real of them, load_reference_sets), so that tuning does not pull the
+  samples towards the very images they are compared with; all of them when the reference
+  subset is all. The images stay as decoded (memory-mapped from the decode cache when it
+  has them), so only the rows drawn are read."""
   images, labels, _ = data_lib.decode_split(config.data, config.data.get("split", ""),
                                             config.data.max_images)
   outside = np.ones(len(images), bool)
   outside[_subset_index(len(images), config.eval.num_real, config.seed)] = False
   if not outside.any():
-    return images, labels, f"all {len(images)} training images (the reference set is all of them)"
-  images = images[outside]
-  return (images, None if labels is None else labels[outside],
-          f"the {len(images)} training images outside the reference set")
+    return (images, labels, np.arange(len(images)),
+            f"all {len(images)} training images (the reference set is all of them)")
+  rows = np.flatnonzero(outside)
+  return images, labels, rows, f"the {len(rows)} training images outside the reference set"
 
 
 def eval_labels(config, label_table: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -301,7 +303,7 @@ class RunEvaluator:
   device) and gets the same report; only the one given `writes` (process 0) writes files.
   With config.eval.mh_tune = N > 0, each evaluation first trains the saved D on alone for N
   updates against the frozen EMA generator (gan_jax/d_tuning.py) on the training images
-  outside the reference set (tuning_images, held in memory from the start), and the
+  outside the reference set (tuning_images, decoded once at the start), and the
   Metropolis-Hastings correction reads that D; the run's own state is not changed.
   """
 
@@ -325,7 +327,8 @@ class RunEvaluator:
       from gan_jax import d_tuning  # pylint: disable=g-import-not-at-top
       self.tune = d_tuning.make_tuner(config, generator, discriminator,
                                       config.eval.get("mh_tune_loss", ""))
-      self.tuning_images, self.tuning_labels, self.tuning_description = tuning_images(config)
+      (self.tuning_images, self.tuning_labels, self.tuning_rows,
+       self.tuning_description) = tuning_images(config)
 
   def __call__(self, step: int, state) -> Tuple[Dict[str, Any], Dict[str, float]]:
     """(report, scalars) for the generator of the TrainState `state`, saved at `step`
@@ -333,7 +336,8 @@ class RunEvaluator:
     and grids."""
     start = time.perf_counter()
     if self.tune_updates:
-      state = self.tune(state, self.tuning_images, self.tuning_labels, self.tune_updates)
+      state = self.tune(state, self.tuning_images, self.tuning_labels, self.tune_updates,
+                        self.tuning_rows)
     fake, acceptance = self.sample(state.ema_params, state.g_stats, state.d_params,
                                    state.d_stats)
     report = self.evaluator(fake, self.labels, step=step,

@@ -473,6 +473,12 @@ def test_evaluation_and_the_sampling_command_on_a_conditional_run(tmp_path, tagg
   np.testing.assert_array_equal(grid("step_2_mh3_samples.png"), first)
   with pytest.raises(UserError, match="--mh_steps must be >= 0"):
     evaluate.evaluate_run(workdir, "latest", {"mh_steps": -1})
+  # With D first tuned against the G-EMA on labelled training images (their labels drawn
+  # with them, the fakes generated from those labels): its own report.
+  (tuned,) = evaluate.evaluate_run(workdir, "latest", {"metrics": "tag_hit_rate", "mh_steps": 3,
+                                                       "mh_tune": 2})
+  with open(os.path.join(workdir, "eval", "step_2_mh3_tune2.json")) as f:
+    assert json.load(f)["metrics"] == tuned["metrics"]
   # The sampling command: a grid of the requested colours, and its hit rates.
   out = str(tmp_path / "grid.png")
   result = sample_tags.sample_tags(workdir, "blue hair red eyes", 6, out, hit_rate=True)

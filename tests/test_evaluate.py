@@ -125,17 +125,18 @@ def test_d_tuned_against_the_frozen_ema_generator_before_the_correction(tmp_path
         "metrics"]["fd_anime"]["protocol"]["generator"]
   monkeypatch.setattr(d_tuning, "make_tuner", make_tuner)
   # Tuned on the training images outside the reference set, none of them compared with.
-  images, labels, description = evaluate.tuning_images(smoke_config)
+  everything, labels, rows, description = evaluate.tuning_images(smoke_config)
+  images = everything[rows]
   reference = evaluate.load_reference_sets(smoke_config, False).train
-  assert labels is None and len(reference) == 20
+  assert labels is None and len(reference) == 20 and len(images) + 20 == len(everything)
   assert description == f"the {len(images)} training images outside the reference set"
   assert not set(map(bytes, images)) & set(map(bytes, reference))
   smoke_config.eval.num_real = 0  # the whole train split is the reference set: tuned on it all
-  everything = evaluate.load_reference_sets(smoke_config, False).train
-  assert len(images) + 20 == len(everything)
-  np.testing.assert_array_equal(evaluate.tuning_images(smoke_config)[0], everything)
-  assert evaluate.tuning_images(smoke_config)[2] == (
-      f"all {len(everything)} training images (the reference set is all of them)")
+  np.testing.assert_array_equal(evaluate.load_reference_sets(smoke_config, False).train,
+                                everything)
+  _, _, all_rows, description = evaluate.tuning_images(smoke_config)
+  np.testing.assert_array_equal(all_rows, np.arange(len(everything)))
+  assert description == f"all {len(everything)} training images (the reference set is all of them)"
   # G set to its EMA and left there, D moved; reproducible; 0 updates change nothing.
   generator, discriminator = train.make_models(smoke_config)
   tune = d_tuning.make_tuner(smoke_config, generator, discriminator)
@@ -150,6 +151,8 @@ def test_d_tuned_against_the_frozen_ema_generator_before_the_correction(tmp_path
   smoke_config.optim.d_lr = 0.0  # benchmarks/mh_images.py --tune_lr=0: only D's statistics move
   frozen = d_tuning.make_tuner(smoke_config, generator, discriminator)(trained, images, None, 3)
   assert same(frozen.d_params, trained.d_params) and not same(frozen.d_stats, trained.d_stats)
+  # Drawing from `rows` of the whole set is drawing from those rows alone.
+  assert same(tune(trained, everything, None, 3, rows), tuned)
   with pytest.raises(ValueError, match="needs training images"):
     tune(trained, images[:0], None, 1)
   with pytest.raises(UserError, match="--mh_tune must be >= 0"):
