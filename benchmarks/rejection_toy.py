@@ -38,6 +38,9 @@ def main():
                       "(log_m their maximum; '' for none)")
   parser.add_argument("--mh_steps", default="10,100",
                       help="Metropolis-Hastings: proposals per chain ('' for none)")
+  parser.add_argument("--mh_starts", default="generator,data",
+                      help="Metropolis-Hastings: where chains start (a proposal, or a real "
+                      "point as in MH-GAN)")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
   seeds = list(range(args.seeds))
@@ -48,7 +51,9 @@ def main():
   corrections = ([(f"rejection, log_m quantile {q:g}", dict(log_m_quantile=q)) for q in quantiles]
                  + [(f"rejection, log_m maximum, gamma the {g:g} quantile of F",
                      dict(gamma_quantile=g)) for g in gammas]
-                 + [(f"MH, {k} proposals", dict(method="mh", steps=k)) for k in mh_steps])
+                 + [(f"MH, {k} proposals" + (", from data" if where == "data" else ""),
+                     dict(method="mh", steps=k, start=where))
+                    for where in args.mh_starts.split(",") for k in mh_steps])
   if tune != sorted(tune):
     raise SystemExit(f"--tune must be ascending, got {args.tune}")
   lines = [
@@ -56,7 +61,7 @@ def main():
       "",
       f"Command: `python benchmarks/rejection_toy.py --seeds={args.seeds} --steps={args.steps} "
       f"--tune={args.tune} --quantiles={args.quantiles} --gammas={args.gammas} "
-      f"--mh_steps={args.mh_steps}` "
+      f"--mh_steps={args.mh_steps} --mh_starts={args.mh_starts}` "
       f"({common.run_stamp()}).", "",
       f"configs/toy_ring.py (non-saturating loss, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), "
       f"batch 256), {args.steps} iterations, seeds 0..{args.seeds - 1}; then D alone trained "
@@ -66,9 +71,10 @@ def main():
       "burn-in proposals' logits; 1: their maximum, the paper's M; or with DRS's shift, "
       "kept with probability sigmoid(F(x) - gamma), F(x) = a - log(1 - exp(a - 1e-6)), a = "
       "min(logit - log_m, 0), gamma the given quantile of F over the burn-in), or as the "
-      "last state of an independence Metropolis-Hastings chain per sample (moves accepted with probability "
-      "min(1, exp(logit' - logit)), started at a proposal). Cells: mean +/- std (min) over "
-      "seeds of modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
+      "last state of an independence Metropolis-Hastings chain per sample (moves accepted "
+      "with probability min(1, exp(logit' - logit)), started at a proposal or, 'from data', "
+      "at a fresh point of the mixture, a chain that never moves giving its first "
+      "proposal). Cells: mean +/- std (min) over seeds of modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
       "variation between the modes' shares of high-quality samples and equal shares; 0.875 "
       "when one mode has them all) and the acceptance rate (of proposals; MH: of moves).", "",
       "| D | D tuned (updates) | correction | modes: plain -> corrected | high quality: plain "

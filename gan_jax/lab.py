@@ -354,13 +354,16 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
   from fresh latents, and `num` corrected with the state's D by `method`: 'rejection'
   (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile,
   gamma_quantile; rounds of 25,000 by default) or 'mh' (rejection.metropolis_hastings,
-  `options`: steps); columns
-  modes covered, high-quality fraction, mode imbalance (toy.mode_imbalance), acceptance
-  rate (1 for the plain samples; MH: of the moves). UserError naming the seed whose
-  rejection keeps too few.
+  `options`: steps, and start 'generator' (the default) or 'data': chains started at `num`
+  fresh points of the mixture, MH-GAN's); columns modes covered, high-quality fraction,
+  mode imbalance (toy.mode_imbalance), acceptance rate (1 for the plain samples; MH: of the
+  moves). UserError naming the seed whose rejection keeps too few.
   """
   if method not in ("rejection", "mh"):
     raise ValueError(f"unknown method {method!r}; choose from: mh, rejection")
+  start = options.pop("start", "generator") if method == "mh" else "generator"
+  if start not in ("generator", "data"):
+    raise ValueError(f"unknown MH start {start!r}; choose from: data, generator")
   mixture = data_lib.toy_mixture(config.data)
   generator, _ = train.make_models(config)
   sample_latent = latents.get_latent_sampler(config.model.latent_dist)
@@ -381,8 +384,10 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
     key = jax.random.fold_in(jax.random.PRNGKey(seed), 0x647273)  # "drs"
     plain = np.asarray(propose(jax.random.fold_in(key, 1), num))
     if method == "mh":
+      starts = (None if start == "generator"
+                else mixture.sample(jax.random.fold_in(key, 3), num))
       kept = rejection.metropolis_hastings(jax.random.fold_in(key, 2), propose, score, num,
-                                           **options)
+                                           start=starts, **options)
     else:
       try:
         kept = rejection.rejection_sample(jax.random.fold_in(key, 2), propose, score, num,

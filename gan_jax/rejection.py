@@ -38,9 +38,14 @@ min(1, exp(logit(x') - logit(x))), the independence sampler whose stationary dis
 is p_data on G's support when the logit is D*'s. Every chain returns its state after
 `steps` proposals, so the cost is fixed (steps + 1 proposals per sample) where DRS's
 depends on the acceptance rate; the price is that a chain that has not mixed is biased
-towards G (its start). The MH-GAN paper starts chains at real data instead; here they start
-at a proposal, so no data is needed. The starts come from fold_in(key, 0), step t's
-proposals (all chains at once) from fold_in(key, t).
+towards G (its start). By default chains start at a proposal, so no data is needed; the
+starts come from fold_in(key, 0), step t's proposals (all chains at once) from
+fold_in(key, t). The MH-GAN paper starts them at real data instead (`start`): a real point
+has a logit typical of p_data, so the first move is already judged against the target
+rather than against wherever G's first proposal fell. A chain that takes no proposal
+returns its first proposal (G's own sample), never the real point it started at (ours; the
+paper restarts such chains); on the toy ring this does worse than starting at G
+(benchmarks/README.md).
 """
 
 from typing import Callable, NamedTuple, Optional, Tuple
@@ -147,22 +152,30 @@ def mh_move(key: jax.Array, x: jax.Array, logits: jax.Array, proposal: jax.Array
 
 def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
                         score: Callable[[jax.Array], jax.Array], num: int,
-                        steps: int) -> Chains:
+                        steps: int, start: Optional[jax.Array] = None) -> Chains:
   """`num` samples, each the state of an independence Metropolis-Hastings chain after
   `steps` proposals of `propose(key, n)`, moves accepted with probability
-  min(1, exp(score(x') - score(x))), `score` giving D's logits (module docstring)."""
+  min(1, exp(score(x') - score(x))), `score` giving D's logits (module docstring). `start`
+  (num, ...) real points the chains start at (then steps >= 1; a chain that takes no
+  proposal returns its first one), else a proposal each."""
   if num < 1 or steps < 0:
     raise ValueError(f"num must be >= 1 and steps >= 0, got {num}, {steps}")
-  x = propose(jax.random.fold_in(key, 0), num)
+  if start is not None and (steps < 1 or len(start) != num):
+    raise ValueError(f"chains started at data need steps >= 1 and num={num} starts, got "
+                     f"{steps} and {len(start)}")
+  x = propose(jax.random.fold_in(key, 0), num) if start is None else jnp.asarray(start)
   logits = jnp.asarray(score(x), jnp.float32)
   moved = jnp.zeros((num,), bool)
-  accepted = 0
+  accepted, first = 0, None
   for t in range(1, steps + 1):
     k_propose, k_accept = jax.random.split(jax.random.fold_in(key, t))
     proposal = propose(k_propose, num)
+    first = proposal if first is None else first
     proposal_logits = jnp.asarray(score(proposal), jnp.float32)
     x, logits, accept = mh_move(k_accept, x, logits, proposal, proposal_logits)
     moved = moved | accept
     accepted += int(accept.sum())
+  if start is not None:  # never a real point: chains that did not move give G's first proposal
+    x = jnp.where(moved.reshape(moved.shape + (1,) * (x.ndim - 1)), x, first)
   rate = accepted / (num * steps) if steps else 0.0
   return Chains(np.asarray(x), rate, float(moved.mean()))

@@ -125,8 +125,9 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
   rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
   assert len(rows) >= 2 and all(row.count("|") == columns + 1 for row in rows)
   if script == "rejection_toy":  # a row per D, tuning and correction, DRS's shift among them
-    assert len(rows) == 1 + 2 * 2 * 3
+    assert len(rows) == 1 + 2 * 2 * 4  # quantile, shift, MH from G, MH from data
     assert sum("gamma the 0.5 quantile of F" in row for row in rows) == 4
+    assert sum("MH, 2 proposals, from data" in row for row in rows) == 4
   if script == "text_lab":  # the options reach the runs and the table says so
     text = out.read_text()
     assert "batch 8," in text and "0.5^(s - t)" in text and "--discount=0.5 " in text

@@ -123,6 +123,28 @@ def test_metropolis_hastings_chains_reach_the_data_and_start_at_g():
     rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 1, steps=-1)
 
 
+def test_chains_started_at_data_reach_it_and_never_return_a_real_point():
+  data = jax.random.normal(jax.random.PRNGKey(5), (20000, 1))  # N(0, 1): the target
+  chains = rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 20000,
+                                         steps=20, start=data)
+  x = chains.samples[:, 0]
+  assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
+  assert abs(np.mean(x > 1.0) - 0.1587) < 0.01
+  assert chains.moved > 0.99 and not np.any(x == np.asarray(data[:, 0]))  # none at its start
+  # A D that rejects every proposal (it scores only the starts, far out at 100 + N(0, 1),
+  # as possible): each chain gives its first proposal, not its start.
+  never = rejection.metropolis_hastings(
+      jax.random.PRNGKey(3), propose, lambda x: jnp.where(x[:, 0] > 50.0, 0.0, -jnp.inf),
+      20000, steps=3, start=data + 100.0)
+  first_proposals = propose(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(3), 1))[0],
+                            20000)
+  np.testing.assert_array_equal(never.samples, first_proposals)
+  assert never.moved == 0.0 and never.acceptance_rate == 0.0
+  with pytest.raises(ValueError, match="chains started at data need steps >= 1"):
+    rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 2, steps=0,
+                                  start=data[:2])
+
+
 def test_a_tuned_d_corrects_a_toy_generator():
   """The ring without a regulariser (G-EMA after 500 iterations: no mode has PacGAN's 8 of
   1,000 samples, 1% lie near one) and its D tuned for 2,000 more updates against it:
