@@ -73,13 +73,17 @@ def main():
       "min(logit - log_m, 0), gamma the given quantile of F over the burn-in), or as the "
       "last state of an independence Metropolis-Hastings chain per sample (moves accepted "
       "with probability min(1, exp(logit' - logit)), started at a proposal or, 'from data', "
-      "at a fresh point of the mixture, a chain that never moves giving its first "
-      "proposal). Cells: mean +/- std (min) over seeds of modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
+      "at a fresh point of the mixture, a chain that takes none of its proposals "
+      "restarting from its first for as many again). Cells: mean +/- std (min) over seeds "
+      "of modes covered and high-quality fraction (PacGAN's protocol), mode imbalance (total "
       "variation between the modes' shares of high-quality samples and equal shares; 0.875 "
-      "when one mode has them all) and the acceptance rate (of proposals; MH: of moves).", "",
+      "when one mode has them all), the acceptance rate (of proposals; MH: of moves) and "
+      "the proposals of G each corrected sample cost (rejection: after the burn-in, in "
+      "rounds of 25,000; MH from G: its start and its steps).", "",
       "| D | D tuned (updates) | correction | modes: plain -> corrected | high quality: plain "
-      "-> corrected | imbalance: plain -> corrected | acceptance | seconds |",
-      "|---|---|---|---|---|---|---|---|",
+      "-> corrected | imbalance: plain -> corrected | acceptance | proposals per sample | "
+      "seconds |",
+      "|---|---|---|---|---|---|---|---|---|",
   ]
   print("\n".join(lines), flush=True)
   for name, spectral_norm in DISCRIMINATORS.items():
@@ -95,14 +99,15 @@ def main():
         try:
           rows = lab.rejection_rows(config, states, seeds, **options)
         except UserError as e:  # too few kept on some seed: say so, go on
-          lines.append(f"| {name} | {target} | {correction} | did not finish: {e} | | | | "
+          lines.append(f"| {name} | {target} | {correction} | did not finish: {e} | | | | | "
                        f"{time.perf_counter() - start:.0f} |")
         else:
           plain, kept = rows[:, 0], rows[:, 1]
           cells = [f"{common.spread(plain[:, c], digits)} -> {common.spread(kept[:, c], digits)}"
                    for c, digits in ((0, 1), (1, 2), (2, 2))]
           lines.append(f"| {name} | {target} | {correction} | {' | '.join(cells)} | "
-                       f"{common.spread(kept[:, 3], 3)} | {time.perf_counter() - start:.0f} |")
+                       f"{common.spread(kept[:, 3], 3)} | {common.spread(kept[:, 4], 1)} | "
+                       f"{time.perf_counter() - start:.0f} |")
         print(lines[-1], flush=True)
         start = time.perf_counter()
   common.write_lines(lines, args.out)

@@ -328,7 +328,7 @@ def disjoint_supports(base_config, seeds: Sequence[int], thetas: Sequence[float]
 
 def rejection_gain(config, seeds: Sequence[int], num_steps: int, fine_tune_steps: int,
                    **options) -> np.ndarray:
-  """(seeds, 2, 4): G's samples corrected by D (gan_jax/rejection.py) on a toy config: each
+  """(seeds, 2, 5): G's samples corrected by D (gan_jax/rejection.py) on a toy config: each
   seed trains `num_steps` iterations, its D is fine-tuned for `fine_tune_steps` updates
   against the frozen G-EMA (tune_against_ema), then rejection_rows(**options)."""
   states, _ = train_seeds(config, seeds, num_steps)
@@ -350,14 +350,15 @@ def tune_against_ema(config, states: TrainState, seeds: Sequence[int],
 
 def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 2500,
                    method: str = "rejection", **options) -> np.ndarray:
-  """(seeds, 2, 4) for `states` (stacked over `seeds`): rows `num` samples of each G-EMA
+  """(seeds, 2, 5) for `states` (stacked over `seeds`): rows `num` samples of each G-EMA
   from fresh latents, and `num` corrected with the state's D by `method`: 'rejection'
   (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile,
   gamma_quantile; rounds of 25,000 by default) or 'mh' (rejection.metropolis_hastings,
   `options`: steps, and start 'generator' (the default) or 'data': chains started at `num`
   fresh points of the mixture, MH-GAN's); columns modes covered, high-quality fraction,
   mode imbalance (toy.mode_imbalance), acceptance rate (1 for the plain samples; MH: of the
-  moves). UserError naming the seed whose rejection keeps too few.
+  moves), proposals of G per sample (1 for the plain samples). UserError naming the seed
+  whose rejection keeps too few.
   """
   if method not in ("rejection", "mh"):
     raise ValueError(f"unknown method {method!r}; choose from: mh, rejection")
@@ -369,10 +370,10 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
   sample_latent = latents.get_latent_sampler(config.model.latent_dist)
   latent_dim = config.model.latent_dim
 
-  def measure(x, rate):
+  def measure(x, rate, cost):
     metrics = toy.mode_metrics(x, mixture)
     return [metrics["modes_covered"], metrics["high_quality"], toy.mode_imbalance(x, mixture),
-            rate]
+            rate, cost]
 
   out = []
   for i, seed in enumerate(seeds):
@@ -388,11 +389,14 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
                 else mixture.sample(jax.random.fold_in(key, 3), num))
       kept = rejection.metropolis_hastings(jax.random.fold_in(key, 2), propose, score, num,
                                            start=starts, **options)
+      # (a chain started at G's sample has proposed once more than its steps)
+      cost = kept.proposals_per_sample + (starts is None)
     else:
       try:
         kept = rejection.rejection_sample(jax.random.fold_in(key, 2), propose, score, num,
                                           **{"batch": 25000, **options})
       except UserError as e:
         raise UserError(f"seed {seed}: {e}") from None
-    out.append([measure(plain, 1.0), measure(kept.samples, kept.acceptance_rate)])
+      cost = kept.proposed / num
+    out.append([measure(plain, 1.0, 1.0), measure(kept.samples, kept.acceptance_rate, cost)])
   return np.array(out)

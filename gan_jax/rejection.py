@@ -43,9 +43,9 @@ starts come from fold_in(key, 0), step t's proposals (all chains at once) from
 fold_in(key, t). The MH-GAN paper starts them at real data instead (`start`): a real point
 has a logit typical of p_data, so the first move is already judged against the target
 rather than against wherever G's first proposal fell. A chain that takes no proposal
-returns its first proposal (G's own sample), never the real point it started at (ours; the
-paper restarts such chains); on the toy ring this does worse than starting at G
-(benchmarks/README.md).
+restarts from its first proposal (G's own sample) for as many proposals again, so no real
+point is ever returned (MH-GAN restarts such chains from a generated sample); the
+restarts' proposals come from fold_in(key, steps + t).
 """
 
 from typing import Callable, NamedTuple, Optional, Tuple
@@ -137,7 +137,8 @@ class Chains(NamedTuple):
   """What `metropolis_hastings` returns."""
   samples: np.ndarray      # (num, ...) each chain's state after its last proposal
   acceptance_rate: float   # moves accepted / proposals made, over every chain and step
-  moved: float             # fraction of chains that left their starting proposal
+  moved: float             # fraction of chains that left their start (restarted: its restart)
+  proposals_per_sample: float  # proposals made per chain (steps, more with restarts)
 
 
 def mh_move(key: jax.Array, x: jax.Array, logits: jax.Array, proposal: jax.Array,
@@ -150,32 +151,49 @@ def mh_move(key: jax.Array, x: jax.Array, logits: jax.Array, proposal: jax.Array
   return x, jnp.where(accept, proposal_logits, logits), accept
 
 
+def _chain_steps(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
+                 score: Callable[[jax.Array], jax.Array], x: jax.Array, steps: int,
+                 offset: int = 0):
+  """(states, which chains moved, moves each chain accepted, the first proposals) of chains at
+  `x` after `steps` proposals, step t's from fold_in(key, offset + t)."""
+  logits = jnp.asarray(score(x), jnp.float32)
+  moved = jnp.zeros((len(x),), bool)
+  accepted, first = jnp.zeros((len(x),), jnp.int32), None
+  for t in range(offset + 1, offset + steps + 1):
+    k_propose, k_accept = jax.random.split(jax.random.fold_in(key, t))
+    proposal = propose(k_propose, len(x))
+    first = proposal if first is None else first
+    proposal_logits = jnp.asarray(score(proposal), jnp.float32)
+    x, logits, accept = mh_move(k_accept, x, logits, proposal, proposal_logits)
+    moved = moved | accept
+    accepted = accepted + accept
+  return x, moved, accepted, first
+
+
 def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
                         score: Callable[[jax.Array], jax.Array], num: int,
                         steps: int, start: Optional[jax.Array] = None) -> Chains:
   """`num` samples, each the state of an independence Metropolis-Hastings chain after
   `steps` proposals of `propose(key, n)`, moves accepted with probability
   min(1, exp(score(x') - score(x))), `score` giving D's logits (module docstring). `start`
-  (num, ...) real points the chains start at (then steps >= 1; a chain that takes no
-  proposal returns its first one), else a proposal each."""
+  (num, ...) real points the chains start at (then steps >= 1; a chain that takes none of
+  its proposals restarts from its first one for `steps` more, with proposals from
+  fold_in(key, steps + t)), else a proposal each."""
   if num < 1 or steps < 0:
     raise ValueError(f"num must be >= 1 and steps >= 0, got {num}, {steps}")
   if start is not None and (steps < 1 or len(start) != num):
     raise ValueError(f"chains started at data need steps >= 1 and num={num} starts, got "
                      f"{steps} and {len(start)}")
   x = propose(jax.random.fold_in(key, 0), num) if start is None else jnp.asarray(start)
-  logits = jnp.asarray(score(x), jnp.float32)
-  moved = jnp.zeros((num,), bool)
-  accepted, first = 0, None
-  for t in range(1, steps + 1):
-    k_propose, k_accept = jax.random.split(jax.random.fold_in(key, t))
-    proposal = propose(k_propose, num)
-    first = proposal if first is None else first
-    proposal_logits = jnp.asarray(score(proposal), jnp.float32)
-    x, logits, accept = mh_move(k_accept, x, logits, proposal, proposal_logits)
-    moved = moved | accept
-    accepted += int(accept.sum())
-  if start is not None:  # never a real point: chains that did not move give G's first proposal
-    x = jnp.where(moved.reshape(moved.shape + (1,) * (x.ndim - 1)), x, first)
-  rate = accepted / (num * steps) if steps else 0.0
-  return Chains(np.asarray(x), rate, float(moved.mean()))
+  x, moved, accepted, first = _chain_steps(key, propose, score, x, steps)
+  proposals = num * steps
+  if start is not None and not bool(moved.all()):  # never a real point: restart from G
+    stuck = ~moved
+    again, moved_again, accepted_again, _ = _chain_steps(key, propose, score, first, steps,
+                                                         offset=steps)
+    x = jnp.where(stuck.reshape(stuck.shape + (1,) * (x.ndim - 1)), again, x)
+    accepted = accepted + jnp.where(stuck, accepted_again, 0)
+    moved = moved | (stuck & moved_again)
+    proposals += int(stuck.sum()) * steps
+  rate = int(accepted.sum()) / proposals if proposals else 0.0
+  return Chains(np.asarray(x), rate, float(moved.mean()), proposals / num)

@@ -109,7 +109,7 @@ def test_config_overrides_keep_a_value_with_commas_whole():
     ("vae_baseline", ["--lrs=1e-3"], 6),
     ("energy_baseline", ["--searches=2"], 6),
     ("began_toy", ["--settings=1"], 7),
-    ("rejection_toy", ["--tune=0,2", "--quantiles=0.5", "--gammas=0.5", "--mh_steps=2"], 8),
+    ("rejection_toy", ["--tune=0,2", "--quantiles=0.5", "--gammas=0.5", "--mh_steps=2"], 9),
     ("text_lab", ["--estimators=reinforce", "--generators=autoregressive", "--pretrain_steps=2",
                   "--batch_size=8", "--steps=0,3", "--rewards=dense", "--d_l2=0.5",
                   "--discount=0.5", "--d_pretrain_steps=2", "--baselines=moving_average",

@@ -114,6 +114,7 @@ def test_metropolis_hastings_chains_reach_the_data_and_start_at_g():
   assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
   assert abs(np.mean(x > 1.0) - 0.1587) < 0.01
   assert chains.moved > 0.99 and 0.5 < chains.acceptance_rate < 1.0
+  assert chains.proposals_per_sample == 20
   start = rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 20000,
                                         steps=0)  # no step: G's own samples
   assert abs(start.samples.mean() - PROPOSAL_MEAN) < 0.05
@@ -131,8 +132,9 @@ def test_chains_started_at_data_reach_it_and_never_return_a_real_point():
   assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
   assert abs(np.mean(x > 1.0) - 0.1587) < 0.01
   assert chains.moved > 0.99 and not np.any(x == np.asarray(data[:, 0]))  # none at its start
-  # A D that rejects every proposal (it scores only the starts, far out at 100 + N(0, 1),
-  # as possible): each chain gives its first proposal, not its start.
+  assert 20 <= chains.proposals_per_sample < 40  # restarted chains make 20 more
+  # A D that rejects every proposal (it scores only the starts, far out at 100 + N(0, 1)):
+  # each chain restarts from its first proposal, keeps it, and gives it, not its start.
   never = rejection.metropolis_hastings(
       jax.random.PRNGKey(3), propose, lambda x: jnp.where(x[:, 0] > 50.0, 0.0, -jnp.inf),
       20000, steps=3, start=data + 100.0)
@@ -140,6 +142,7 @@ def test_chains_started_at_data_reach_it_and_never_return_a_real_point():
                             20000)
   np.testing.assert_array_equal(never.samples, first_proposals)
   assert never.moved == 0.0 and never.acceptance_rate == 0.0
+  assert never.proposals_per_sample == 6
   with pytest.raises(ValueError, match="chains started at data need steps >= 1"):
     rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 2, steps=0,
                                   start=data[:2])
@@ -155,7 +158,7 @@ def test_a_tuned_d_corrects_a_toy_generator():
   config = toy_ring.get_config()
   rows = lab.rejection_gain(config, [0], num_steps=500, fine_tune_steps=2000, num=1000,
                             log_m_quantile=0.999)
-  (plain_modes, plain_quality, _, one), (kept_modes, kept_quality, _, rate) = rows[0]
-  assert one == 1.0 and 0.0 < rate < 0.1
+  (plain_modes, plain_quality, _, one, _), (kept_modes, kept_quality, _, rate, cost) = rows[0]
+  assert one == 1.0 and 0.0 < rate < 0.1 and cost >= 1 / rate  # (kept / num >= 1)
   assert kept_modes >= plain_modes + 3
   assert kept_quality > plain_quality + 0.3
