@@ -38,8 +38,8 @@ def make_tuner(config, generator, discriminator, loss: str = "") -> Tuner:
   trained `updates` more times against it (module docstring) on uint8 `images` (N, H, W, C),
   with their int32 `labels` (N, heads) in conditional runs (else None), drawing only from
   `rows` of them when given (else all; only the rows drawn are read, so `images` may be a
-  memory map); the step counter advances
-  by `updates` (schedules that read it, such as lazy penalties, go on from the run's step).
+  memory map); the step counter advances by `updates` (schedules that read it, such as
+  lazy penalties, go on from the run's step).
   `loss` names the loss D is tuned with instead of the run's (losses.LOSSES): a minimax or
   non_saturating D's optimum is D*, whose logit is the log density ratio, so tuning a hinge
   or Wasserstein D with it calibrates its logits for the correction (DRS's fine-tuning).

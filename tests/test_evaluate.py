@@ -94,7 +94,7 @@ def test_d_tuned_against_the_frozen_ema_generator_before_the_correction(tmp_path
                                                                         monkeypatch):
   """eval.mh_tune=N: D trains on alone for N updates against the frozen G-EMA, on the
   training images outside the reference set, before the Metropolis-Hastings correction;
-  the loop and the command give the same report, in its own file; the run is untouched."""
+  the loop and the command give the same report, in its own file."""
   smoke_config.eval.every = smoke_config.train.num_steps
   smoke_config.eval.metrics = "fd_anime"
   smoke_config.eval.num_real = 20
