@@ -46,7 +46,7 @@ rather than against wherever G's first proposal fell. A chain that takes no prop
 restarts from its first proposal (G's own sample) for as many proposals again, so no real
 point is ever returned (MH-GAN restarts such chains from a generated sample); the
 restarts' proposals come from fold_in(key, steps + t). On the toy ring data starts do as
-well as G starts, at 1.2-1.3x the proposals (benchmarks/README.md).
+well as G starts, at 1.1-1.3x the proposals (benchmarks/README.md).
 """
 
 from typing import Callable, NamedTuple, Optional, Tuple
