@@ -199,8 +199,7 @@ def make_sampler(config, generator, labels: Optional[np.ndarray] = None, discrim
   """
   psi = config.eval.get("truncation_psi", 1.0)
   mh_steps = config.eval.get("mh_steps", 0)
-  if mh_steps < 0:
-    raise ValueError(f"mh_steps must be >= 0, got {mh_steps}")
+  check_mh_options(config.eval)
   if mh_steps and discriminator is None:
     raise ValueError("eval.mh_steps needs the discriminator")
   center_latents = label_center_latents(config)

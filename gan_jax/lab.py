@@ -389,8 +389,7 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
                 else mixture.sample(jax.random.fold_in(key, 3), num))
       kept = rejection.metropolis_hastings(jax.random.fold_in(key, 2), propose, score, num,
                                            start=starts, **options)
-      # (a chain started at G's sample has proposed once more than its steps)
-      cost = kept.proposals_per_sample + (starts is None)
+      cost = kept.proposals_per_sample
     else:
       try:
         kept = rejection.rejection_sample(jax.random.fold_in(key, 2), propose, score, num,

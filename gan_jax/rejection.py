@@ -139,7 +139,8 @@ class Chains(NamedTuple):
   samples: np.ndarray      # (num, ...) each chain's state after its last proposal
   acceptance_rate: float   # moves accepted / proposals made, over every chain and step
   moved: float             # fraction of chains that left their start (restarted: its restart)
-  proposals_per_sample: float  # proposals made per chain (steps, more with restarts)
+  proposals_per_sample: float  # proposals of G per chain: its start when it is one, its
+                               # steps, and a restart's
 
 
 def mh_move(key: jax.Array, x: jax.Array, logits: jax.Array, proposal: jax.Array,
@@ -197,4 +198,5 @@ def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.
     moved = moved | (stuck & moved_again)
     proposals += int(stuck.sum()) * steps
   rate = int(accepted.sum()) / proposals if proposals else 0.0
-  return Chains(np.asarray(x), rate, float(moved.mean()), proposals / num)
+  drawn = proposals + (num if start is None else 0)  # (a start from G is a proposal too)
+  return Chains(np.asarray(x), rate, float(moved.mean()), drawn / num)

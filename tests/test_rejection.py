@@ -32,6 +32,13 @@ def true_log_ratio(x):
           + 0.5 * ((x - PROPOSAL_MEAN) / PROPOSAL_STD) ** 2)
 
 
+def assert_follows_the_target(x):
+  """20,000 draws `x` look like N(0, 1): mean, std (sampling errors ~0.007 and ~0.005) and
+  P(x > 1) = 0.1587."""
+  assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
+  assert abs(np.mean(x > 1.0) - 0.1587) < 0.01
+
+
 def test_acceptance_is_the_clipped_ratio_to_the_envelope():
   np.testing.assert_allclose(rejection.acceptance(jnp.array([0.0, -1.0, 2.0]), 1.0),
                              [math.exp(-1), math.exp(-2), 1.0], rtol=1e-6)
@@ -69,9 +76,7 @@ def test_with_the_optimal_d_the_kept_samples_follow_the_data():
                                       log_m=LOG_M, batch=5000)
   x = result.samples[:, 0]
   assert result.samples.shape == (20000, 1) and result.log_m == LOG_M
-  # Sampling error of the mean and std of 20,000 N(0, 1) draws: ~0.007 and ~0.005.
-  assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
-  assert abs(np.mean(x > 1.0) - 0.1587) < 0.01          # P(N(0, 1) > 1)
+  assert_follows_the_target(x)
   assert abs(result.acceptance_rate - math.exp(-LOG_M)) < 0.01
   assert result.proposed % 5000 == 0
 
@@ -111,10 +116,9 @@ def test_metropolis_hastings_chains_reach_the_data_and_start_at_g():
                                          steps=20)
   x = chains.samples[:, 0]
   # The independence sampler's distance to the target shrinks as (1 - 1/M)^t, 0.4^20 here.
-  assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
-  assert abs(np.mean(x > 1.0) - 0.1587) < 0.01
+  assert_follows_the_target(x)
   assert chains.moved > 0.99 and 0.5 < chains.acceptance_rate < 1.0
-  assert chains.proposals_per_sample == 20
+  assert chains.proposals_per_sample == 21  # its start and 20 steps
   start = rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 20000,
                                         steps=0)  # no step: G's own samples
   assert abs(start.samples.mean() - PROPOSAL_MEAN) < 0.05
@@ -129,8 +133,7 @@ def test_chains_started_at_data_reach_it_and_never_return_a_real_point():
   chains = rejection.metropolis_hastings(jax.random.PRNGKey(3), propose, true_log_ratio, 20000,
                                          steps=20, start=data)
   x = chains.samples[:, 0]
-  assert abs(x.mean()) < 0.03 and abs(x.std() - 1.0) < 0.03
-  assert abs(np.mean(x > 1.0) - 0.1587) < 0.01
+  assert_follows_the_target(x)
   assert chains.moved > 0.99 and not np.any(x == np.asarray(data[:, 0]))  # none at its start
   assert 20 <= chains.proposals_per_sample < 40  # restarted chains make 20 more
   # A D that rejects every proposal (it scores only the starts, far out at 100 + N(0, 1)):
