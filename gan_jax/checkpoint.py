@@ -22,9 +22,8 @@ PyTree = Any
 
 def _shapes(tree: PyTree) -> Dict[str, Tuple[Tuple[int, ...], str]]:
   """{'a/b/c': (shape, dtype)} of every array-like leaf, whatever the container types."""
-  def name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-  return {name(path): (tuple(leaf.shape), str(leaf.dtype))
+  return {jax.tree_util.keystr(path, simple=True, separator="/"): (tuple(leaf.shape),
+                                                                   str(leaf.dtype))
           for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
