@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN;
 # items 11-12: the ViT discriminator, without and with ViTGAN's fixes; item 13: consistency
-# regularisation; item 14: conditional StyleGAN2; item 15: D-corrected StyleGAN2 samples),
+# regularisation; item 14: conditional StyleGAN2; item 15: D-corrected StyleGAN2 samples;
+# item 16: BigGAN-deep),
 # in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
@@ -10,12 +11,12 @@
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
 # Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All
-# fifteen items take up to ~70 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
-# nine device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
+# sixteen items take up to ~75 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
+# ten device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
 # then ITEMS="9 10", then ITEMS="11", then ITEMS="12", then ITEMS="13", then ITEMS="14", then
-# ITEMS="15"); one session's 30 device minutes hold the first three.
+# ITEMS="15", then ITEMS="16"); one session's 30 device minutes hold the first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 15}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -159,4 +160,13 @@ if want 15; then
   timeout 240 python3 benchmarks/mh_images.py --workdir=/tmp/arch_mh/stylegan2 --tune=0,500 \
     --mh_steps=50 --num_samples=2000 --num_real=5000 --out=$OUT/mh_images_stylegan2.md \
     2>&1 | quiet | tail -8
+fi
+
+# 16. BigGAN-deep (configs/biggan_deep.py: biggan.py with two bottleneck blocks per resolution
+#     and all of z fed to every G block) for the same 3 minutes as item 9's BigGAN: throughput,
+#     the metrics and its tag hit rate beside BigGAN's (benchmarks/README.md has both on the CPU).
+if want 16; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/biggan_deep.py \
+    --source=zip:$ZIP --root=/tmp/arch --extra_metrics=biggan_deep=tag_hit_rate \
+    --out=$OUT/architectures_biggan_deep.jsonl 2>&1 | quiet | tail -3
 fi

@@ -114,8 +114,8 @@ def restore_generator(workdir: str, step: str = "latest"):
   restored = evaluate.restore_generator(workdir, step)
   if not data_lib.label_classes(restored[0].data):
     raise UserError(f"the run in {os.path.abspath(workdir)} is unconditional (config.data.labels "
-                    "is empty): train with configs/anime_tags.py, biggan.py or stylegan2_tags.py "
-                    "to choose colours")
+                    "is empty): train with configs/anime_tags.py, biggan.py, biggan_deep.py or "
+                    "stylegan2_tags.py to choose colours")
   return restored
 
 

@@ -18,9 +18,9 @@ RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "dragan", "sngan
 
 # The smoke runs of began and progan (with a resume) are tests/test_began.py's and
 # test_progan.py's; anime_tags' (with a resume) and biggan's (with evaluation)
-# tests/test_conditional.py's.
-@pytest.mark.parametrize("name", RECIPES + ["anime_tags", "began", "biggan", "progan", "toy_ring",
-                                            "toy_grid", "stylegan2_tags"])
+# tests/test_conditional.py's; biggan_deep's tests/test_biggan_deep.py's.
+@pytest.mark.parametrize("name", RECIPES + ["anime_tags", "began", "biggan", "biggan_deep",
+                                            "progan", "toy_ring", "toy_grid", "stylegan2_tags"])
 def test_full_config_validates(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   train.validate_config(config)

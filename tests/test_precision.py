@@ -15,10 +15,12 @@ _FAMILIES = {
     # SN layers in D: SpectralNorm must hand back a bf16 kernel (the ResNet family's D is
     # made of the same flax layers, so dcgan stands for both here).
     "dcgan": {"data.image_size": 8, "model.d_spectral_norm": True, "model.d_norm": "none"},
-    # With random noise and style mixing (path length in bf16 would double this test's
-    # compile time; tests/test_stylegan2.py trains with it in float32).
     # Self-attention, conditional BatchNorm from z chunks and SN layers in G.
     "biggan": {"data.image_size": 8, "model.latent_dim": 16, "model.attention": 8},
+    # Its bottleneck blocks, with BatchNorm conditional on all of z.
+    "biggan_deep": {"data.image_size": 8, "model.latent_dim": 16, "model.attention": 8},
+    # With random noise and style mixing (path length in bf16 would double this test's
+    # compile time; tests/test_stylegan2.py trains with it in float32).
     "stylegan2": {"model.mapping_layers": 2, "data.image_size": 8, "model.noise": "random",
                   "model.style_mixing": 0.9},
     # DCGAN's G against the transformer D (models/vit.py): its attention and MLP are matrix

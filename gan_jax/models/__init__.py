@@ -3,7 +3,8 @@
 Every family builds a pair of flax modules with one interface:
   generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
-Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan, stylegan2, progan)
+Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan, biggan_deep, stylegan2,
+progan)
 also build class-conditional pairs (`label_classes`, the classes per label head):
   generator.apply(variables, z, labels, train=...)
   discriminator.apply(variables, x, labels, train=..., return_aux=False)
@@ -17,7 +18,8 @@ toy lab's points. ProGAN's networks (models/progan.py) grow: both read the growt
 the train step sets in their batch_stats. BEGAN's discriminator (models/began.py) is an auto-encoder whose
 logits are minus its reconstruction errors; it pairs with the auto-encoder losses only.
 BigGAN (models/biggan.py) is the ResNet family with self-attention, hierarchical z, a shared
-class embedding and conditional BatchNorm in G.
+class embedding and conditional BatchNorm in G; BigGAN-deep (models/biggan_deep.py) the same
+with two bottleneck blocks per resolution and all of z fed to every G block.
 
 `config.model.discriminator` swaps the family's discriminator for another architecture
 (DISCRIMINATORS; '' keeps the family's own): 'vit' is a vision transformer
@@ -31,8 +33,8 @@ from typing import Callable, Optional, Sequence, Tuple
 import flax.linen as nn
 import jax
 
-from gan_jax.models import (began, biggan, conditional, dcgan, layers, mlp, progan, resnet,
-                            stylegan2, vit)
+from gan_jax.models import (began, biggan, biggan_deep, conditional, dcgan, layers, mlp, progan,
+                            resnet, stylegan2, vit)
 from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -88,6 +90,7 @@ MODELS.register("stylegan2")(stylegan2.build_stylegan2)
 MODELS.register("progan")(progan.build_progan)
 MODELS.register("began")(began.build_began)
 MODELS.register("biggan")(biggan.build_biggan)
+MODELS.register("biggan_deep")(biggan_deep.build_biggan_deep)
 
 
 DISCRIMINATORS: Registry[Callable[..., nn.Module]] = Registry("discriminator")
@@ -95,7 +98,7 @@ DISCRIMINATORS.register("vit")(vit.build_discriminator)
 # Families whose discriminator another architecture may replace: image families whose G
 # and D share nothing (not ProGAN's growth level, BEGAN's auto-encoder losses or the MLP's
 # points).
-SWAPPABLE_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2")
+SWAPPABLE_FAMILIES = ("dcgan", "resnet", "biggan", "biggan_deep", "stylegan2")
 
 
 def _swapped_discriminator(model_config, example_shape: Sequence[int],

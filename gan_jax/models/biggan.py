@@ -42,18 +42,18 @@ import jax.numpy as jnp
 from gan_jax.models import conditional, layers, resnet
 from gan_jax.models.dcgan import spectral_normalised
 
-_ORTHO = nn.initializers.orthogonal()
+ORTHOGONAL = nn.initializers.orthogonal()  # BigGAN's G_init and D_init 'ortho' (and BigGAN-deep's)
 # model.d_init: how D's residual blocks and class heads (projection embeddings, AC-GAN
 # heads) start. orthogonal: as every other kernel of G and D (BigGAN's D_init 'ortho');
 # resnet: as the SNGAN ResNet's D (He-scaled and Xavier uniform, the AC-GAN heads flax's
 # LeCun normal; this code's BigGAN D before 2026-11-24, which the CPU figures of
 # 2026-11-23 in benchmarks/README.md were measured with).
-D_INITS = {"orthogonal": _ORTHO, "resnet": None}
+D_INITS = {"orthogonal": ORTHOGONAL, "resnet": None}
 
 
-def _conv(features: int, size: int, use_bias: bool = True) -> nn.Conv:
+def orthogonal_conv(features: int, size: int, use_bias: bool = True) -> nn.Conv:
   """A size x size 'SAME' convolution with orthogonal initialisation (BigGAN's G_init)."""
-  return nn.Conv(features, (size, size), padding="SAME", use_bias=use_bias, kernel_init=_ORTHO)
+  return nn.Conv(features, (size, size), padding="SAME", use_bias=use_bias, kernel_init=ORTHOGONAL)
 
 
 def _max_pool(x: jax.Array) -> jax.Array:
@@ -82,16 +82,17 @@ class SelfAttention(nn.Module):
       raise ValueError(f"self-attention needs an even-sided map with >= 8 channels, got "
                        f"{x.shape[1:]}")
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
-    theta = sn(_conv(channels // 8, 1, use_bias=False), x).reshape(batch, -1, channels // 8)
-    phi = _max_pool(sn(_conv(channels // 8, 1, use_bias=False), x))
-    g = _max_pool(sn(_conv(channels // 2, 1, use_bias=False), x))
+    theta = sn(orthogonal_conv(channels // 8, 1, use_bias=False), x)
+    theta = theta.reshape(batch, -1, channels // 8)
+    phi = _max_pool(sn(orthogonal_conv(channels // 8, 1, use_bias=False), x))
+    g = _max_pool(sn(orthogonal_conv(channels // 2, 1, use_bias=False), x))
     phi = phi.reshape(batch, -1, channels // 8)
     g = g.reshape(batch, -1, channels // 2)
     logits = jnp.einsum("bqc,bkc->bqk", theta, phi, preferred_element_type=jnp.float32)
     weights = jax.nn.softmax(logits, axis=-1)
     attended = jnp.einsum("bqk,bkc->bqc", weights.astype(g.dtype), g)
     attended = attended.reshape(batch, height, width, channels // 2)
-    o = sn(_conv(channels, 1, use_bias=False), attended)
+    o = sn(orthogonal_conv(channels, 1, use_bias=False), attended)
     gamma = self.param("gamma", nn.initializers.zeros, ())
     out = x + gamma.astype(x.dtype) * o
     return (out, weights) if return_weights else out
@@ -109,7 +110,7 @@ class LinearConditionalBatchNorm(nn.Module):
   def __call__(self, x: jax.Array, y: jax.Array, *, train: bool) -> jax.Array:
     y = y.astype(x.dtype)
     linear = lambda name: spectral_normalised(
-        nn.Dense(x.shape[-1], use_bias=False, kernel_init=_ORTHO, name=name), y,
+        nn.Dense(x.shape[-1], use_bias=False, kernel_init=ORTHOGONAL, name=name), y,
         self.spectral_norm, train)
     return conditional.normalise_then_modulate(x, 1.0 + linear("gain"), linear("bias"),
                                                train=train, momentum=self.momentum,
@@ -134,10 +135,10 @@ class GBlock(nn.Module):
   def __call__(self, x: jax.Array, y: Optional[jax.Array], *, train: bool) -> jax.Array:
     sn = lambda layer, v: spectral_normalised(layer, v, self.spectral_norm, train)
     h = layers.upsample_nearest(nn.relu(_batch_norm(y, self.spectral_norm, train)(x)))
-    h = sn(_conv(self.features, 3), h)
+    h = sn(orthogonal_conv(self.features, 3), h)
     h = nn.relu(_batch_norm(y, self.spectral_norm, train)(h))
-    h = sn(_conv(self.features, 3), h)
-    return h + sn(_conv(self.features, 1), layers.upsample_nearest(x))
+    h = sn(orthogonal_conv(self.features, 3), h)
+    return h + sn(orthogonal_conv(self.features, 1), layers.upsample_nearest(x))
 
 
 def latent_chunks(latent_dim: int, image_size: int, hierarchical: bool) -> Tuple[int, ...]:
@@ -153,6 +154,18 @@ def latent_chunks(latent_dim: int, image_size: int, hierarchical: bool) -> Tuple
         f"use a multiple of {slots} (e.g. {slots * max(1, round(latent_dim / slots))}) or "
         "model.hierarchical_z=False")
   return (latent_dim // slots,) * slots
+
+
+def shared_embedding(labels: Optional[jax.Array], label_classes: Tuple[int, ...],
+                     shared_dim: int, dtype, train: bool) -> Optional[jax.Array]:
+  """BigGAN's shared class embedding, inside G's compact __call__: each head's label's
+  learned vector of `shared_dim` (orthogonal start), concatenated (batch, heads *
+  shared_dim) in `dtype`; None when unconditional."""
+  if not label_classes:
+    return None
+  embedded = conditional.LabelEmbedding(label_classes, shared_dim, embedding_init=ORTHOGONAL,
+                                        name="shared_embedding")(labels, train=train)
+  return embedded.reshape(embedded.shape[0], -1).astype(dtype)
 
 
 class Generator(nn.Module):
@@ -177,13 +190,9 @@ class Generator(nn.Module):
       z_parts = jnp.split(z, len(chunks), axis=-1)
     else:
       z_parts = [z] + [None] * (len(widths) - 1)
-    shared = None
-    if self.label_classes:
-      shared = conditional.LabelEmbedding(
-          self.label_classes, self.shared_dim, embedding_init=_ORTHO,
-          name="shared_embedding")(labels, train=train).reshape(z.shape[0], -1).astype(z.dtype)
+    shared = shared_embedding(labels, self.label_classes, self.shared_dim, z.dtype, train)
     sn = lambda layer, y: spectral_normalised(layer, y, self.spectral_norm, train)
-    x = sn(nn.Dense(4 * 4 * widths[0], kernel_init=_ORTHO), z_parts[0])
+    x = sn(nn.Dense(4 * 4 * widths[0], kernel_init=ORTHOGONAL), z_parts[0])
     x = x.reshape(z.shape[0], 4, 4, widths[0])
     for j, features in enumerate(widths[1:], start=1):
       parts = [p for p in (z_parts[j], shared) if p is not None]
@@ -192,7 +201,7 @@ class Generator(nn.Module):
       if x.shape[1] == self.attention:
         x = SelfAttention(self.spectral_norm)(x, train=train)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x))
-    return jnp.tanh(sn(_conv(self.channels, 3), x))
+    return jnp.tanh(sn(orthogonal_conv(self.channels, 3), x))
 
 
 class Discriminator(nn.Module):
@@ -224,14 +233,44 @@ class Discriminator(nn.Module):
       if x.shape[1] == self.attention and not attended:
         x = SelfAttention(self.spectral_norm)(x, train=train)
         attended = True
-    phi = jnp.sum(nn.relu(x), axis=(1, 2))
-    logit = spectral_normalised(nn.Dense(1, kernel_init=_ORTHO), phi, self.spectral_norm, train)
-    logit = logit.reshape(logit.shape[0])
-    if not self.label_classes and not return_aux and labels is None:
-      return logit
-    return conditional.discriminator_output(logit, phi, labels, self.label_classes, self.d_cond,
-                                            self.spectral_norm, train, return_aux,
-                                            kernel_init=init)
+    return sum_pooled_output(x, labels, self.label_classes, self.d_cond, self.spectral_norm,
+                             train, return_aux, init)
+
+
+def sum_pooled_output(x: jax.Array, labels: Optional[jax.Array], label_classes: Tuple[int, ...],
+                      d_cond: str, spectral_norm: bool, train: bool, return_aux: bool,
+                      init: Optional[nn.initializers.Initializer] = ORTHOGONAL):
+  """BigGAN's D head on its last feature map x (batch, H, W, C), inside a compact __call__:
+  ReLU, global sum pooling, a Dense logit, plus the projection term (and with `return_aux`
+  the AC-GAN class logits) when conditional; the class heads start from `init`."""
+  phi = jnp.sum(nn.relu(x), axis=(1, 2))
+  logit = spectral_normalised(nn.Dense(1, kernel_init=ORTHOGONAL), phi, spectral_norm, train)
+  logit = logit.reshape(logit.shape[0])
+  if not label_classes and not return_aux and labels is None:
+    return logit
+  return conditional.discriminator_output(logit, phi, labels, label_classes, d_cond,
+                                          spectral_norm, train, return_aux, kernel_init=init)
+
+
+def checked_attention(attention: int, image_size: int) -> int:
+  """model.attention, once checked to be 0 (none) or a side G's blocks produce (ValueError
+  otherwise, or for an unsupported image size)."""
+  sides = [4 * 2**j for j in range(1, resnet.num_blocks(image_size) + 1)]
+  if attention and attention not in sides:
+    raise ValueError(f"model.attention={attention}: choose 0 (none) or a side G's blocks "
+                     f"produce: {', '.join(map(str, sides))}")
+  return attention
+
+
+def conditional_fields(model_config, label_classes: Tuple[int, ...]) -> Tuple[dict, dict]:
+  """The conditional fields of BigGAN's G (label classes, shared_dim) and D (label classes,
+  d_cond, checked); both empty when unconditional."""
+  if not label_classes:
+    return {}, {}
+  d_cond = model_config.get("d_cond", "projection")
+  conditional.parse_d_cond(d_cond)
+  return (dict(label_classes=tuple(label_classes), shared_dim=model_config.get("shared_dim", 128)),
+          dict(label_classes=tuple(label_classes), d_cond=d_cond))
 
 
 def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = ()):
@@ -242,23 +281,13 @@ def build_biggan(model_config, example_shape, label_classes: Tuple[int, ...] = (
   d_spectral_norm (True), d_cond (projection), d_init (orthogonal).
   """
   image_size, channels = layers.square_images(example_shape, "BigGAN")
-  resnet.num_blocks(image_size)  # fail early on an unsupported size
-  attention = model_config.get("attention", 64)
-  sides = [4 * 2**j for j in range(1, resnet.num_blocks(image_size) + 1)]
-  if attention and attention not in sides:
-    raise ValueError(f"model.attention={attention}: choose 0 (none) or a side G's blocks "
-                     f"produce: {', '.join(map(str, sides))}")
+  attention = checked_attention(model_config.get("attention", 64), image_size)
   hierarchical = model_config.get("hierarchical_z", True)
   latent_chunks(model_config.latent_dim, image_size, hierarchical)  # fail early
-  d_cond = model_config.get("d_cond", "projection")
   d_init = model_config.get("d_init", "orthogonal")
   if d_init not in D_INITS:
     raise ValueError(f"unknown model.d_init {d_init!r}; choose from: {', '.join(D_INITS)}")
-  if label_classes:
-    conditional.parse_d_cond(d_cond)
-  cond_g = dict(label_classes=tuple(label_classes),
-                shared_dim=model_config.get("shared_dim", 128)) if label_classes else {}
-  cond_d = dict(label_classes=tuple(label_classes), d_cond=d_cond) if label_classes else {}
+  cond_g, cond_d = conditional_fields(model_config, label_classes)
   return (Generator(image_size=image_size, width=model_config.g_width, channels=channels,
                     spectral_norm=model_config.get("g_spectral_norm", True), attention=attention,
                     hierarchical_z=hierarchical, **cond_g),

@@ -1,5 +1,6 @@
 """Class conditioning shared by the model families that support labels (dcgan, resnet,
-biggan: its G conditions through a shared embedding, models/biggan.py; stylegan2: its
+biggan and biggan_deep: their G conditions through a shared embedding, models/biggan.py
+and biggan_deep.py; stylegan2: its
 mapping network reads z and the labels' embedding, models/stylegan2.py; progan).
 
 Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
@@ -34,7 +35,7 @@ from gan_jax.registry import check_choice
 
 D_CONDS = ("projection", "acgan", "projection+acgan")
 G_CONDS = ("concat", "cbn")
-CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "stylegan2", "progan")
+CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "biggan_deep", "stylegan2", "progan")
 
 
 def parse_d_cond(text: str) -> Tuple[bool, bool]:
