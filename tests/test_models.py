@@ -81,7 +81,8 @@ def test_train_mode_batchnorm_updates_running_statistics():
 
 
 def test_unknown_model_lists_valid_names():
-  with pytest.raises(ValueError, match=r"unknown model 'dcgna'; choose from: began, biggan, dcgan, mlp"):
+  with pytest.raises(ValueError, match=r"unknown model 'dcgna'; choose from: began, biggan, "
+                     r"biggan_deep, dcgan, mlp"):
     models.build_models(model_config(name="dcgna"), (64, 64, 3))
 
 
