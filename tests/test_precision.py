@@ -15,9 +15,9 @@ _FAMILIES = {
     # SN layers in D: SpectralNorm must hand back a bf16 kernel (the ResNet family's D is
     # made of the same flax layers, so dcgan stands for both here).
     "dcgan": {"data.image_size": 8, "model.d_spectral_norm": True, "model.d_norm": "none"},
-    # Self-attention, conditional BatchNorm from z chunks and SN layers in G.
-    "biggan": {"data.image_size": 8, "model.latent_dim": 16, "model.attention": 8},
-    # Its bottleneck blocks, with BatchNorm conditional on all of z.
+    # Self-attention, conditional BatchNorm from z and SN layers in G, in BigGAN-deep's
+    # bottleneck blocks: it stands for BigGAN too, whose blocks are the same flax layers
+    # (as dcgan stands for the ResNet family).
     "biggan_deep": {"data.image_size": 8, "model.latent_dim": 16, "model.attention": 8},
     # With random noise and style mixing (path length in bf16 would double this test's
     # compile time; tests/test_stylegan2.py trains with it in float32).
