@@ -349,22 +349,25 @@ def tune_against_ema(config, states: TrainState, seeds: Sequence[int],
 
 
 def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 2500,
-                   method: str = "rejection", **options) -> np.ndarray:
+                   method: str = "rejection", start: str = "generator",
+                   **options) -> np.ndarray:
   """(seeds, 2, 5) for `states` (stacked over `seeds`): rows `num` samples of each G-EMA
   from fresh latents, and `num` corrected with the state's D by `method`: 'rejection'
   (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile,
   gamma_quantile; rounds of 25,000 by default) or 'mh' (rejection.metropolis_hastings,
-  `options`: steps, and start 'generator' (the default) or 'data': chains started at `num`
-  fresh points of the mixture, MH-GAN's); columns modes covered, high-quality fraction,
+  `options`: steps), its chains started at G's proposals (`start` 'generator') or at `num`
+  fresh points of the mixture ('data', MH-GAN's; MH only); columns modes covered, high-quality fraction,
   mode imbalance (toy.mode_imbalance), acceptance rate (1 for the plain samples; MH: of the
   moves), proposals of G per sample (1 for the plain samples). UserError naming the seed
   whose rejection keeps too few.
   """
   if method not in ("rejection", "mh"):
     raise ValueError(f"unknown method {method!r}; choose from: mh, rejection")
-  start = options.pop("start", "generator") if method == "mh" else "generator"
   if start not in ("generator", "data"):
     raise ValueError(f"unknown MH start {start!r}; choose from: data, generator")
+  if start == "data" and method != "mh":
+    raise ValueError("start='data' starts MH chains at real points (method='mh'); "
+                     "rejection sampling only draws from G")
   mixture = data_lib.toy_mixture(config.data)
   generator, _ = train.make_models(config)
   sample_latent = latents.get_latent_sampler(config.model.latent_dist)

@@ -156,10 +156,9 @@ def mh_move(key: jax.Array, x: jax.Array, logits: jax.Array, proposal: jax.Array
 def _chain_steps(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
                  score: Callable[[jax.Array], jax.Array], x: jax.Array, steps: int,
                  offset: int = 0):
-  """(states, which chains moved, moves each chain accepted, the first proposals) of chains at
-  `x` after `steps` proposals, step t's from fold_in(key, offset + t)."""
+  """(states, moves each chain accepted, the first proposals) of chains at `x` after `steps`
+  proposals, step t's from fold_in(key, offset + t). A chain moved iff it accepted one."""
   logits = jnp.asarray(score(x), jnp.float32)
-  moved = jnp.zeros((len(x),), bool)
   accepted, first = jnp.zeros((len(x),), jnp.int32), None
   for t in range(offset + 1, offset + steps + 1):
     k_propose, k_accept = jax.random.split(jax.random.fold_in(key, t))
@@ -167,9 +166,8 @@ def _chain_steps(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
     first = proposal if first is None else first
     proposal_logits = jnp.asarray(score(proposal), jnp.float32)
     x, logits, accept = mh_move(k_accept, x, logits, proposal, proposal_logits)
-    moved = moved | accept
     accepted = accepted + accept
-  return x, moved, accepted, first
+  return x, accepted, first
 
 
 def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.Array],
@@ -187,16 +185,14 @@ def metropolis_hastings(key: jax.Array, propose: Callable[[jax.Array, int], jax.
     raise ValueError(f"chains started at data need steps >= 1 and num={num} starts, got "
                      f"{steps} and {len(start)}")
   x = propose(jax.random.fold_in(key, 0), num) if start is None else jnp.asarray(start)
-  x, moved, accepted, first = _chain_steps(key, propose, score, x, steps)
+  x, accepted, first = _chain_steps(key, propose, score, x, steps)
   proposals = num * steps
-  if start is not None and not bool(moved.all()):  # never a real point: restart from G
-    stuck = ~moved
-    again, moved_again, accepted_again, _ = _chain_steps(key, propose, score, first, steps,
-                                                         offset=steps)
+  stuck = accepted == 0
+  if start is not None and bool(stuck.any()):  # never a real point: restart from G
+    again, accepted_again, _ = _chain_steps(key, propose, score, first, steps, offset=steps)
     x = jnp.where(stuck.reshape(stuck.shape + (1,) * (x.ndim - 1)), again, x)
     accepted = accepted + jnp.where(stuck, accepted_again, 0)
-    moved = moved | (stuck & moved_again)
     proposals += int(stuck.sum()) * steps
   rate = int(accepted.sum()) / proposals if proposals else 0.0
   drawn = proposals + (num if start is None else 0)  # (a start from G is a proposal too)
-  return Chains(np.asarray(x), rate, float(moved.mean()), drawn / num)
+  return Chains(np.asarray(x), rate, float((accepted > 0).mean()), drawn / num)

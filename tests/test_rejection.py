@@ -151,6 +151,16 @@ def test_chains_started_at_data_reach_it_and_never_return_a_real_point():
                                   start=data[:2])
 
 
+def test_lab_rows_refuse_unknown_methods_and_starts_before_any_work():
+  config = toy_ring.get_config()
+  with pytest.raises(ValueError, match="unknown method 'gibbs'; choose from: mh, rejection"):
+    lab.rejection_rows(config, None, [0], method="gibbs")
+  with pytest.raises(ValueError, match="unknown MH start 'noise'; choose from: data, generator"):
+    lab.rejection_rows(config, None, [0], method="mh", start="noise")
+  with pytest.raises(ValueError, match="rejection sampling only draws from G"):
+    lab.rejection_rows(config, None, [0], start="data")
+
+
 def test_a_tuned_d_corrects_a_toy_generator():
   """The ring without a regulariser (G-EMA after 500 iterations: no mode has PacGAN's 8 of
   1,000 samples, 1% lie near one) and its D tuned for 2,000 more updates against it:
