@@ -46,17 +46,17 @@ def measure(workdir: str, step: str, tune: Sequence[int], mh_steps: Sequence[int
   config.eval.metrics, config.eval.num_samples = metrics, num_samples
   config.eval.num_real = num_real
   _, discriminator = train.make_models(config)
+  config.eval.mh_steps, config.eval.mh_tune = 0, 0
+  plain = evaluate.RunEvaluator(config, generator, out_dir, discriminator=discriminator)
   rows, tuning = [], "no images (no tuning asked for)"
   for target, k in [(0, 0)] + [(t, k) for t in tune for k in mh_steps if k]:
-    row_config = config.copy_and_resolve_references()
-    row_config.eval.mh_steps, row_config.eval.mh_tune = k, target
-    run_evaluator = evaluate.RunEvaluator(row_config, generator, out_dir,
-                                          discriminator=discriminator)
+    run_evaluator = plain.with_correction(k, target)  # the references decoded and featurised once
     report, _ = run_evaluator(step, state)
     tuning = run_evaluator.tuning_description or tuning
     taken = None
     if k:  # the report's record beside the metrics
-      with open(os.path.join(out_dir, "eval", f"step_{step}{evaluate.samples_suffix(row_config)}"
+      with open(os.path.join(out_dir, "eval", f"step_{step}"
+                             f"{evaluate.samples_suffix(run_evaluator.config)}"
                              ".json")) as f:
         taken = json.load(f)["mh_acceptance"]
     rows.append((target, k, report, taken))

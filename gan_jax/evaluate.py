@@ -13,6 +13,7 @@ compared on the same z. The same code evaluates periodically during training
 (`config.eval.every`, see gan_jax/train.py).
 """
 
+import copy
 import dataclasses
 import functools
 import json
@@ -308,6 +309,7 @@ class RunEvaluator:
 
   def __init__(self, config, generator, workdir: str, writes: bool = True, discriminator=None):
     self.config, self.writes = config, writes
+    self.generator, self.discriminator = generator, discriminator
     names = evaluator_lib.parse_metrics(config.eval.metrics)
     evaluator_lib.check_label_sets(names, config.data.get("labels", ""))
     # Held-out images when a metric needs them, or for the labelled metrics' real ceiling.
@@ -318,16 +320,37 @@ class RunEvaluator:
                                              sets.description, sets.train_labels,
                                              sets.heldout_labels)
     self.labels = eval_labels(config, sets.label_table)
-    self.sample = make_sampler(config, generator, self.labels, discriminator)
     self.directory = os.path.join(workdir, "eval")
+    self._decoded = {}  # tuning_images(config), decoded once; shared with with_correction's
+    self._prepare_sampling()
+
+  def _prepare_sampling(self) -> None:
+    """The sampler and, with config.eval.mh_tune, the D tuning and its images."""
+    config = self.config
+    self.sample = make_sampler(config, self.generator, self.labels, self.discriminator)
     self.tune_updates = config.eval.get("mh_tune", 0)
     self.tuning_description = ""  # which images D is tuned on ('' without tuning)
     if self.tune_updates:
       from gan_jax import d_tuning  # pylint: disable=g-import-not-at-top
-      self.tune = d_tuning.make_tuner(config, generator, discriminator,
+      self.tune = d_tuning.make_tuner(config, self.generator, self.discriminator,
                                       config.eval.get("mh_tune_loss", ""))
+      if "tuning" not in self._decoded:
+        self._decoded["tuning"] = tuning_images(config)
       (self.tuning_images, self.tuning_labels, self.tuning_rows,
-       self.tuning_description) = tuning_images(config)
+       self.tuning_description) = self._decoded["tuning"]
+
+  def with_correction(self, mh_steps: int, mh_tune: int) -> "RunEvaluator":
+    """This evaluator with config.eval.mh_steps and mh_tune replaced (the D correction and
+    its tuning): the same reference images, their features (computed once for all such
+    evaluators) and tuning images; its own sampler and tuner. ValueError for options that
+    check_mh_options refuses."""
+    config = self.config.copy_and_resolve_references()
+    config.eval.mh_steps, config.eval.mh_tune = mh_steps, mh_tune
+    check_mh_options(config.eval, self.discriminator)
+    variant = copy.copy(self)
+    variant.config = config
+    variant._prepare_sampling()  # pylint: disable=protected-access
+    return variant
 
   def __call__(self, step: int, state) -> Tuple[Dict[str, Any], Dict[str, float]]:
     """(report, scalars) for the generator of the TrainState `state`, saved at `step`

@@ -197,17 +197,27 @@ def test_weight_drift_reads_kernels_with_several_outputs_only():
     weight_drift.group(both, "Attention")
 
 
-def test_mh_images_reports_plain_and_corrected_samples_after_each_tuning(tmp_path, smoke_config):
+def test_mh_images_reports_plain_and_corrected_samples_after_each_tuning(tmp_path, smoke_config,
+                                                                        monkeypatch):
   """benchmarks/mh_images.py: the plain samples, then every tuning with every MH length,
-  each row what `evaluate --mh_steps=K --mh_tune=N` reports, written to a scratch folder."""
+  each row what `evaluate --mh_steps=K --mh_tune=N` reports, written to a scratch folder;
+  the reference images are featurised, and the tuning images decoded, once for all rows."""
   import mh_images  # pylint: disable=g-import-not-at-top
   from gan_jax import evaluate, train  # pylint: disable=g-import-not-at-top
+  from gan_jax.metrics import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
   smoke_config.optim.d_lr = 0.02  # a D whose logits spread within a few steps
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(smoke_config, workdir)
-  _, tuning, rows = mh_images.measure(workdir, "latest", [3], [0, 2], "fd_anime", 32, 20,
+  featurised, decoded = [], []
+  compute, tuning_images = evaluator_lib.FeatureNetworks.compute, evaluate.tuning_images
+  monkeypatch.setattr(evaluator_lib.FeatureNetworks, "compute", lambda self, name, images: (
+      featurised.append(len(images)) or compute(self, name, images)))
+  monkeypatch.setattr(evaluate, "tuning_images", lambda config: (
+      decoded.append(1) or tuning_images(config)))
+  _, tuning, rows = mh_images.measure(workdir, "latest", [3], [0, 2, 1], "fd_anime", 32, 20,
                                       str(tmp_path / "scratch"))
-  assert [(tune, k) for tune, k, _, _ in rows] == [(0, 0), (3, 2)]
+  assert [(tune, k) for tune, k, _, _ in rows] == [(0, 0), (3, 2), (3, 1)]
+  assert sorted(featurised) == [20, 32, 32, 32] and decoded == [1]  # references once
   assert rows[0][3] is None and all(0 < taken <= 1 for _, _, _, taken in rows[1:])
   assert tuning.endswith(" training images outside the reference set")
   assert not os.path.exists(os.path.join(workdir, "eval"))  # the run's own reports untouched
