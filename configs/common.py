@@ -67,10 +67,14 @@ def optim(lr: float = 2e-4, betas=(0.5, 0.999)) -> ml_collections.ConfigDict:
   config.d_orthogonal_reg = 0.0  # the same for D's kernels
   # Both learning rates times a function of the iteration (gan_jax/optim.py: SCHEDULES):
   # constant | linear (1 until decay_start, then down to 0 at decay_iterations, as WGAN-GP's
-  # and SNGAN's code decay) | step (x decay_factor every decay_every iterations, as BEGAN's).
+  # and SNGAN's code decay) | cosine (1 until decay_start, then a half cosine down to
+  # decay_final at decay_iterations, as R3GAN's) | step (x decay_factor every decay_every
+  # iterations, as BEGAN's).
   config.schedule = "constant"
-  config.decay_start = 0       # linear: the iteration where the decay starts
-  config.decay_iterations = 0  # linear: the iteration where the rate reaches 0 (0: train.num_steps)
+  config.decay_start = 0       # linear, cosine: the iteration where the decay starts
+  config.decay_iterations = 0  # linear, cosine: the iteration where the decay ends (0:
+                               # train.num_steps)
+  config.decay_final = 0.0     # cosine: the multiplier it ends at
   config.decay_every = 0       # step: iterations between two decays
   config.decay_factor = 0.5    # step: the multiplier at each decay
   return config

@@ -8,9 +8,10 @@ regulariser (`g_orthogonal_reg`, `d_orthogonal_reg`: BigGAN's orthogonal
 regularisation) goes first, so the optimizer sees the regularised gradient.
 
 `config.optim.schedule` scales both learning rates by a function of the training
-iteration (SCHEDULES: constant, linear decay to 0 as in WGAN-GP's and SNGAN's code, step
-decay as in BEGAN's). The iteration is each network's update count, D's divided by
-d_steps (D takes d_steps updates per iteration), so both networks follow the same curve;
+iteration (SCHEDULES: constant, linear decay to 0 as in WGAN-GP's and SNGAN's code, cosine
+decay to a fraction as in R3GAN's, step decay as in BEGAN's). The iteration is each
+network's update count, D's divided by d_steps (D takes d_steps updates per iteration), so
+both networks follow the same curve;
 the count lives in the optimizer state, so a resumed run continues the curve exactly.
 The constant schedule leaves the learning rate a number: the same optimizer state and
 program as before schedules existed.
@@ -71,6 +72,23 @@ def linear(optim_config, num_steps: int) -> Schedule:
                      f"train.num_steps = {num_steps}); got decay_start={start}, "
                      f"decay_iterations={end}")
   return lambda t: jnp.clip((end - t) / (end - start), 0.0, 1.0)
+
+
+@SCHEDULES.register("cosine")
+def cosine(optim_config, num_steps: int) -> Schedule:
+  """1 until optim.decay_start, then down a half cosine to optim.decay_final at
+  optim.decay_iterations (0: the run's train.num_steps), decay_final after (R3GAN's decay)."""
+  start = optim_config.get("decay_start", 0)
+  end = optim_config.get("decay_iterations", 0) or num_steps
+  final = optim_config.get("decay_final", 0.0)
+  if start < 0 or end <= start or not 0.0 <= final <= 1.0:
+    raise ValueError(f"the cosine schedule needs 0 <= decay_start < decay_iterations (0: "
+                     f"train.num_steps = {num_steps}) and 0 <= decay_final <= 1; got "
+                     f"decay_start={start}, decay_iterations={end}, decay_final={final}")
+  def multiplier(t):
+    progress = jnp.clip((t - start) / (end - start), 0.0, 1.0)
+    return final + (1.0 - final) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+  return multiplier
 
 
 @SCHEDULES.register("step")

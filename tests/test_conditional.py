@@ -188,7 +188,7 @@ def nn_input_of_last_conv(d, variables, x):
 def test_families_without_label_support_say_so():
   cfg = ml_collections.ConfigDict(dict(name="began", g_width=4, d_width=4))
   with pytest.raises(ValueError, match="'began' does not support class labels.*dcgan, resnet, "
-                                       "biggan, biggan_deep, stylegan2, progan"):
+                                       "biggan, biggan_deep, stylegan2, progan, r3gan"):
     models.build_models(cfg, (8, 8, 3), (13, 13))
   g, _ = models.build_models(model_config("dcgan"), (8, 8, 3))
   z = jnp.zeros((2, 6))

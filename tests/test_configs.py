@@ -13,7 +13,7 @@ from test_train import read_metrics
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
 RECIPES = ["dcgan", "anime", "gan", "lsgan", "wgan", "wgan_gp", "dragan", "sngan", "sngan_resnet",
-           "stylegan2", "vit_d"]
+           "stylegan2", "vit_d", "r3gan"]
 
 
 # The smoke runs of began and progan (with a resume) are tests/test_began.py's and
@@ -45,6 +45,9 @@ def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
     assert rows[-1]["dragan_penalty"] > 0
   if name == "stylegan2":
     assert "r1_penalty" in rows[-1]  # lazy R1 (every 16): applied at iteration 0 of each 16
+  if name == "r3gan":  # RpGAN with R1 and R2, the rate on its cosine
+    assert rows[-1]["r1_penalty"] > 0 and rows[-1]["r2_penalty"] > 0
+    assert rows[0]["g_lr"] == pytest.approx(2e-4) and rows[-1]["g_lr"] < 2e-4
   if name == "vit_d":
     assert "block_0" in state.d_params and "r1_penalty" in rows[-1]
   if name == "sngan":

@@ -31,6 +31,13 @@ def test_schedules_by_hand():
   np.testing.assert_allclose(curve(to_the_end, [0, 5, 10], num_steps=10), [1, 0.5, 0])
   stepped = optim_config(schedule="step", decay_every=3, decay_factor=0.5)
   np.testing.assert_allclose(curve(stepped, [0, 2, 3, 6, 7]), [1, 1, 0.5, 0.25, 0.25])
+  # Half a cosine from 1 to decay_final: at a quarter of the way 0.25 + 0.75 (1 + cos(pi/4))
+  # / 2 = 0.890165, halfway the mean of the ends, three quarters 0.359835.
+  cosine = optim_config(schedule="cosine", decay_start=2, decay_iterations=10, decay_final=0.25)
+  np.testing.assert_allclose(curve(cosine, [0, 2, 4, 6, 8, 10, 15]),
+                             [1, 1, 0.890165, 0.625, 0.359835, 0.25, 0.25], rtol=1e-5)
+  np.testing.assert_allclose(curve(optim_config(schedule="cosine"), [0, 5, 10], num_steps=10),
+                             [1, 0.5, 0], atol=1e-6)  # decay_final 0, to the run's end
 
 
 def sgd_steps(config, network, count, d_steps=1):
@@ -58,7 +65,8 @@ def test_the_constant_schedule_keeps_the_optimizer_state_of_a_plain_rate():
   """So checkpoints from before schedules existed still restore."""
   params = {"w": jnp.zeros(3)}
   plain = common.optim()
-  for name in ("schedule", "decay_start", "decay_iterations", "decay_every", "decay_factor"):
+  for name in ("schedule", "decay_start", "decay_iterations", "decay_final", "decay_every",
+               "decay_factor"):
     del plain[name]
   for network in ("g", "d"):
     a = optim.make_optimizer(plain, network).init(params)
@@ -67,8 +75,10 @@ def test_the_constant_schedule_keeps_the_optimizer_state_of_a_plain_rate():
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"schedule": "cosine"}, "config.optim.schedule: unknown learning-rate schedule 'cosine'; "
-                             "choose from: constant, linear, step"),
+    ({"schedule": "cosin"}, "config.optim.schedule: unknown learning-rate schedule 'cosin'; "
+                            "choose from: constant, cosine, linear, step"),
+    ({"schedule": "cosine", "decay_final": 1.5}, "config.optim: the cosine schedule needs "
+     r"0 <= decay_start < decay_iterations \(0: train.num_steps = 20\) and 0 <= decay_final"),
     ({"schedule": "linear", "decay_start": 30, "decay_iterations": 0},
      "config.optim: the linear schedule needs 0 <= decay_start < decay_iterations "
      r"\(0: train.num_steps = 20\); got decay_start=30, decay_iterations=20"),

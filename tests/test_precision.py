@@ -23,6 +23,9 @@ _FAMILIES = {
     # compile time; tests/test_stylegan2.py trains with it in float32).
     "stylegan2": {"model.mapping_layers": 2, "data.image_size": 8, "model.noise": "random",
                   "model.style_mixing": 0.9},
+    # R3GAN: grouped convolutions, a learned basis and biases outside flax's layers.
+    "r3gan": {"data.image_size": 8, "model.max_channels": 16, "model.group_width": 4,
+              "model.blocks_per_stage": 1},
     # DCGAN's G against the transformer D (models/vit.py): its attention and MLP are matrix
     # products (dot_general), checked too (SN's float32 power iteration is dcgan's case).
     "vit": {"model.name": "dcgan", "model.discriminator": "vit", "data.image_size": 8},

@@ -239,7 +239,8 @@ def test_model_discriminator_swaps_the_family_d_and_refuses_what_it_cannot_pair(
   with pytest.raises(ValueError, match="unknown discriminator 'vits'; choose from: vit"):
     models.build_models(_config(discriminator="vits").model, (16, 16, 3))
   with pytest.raises(ValueError, match="model.discriminator='vit' replaces the discriminator of "
-                                       "dcgan, resnet, biggan, biggan_deep, stylegan2; "
+                                       "dcgan, resnet, biggan, biggan_deep, stylegan2, "
+                                       "r3gan; "
                                        "model.name='progan'"):
     models.build_models(_config(name="progan").model, (16, 16, 3))
   with pytest.raises(ValueError, match="model.vit.patch_size must divide the image size 16, "

@@ -4,8 +4,7 @@ Every family builds a pair of flax modules with one interface:
   generator.apply(variables, z, train=...)       -> samples (batch, *example_shape)
   discriminator.apply(variables, x, train=...)   -> logits, shape (batch,)
 Families in conditional.CONDITIONAL_FAMILIES (dcgan, resnet, biggan, biggan_deep, stylegan2,
-progan)
-also build class-conditional pairs (`label_classes`, the classes per label head):
+progan, r3gan) also build class-conditional pairs (`label_classes`, the classes per label head):
   generator.apply(variables, z, labels, train=...)
   discriminator.apply(variables, x, labels, train=..., return_aux=False)
 with int32 labels (batch, heads); see models/conditional.py.
@@ -19,7 +18,8 @@ the train step sets in their batch_stats. BEGAN's discriminator (models/began.py
 logits are minus its reconstruction errors; it pairs with the auto-encoder losses only.
 BigGAN (models/biggan.py) is the ResNet family with self-attention, hierarchical z, a shared
 class embedding and conditional BatchNorm in G; BigGAN-deep (models/biggan_deep.py) the same
-with two bottleneck blocks per resolution and all of z fed to every G block.
+with two bottleneck blocks per resolution and all of z fed to every G block. R3GAN
+(models/r3gan.py) is a normalisation-free ResNet of grouped inverted-bottleneck blocks.
 
 `config.model.discriminator` swaps the family's discriminator for another architecture
 (DISCRIMINATORS; '' keeps the family's own): 'vit' is a vision transformer
@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax
 
 from gan_jax.models import (began, biggan, biggan_deep, conditional, dcgan, layers, mlp, progan,
-                            resnet, stylegan2, vit)
+                            r3gan, resnet, stylegan2, vit)
 from gan_jax.registry import Registry, check_choice
 
 ModelPair = Tuple[nn.Module, nn.Module]
@@ -91,6 +91,7 @@ MODELS.register("progan")(progan.build_progan)
 MODELS.register("began")(began.build_began)
 MODELS.register("biggan")(biggan.build_biggan)
 MODELS.register("biggan_deep")(biggan_deep.build_biggan_deep)
+MODELS.register("r3gan")(r3gan.build_r3gan)
 
 
 DISCRIMINATORS: Registry[Callable[..., nn.Module]] = Registry("discriminator")
@@ -98,7 +99,7 @@ DISCRIMINATORS.register("vit")(vit.build_discriminator)
 # Families whose discriminator another architecture may replace: image families whose G
 # and D share nothing (not ProGAN's growth level, BEGAN's auto-encoder losses or the MLP's
 # points).
-SWAPPABLE_FAMILIES = ("dcgan", "resnet", "biggan", "biggan_deep", "stylegan2")
+SWAPPABLE_FAMILIES = ("dcgan", "resnet", "biggan", "biggan_deep", "stylegan2", "r3gan")
 
 
 def _swapped_discriminator(model_config, example_shape: Sequence[int],

@@ -1,7 +1,7 @@
 """Class conditioning shared by the model families that support labels (dcgan, resnet,
 biggan and biggan_deep: their G conditions through a shared embedding, models/biggan.py
 and biggan_deep.py; stylegan2: its
-mapping network reads z and the labels' embedding, models/stylegan2.py; progan).
+mapping network reads z and the labels' embedding, models/stylegan2.py; progan; r3gan).
 
 Labels are int32 (batch, num_heads): one class per head (e.g. hair colour and
 eye colour, gan_jax/data/labels.py), `label_classes` the classes per head.
@@ -35,7 +35,8 @@ from gan_jax.registry import check_choice
 
 D_CONDS = ("projection", "acgan", "projection+acgan")
 G_CONDS = ("concat", "cbn")
-CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "biggan_deep", "stylegan2", "progan")
+CONDITIONAL_FAMILIES = ("dcgan", "resnet", "biggan", "biggan_deep", "stylegan2", "progan",
+                        "r3gan")
 
 
 def parse_d_cond(text: str) -> Tuple[bool, bool]:

@@ -112,7 +112,7 @@ def lrelu(x: jax.Array) -> jax.Array:
   return nn.leaky_relu(x, 0.2) * _LRELU_GAIN
 
 
-def _upsample_matrix(n: int) -> np.ndarray:
+def upsample_matrix(n: int) -> np.ndarray:
   """(2n, n) bilinear x2 interpolation: row 2i = 0.25 x[i-1] + 0.75 x[i], row 2i+1 =
   0.75 x[i] + 0.25 x[i+1], with x[-1] = x[0] and x[n] = x[n-1] (edges repeated)."""
   m = np.zeros((2 * n, n), np.float32)
@@ -130,8 +130,8 @@ def upsample2x(x: jax.Array) -> jax.Array:
   Written as two small matrix products with constant interpolation matrices,
   which XLA compiles much faster than the equivalent pads, slices and interleaves.
   """
-  uh = jnp.asarray(_upsample_matrix(x.shape[1]), x.dtype)
-  uw = jnp.asarray(_upsample_matrix(x.shape[2]), x.dtype)
+  uh = jnp.asarray(upsample_matrix(x.shape[1]), x.dtype)
+  uw = jnp.asarray(upsample_matrix(x.shape[2]), x.dtype)
   return jnp.einsum("ih,nhwc,jw->nijc", uh, x, uw)
 
 
