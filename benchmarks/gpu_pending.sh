@@ -2,7 +2,7 @@
 # The GPU measurements still owed (issue 7; item 7: BEGAN; item 8: ProGAN; item 9: BigGAN;
 # items 11-12: the ViT discriminator, without and with ViTGAN's fixes; item 13: consistency
 # regularisation; item 14: conditional StyleGAN2; item 15: D-corrected StyleGAN2 samples;
-# item 16: BigGAN-deep),
+# item 16: BigGAN-deep; item 17: R3GAN),
 # in the order of their value, each
 # bounded by `timeout` so that a device call (600 s at most) ends with what it got. Run from the
 # repository root on the GPU machine, with the packages it lacks installed and one anime zip
@@ -11,12 +11,13 @@
 #   ZIP=carry/data/faces64-000.zip OUT=/tmp/out bash benchmarks/gpu_pending.sh
 #
 # Every JSON row lands in $OUT; copy them into benchmarks/README.md with the date. All
-# sixteen items take up to ~75 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
-# ten device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
+# seventeen items take up to ~85 minutes: ITEMS="1 2 3" (default: all) runs a subset, so that
+# eleven device calls of 600 s cover them (ITEMS="1 2 3 4", then ITEMS="5 6 7", then ITEMS="8",
 # then ITEMS="9 10", then ITEMS="11", then ITEMS="12", then ITEMS="13", then ITEMS="14", then
-# ITEMS="15", then ITEMS="16"); one session's 30 device minutes hold the first three.
+# ITEMS="15", then ITEMS="16", then ITEMS="17"); one session's 30 device minutes hold the
+# first three.
 set -u
-ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16}
+ITEMS=${ITEMS:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17}
 want() { [[ " $ITEMS " == *" $1 "* ]]; }
 ZIP=${ZIP:?set ZIP to one faces64-*.zip}
 OUT=${OUT:?set OUT to a folder for the results}
@@ -169,4 +170,13 @@ if want 16; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/biggan_deep.py \
     --source=zip:$ZIP --root=/tmp/arch --extra_metrics=biggan_deep=tag_hit_rate \
     --out=$OUT/architectures_biggan_deep.jsonl 2>&1 | quiet | tail -3
+fi
+
+# 17. R3GAN (configs/r3gan.py: RpGAN + R1 + R2 on a normalisation-free grouped-bottleneck
+#     ResNet) for the 3 minutes benchmarks/architectures.md gave DCGAN, SNGAN-ResNet and
+#     StyleGAN2, at 64x64 with the FFHQ-64 widths, then its bf16 throughput at batch 64.
+if want 17; then
+  timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/r3gan.py \
+    --source=zip:$ZIP --root=/tmp/arch --out=$OUT/architectures_r3gan.jsonl 2>&1 | quiet | tail -3
+  throughput 150 --config=configs/r3gan.py --iters=20 --batches=64 --dtypes=float32,bfloat16
 fi

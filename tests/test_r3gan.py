@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gan_jax import models
-from gan_jax.models import r3gan, stylegan2
+from gan_jax.models import layers, r3gan, stylegan2
 
 pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
 
@@ -35,8 +35,7 @@ def test_a_block_widens_groups_narrows_and_starts_as_the_identity():
   assert params["grouped"]["kernel"].shape == (3, 3, 16, 64)  # 4 groups of 16 channels
   assert params["narrow"]["kernel"].shape == (1, 1, 64, 32)
   assert params["act1"]["bias"].shape == params["act2"]["bias"].shape == (64,)
-  assert not any("bias" in name for name in ("expand", "grouped", "narrow")
-                 if "bias" in params[name])  # convolutions without biases
+  assert all(set(params[name]) == {"kernel"} for name in ("expand", "grouped", "narrow"))
   np.testing.assert_array_equal(block.apply(variables, x), x)  # last conv at zero
   moved = jax.tree.map(lambda p: p, variables)
   moved["params"]["narrow"]["kernel"] = jnp.full((1, 1, 64, 32), 0.01)
@@ -48,6 +47,37 @@ def test_a_block_widens_groups_narrows_and_starts_as_the_identity():
   np.testing.assert_allclose(np.std(big["expand"]["kernel"]), gain / np.sqrt(256), rtol=0.02)
   np.testing.assert_allclose(np.std(big["grouped"]["kernel"]), gain / np.sqrt(9 * 16),
                              rtol=0.02)
+
+
+def test_the_grouped_conv_forms_agree_to_second_derivatives():
+  """taps (a matrix product per kernel tap) computes lax's grouped convolution, with the same
+  gradients and the same gradient of an input-gradient penalty (R1's double backward)."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 5, 6, 8))
+  kernel = jax.random.normal(jax.random.PRNGKey(2), (3, 3, 8, 12))
+  np.testing.assert_allclose(layers.grouped_conv_taps(x, kernel, 1),  # one group: a conv
+                             jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                                          dimension_numbers=("NHWC", "HWIO",
+                                                                             "NHWC")),
+                             rtol=1e-5, atol=1e-4)
+  groups = 4
+  forms = {impl: layers.GroupedConv(12, 3, groups, impl=impl) for impl in ("lax", "taps")}
+  variables = forms["lax"].init(jax.random.PRNGKey(1), x)
+  assert variables["params"]["kernel"].shape == (3, 3, 8 // groups, 12)
+
+  def penalty(params, x, impl):
+    d = lambda x: jnp.tanh(forms[impl].apply({"params": params}, x)).sum()
+    return jnp.sum(jax.grad(d)(x) ** 2) + d(x)
+
+  out = {impl: forms[impl].apply(variables, x) for impl in forms}
+  np.testing.assert_allclose(out["taps"], out["lax"], rtol=1e-5, atol=1e-5)
+  grads = {impl: jax.grad(penalty, argnums=(0, 1))(variables["params"], x, impl)
+           for impl in forms}
+  for a, b in zip(jax.tree.leaves(grads["taps"]), jax.tree.leaves(grads["lax"])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  assert layers.resolve_grouped_conv("auto", "cpu") == "taps"
+  assert layers.resolve_grouped_conv("auto", "gpu") == "lax"
+  with pytest.raises(ValueError, match="unknown model.grouped_conv 'fft'; choose from: lax, taps"):
+    layers.resolve_grouped_conv("fft")
 
 
 def test_the_resampling_filters_are_bilinear_and_adjoint():

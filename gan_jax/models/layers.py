@@ -1,7 +1,7 @@
 """Layers shared by the model families."""
 
 import math
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -197,3 +197,61 @@ class DownConv(nn.Module):
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return y
+
+
+GROUPED_CONV_IMPLS = ("lax", "taps")
+
+
+def grouped_conv_taps(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
+  """A stride-1 'SAME' grouped convolution of NHWC `x` with an odd-sized HWIO `kernel`
+  (kh, kw, C / groups, out), as lax.conv_general_dilated(feature_group_count=groups)
+  computes it, written as one matrix product per kernel tap batched over the groups, so
+  that its gradients (and a penalty's second derivatives) are matrix products too: XLA's
+  CPU backend computes a grouped convolution's kernel gradient ~45x slower than this
+  (benchmarks/README.md, "R3GAN")."""
+  n, h, w, _ = x.shape
+  kh, kw, per_group, out = kernel.shape
+  if kh % 2 == 0 or kw % 2 == 0:
+    raise ValueError(f"grouped_conv_taps needs an odd kernel size, got {kh}x{kw}")
+  x = x.reshape(n, h, w, groups, per_group).transpose(3, 0, 1, 2, 4)  # (G, N, H, W, C / G)
+  x = jnp.pad(x, ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+  taps = kernel.reshape(kh, kw, per_group, groups, out // groups).transpose(0, 1, 3, 2, 4)
+  y = sum(jnp.einsum("gnhwi,gio->gnhwo", x[:, :, a:a + h, b:b + w], taps[a, b])
+          for a in range(kh) for b in range(kw))
+  return y.transpose(1, 2, 3, 0, 4).reshape(n, h, w, out)
+
+
+def resolve_grouped_conv(name: str, backend: Optional[str] = None) -> str:
+  """The grouped-convolution form `name` names; 'auto' is taps on the CPU (measured faster
+  there) and lax elsewhere (cuDNN's grouped convolutions)."""
+  if name == "auto":
+    return "taps" if (backend or jax.default_backend()) == "cpu" else "lax"
+  check_choice("model.grouped_conv", name, GROUPED_CONV_IMPLS)
+  return name
+
+
+class GroupedConv(nn.Module):
+  """nn.Conv(features, (size, size), padding='SAME', feature_group_count=groups,
+  use_bias=False): the same function and `kernel` parameter, computed by `impl`: lax (the
+  grouped convolution itself) or taps (grouped_conv_taps; for one group, the plain
+  convolution, which is 2x faster than taps on the CPU)."""
+  features: int
+  size: int
+  groups: int
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  impl: str = "lax"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    check_choice("GroupedConv impl", self.impl, GROUPED_CONV_IMPLS)
+    channels = x.shape[-1]
+    if channels % self.groups or self.features % self.groups:
+      raise ValueError(f"{self.groups} groups must divide the {channels} input and "
+                       f"{self.features} output channels")
+    kernel = self.param("kernel", self.kernel_init,
+                        (self.size, self.size, channels // self.groups, self.features))
+    kernel = kernel.astype(x.dtype)
+    if self.impl == "taps" and self.groups > 1:  # (one group: a plain conv, fast everywhere)
+      return grouped_conv_taps(x, kernel, self.groups)
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMENSIONS,
+                                        feature_group_count=self.groups)
