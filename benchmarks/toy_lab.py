@@ -11,6 +11,7 @@ samples) as mean +/- std and min over seeds.
 
 import argparse
 import os
+import shlex
 import sys
 import time
 
@@ -29,6 +30,16 @@ REGULARISERS = {  # name -> config overrides (section, key, value)
     "WGAN-GP, weight 10": [("penalty", "use", "wgan_gp")],
     "DRAGAN, weight 1": [("penalty", "use", "dragan"), ("penalty.dragan", "weight", 1.0)],
     "R1, weight 0.1": [("penalty", "use", "r1"), ("penalty.r1", "weight", 0.1)],
+    "R1 + R2, weight 0.1 each": [("penalty", "use", "r1,r2"), ("penalty.r1", "weight", 0.1),
+                                 ("penalty.r2", "weight", 0.1)],
+    "RpGAN loss, R1 weight 0.1": [("loss", "name", "relativistic"), ("penalty", "use", "r1"),
+                                  ("penalty.r1", "weight", 0.1)],
+    "RpGAN loss, R1 + R2 weight 0.1 each (R3GAN's objective)": [
+        ("loss", "name", "relativistic"), ("penalty", "use", "r1,r2"),
+        ("penalty.r1", "weight", 0.1), ("penalty.r2", "weight", 0.1)],
+    "RpGAN loss, R1 + R2 weight 1 each": [
+        ("loss", "name", "relativistic"), ("penalty", "use", "r1,r2"),
+        ("penalty.r1", "weight", 1.0), ("penalty.r2", "weight", 1.0)],
     "weight clip 0.01": [("constraint", "d", "weight_clip")],
     "WGAN-GP recipe: Wasserstein loss, GP 10, 5 critic steps, Adam 1e-4": [
         ("loss", "name", "wasserstein"), ("penalty", "use", "wgan_gp"), ("train", "d_steps", 5),
@@ -94,7 +105,10 @@ def main():
   parser.add_argument("--ring_steps", type=int, default=2000)
   parser.add_argument("--grid_steps", type=int, default=4000)
   parser.add_argument("--grid_seeds", type=int, default=5)
-  parser.add_argument("--theory_seeds", type=int, default=5)
+  parser.add_argument("--theory_seeds", type=int, default=5, help="0: skip the claims")
+  parser.add_argument("--only", default="",
+                      help="comma-separated pieces of regulariser names: only the rows whose "
+                      "name contains one ('': all)")
   parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "toy_lab_results.md"))
   args = parser.parse_args()
   lines = [
@@ -102,21 +116,30 @@ def main():
       "",
       f"Command: `python benchmarks/toy_lab.py --seeds={args.seeds} --ring_steps={args.ring_steps} "
       f"--grid_steps={args.grid_steps} --grid_seeds={args.grid_seeds} "
-      f"--theory_seeds={args.theory_seeds}` ({common.run_stamp()}).",
+      f"--theory_seeds={args.theory_seeds}"
+      + (" " + shlex.quote(f"--only={args.only}") if args.only else "")
+      + f"` ({common.run_stamp()}).",
       "",
       "Non-saturating loss unless the row says otherwise, MLP 3x128 G and D, Adam 1e-3 betas (0, 0.9), batch 256, one D "
       "step per G step (configs/toy_ring.py). Cells: modes covered mean +/- std (min) / "
       "high-quality fraction mean +/- std over seeds, from 2,500 samples of the generator "
       "EMA (decay 0.99) or of G itself.",
       ""]
-  lines += theory(args.theory_seeds)
+  if args.theory_seeds:
+    lines += theory(args.theory_seeds)
+  pieces = [piece for piece in args.only.split(",") if piece]
+  rows = {name: overrides for name, overrides in REGULARISERS.items()
+          if not pieces or any(piece in name for piece in pieces)}
+  if not rows:
+    raise SystemExit(f"--only={args.only!r} matches no regulariser; names: "
+                     + "; ".join(REGULARISERS))
   for module, steps, num_seeds in ((toy_ring, args.ring_steps, args.seeds),
                                    (toy_grid, args.grid_steps, args.grid_seeds)):
     seeds = list(range(num_seeds))
     lines += [f"## {module.get_config().data.source}, {steps} iterations, seeds 0..{num_seeds - 1}",
               "",
               "| regulariser | G-EMA 0.99 | G itself | seconds |", "|---|---|---|---|"]
-    for name, overrides in REGULARISERS.items():
+    for name, overrides in rows.items():
       start = time.time()
       config = configure(module, overrides, 0.99)
       states, _ = lab.train_seeds(config, seeds, steps)

@@ -87,7 +87,7 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
                                         # to-depth; models/layers.py DownConv) | auto: s2d on
                                         # GPU (measured faster there), strided elsewhere
   config.model.discriminator = ""       # '' (the family's own D) | vit: a vision transformer
-                                        # D (models/vit.py) for dcgan, resnet, biggan, stylegan2
+                                        # D (models/vit.py; models.SWAPPABLE_FAMILIES)
   config.model.vit = ml_collections.ConfigDict(dict(
       patch_size=8,  # pixels per patch side (divides data.image_size): (64 / 8)^2 = 64 tokens
       width=128,     # token embedding size

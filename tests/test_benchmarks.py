@@ -136,6 +136,34 @@ def test_toy_lab_benchmarks_write_their_tables(tmp_path, monkeypatch, script, ar
                               "reinforce | 3 |")
 
 
+def test_grouped_conv_benchmark_times_both_forms(tmp_path, monkeypatch):
+  import grouped_conv  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(grouped_conv, "SHAPES", ((2, 4, 8, 2),))
+  out = tmp_path / "table.md"
+  monkeypatch.setattr(sys, "argv", ["grouped_conv", f"--out={out}"])
+  grouped_conv.main()
+  rows = [line for line in out.read_text().splitlines() if line.startswith("| 4x4x8, 2 |")]
+  assert [row.split(" | ")[1] for row in rows] == ["lax", "taps"]
+  assert all(float(cell) > 0 for row in rows for cell in row.strip(" |").split(" | ")[2:])
+
+
+def test_toy_lab_runs_only_the_rows_asked_for(tmp_path, monkeypatch):
+  """benchmarks/toy_lab.py --only: the regularisers whose names contain a piece, on the ring
+  and the grid, without the claims (--theory_seeds=0); a piece matching none is refused."""
+  import toy_lab  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "table.md"
+  argv = ["toy_lab", "--seeds=1", "--grid_seeds=1", "--ring_steps=2", "--grid_steps=2",
+          "--theory_seeds=0", f"--out={out}"]
+  monkeypatch.setattr(sys, "argv", argv + ["--only=R3GAN"])
+  toy_lab.main()
+  rows = [line for line in out.read_text().splitlines() if line.startswith("| RpGAN")]
+  assert len(rows) == 2 and all("(R3GAN's objective)" in row for row in rows)
+  assert "claims" not in out.read_text() and "--only=R3GAN`" in out.read_text()
+  monkeypatch.setattr(sys, "argv", argv + ["--only=R4GAN"])
+  with pytest.raises(SystemExit, match="--only='R4GAN' matches no regulariser"):
+    toy_lab.main()
+
+
 @pytest.mark.parametrize("bad, message", [
     ("--pretrain_steps=0,-1", "pretrain_steps must be >= 0, got -1"),
     ("--estimators=reinforce,gumbel", "unknown estimator 'gumbel'"),

@@ -109,26 +109,37 @@ class ResidualBlock(nn.Module):
     return x + h
 
 
-class Generator(nn.Module):
-  """z (batch, latent_dim) -> images (batch, size, size, channels), unbounded (no tanh)."""
+class _Stages(nn.Module):
+  """The fields G and D share: their stages' widths and blocks."""
   image_size: int = 64
-  width: int = 384  # channels of the last stage; see the module docstring
+  width: int = 384  # channels at the image's side (G's last stage, D's first); module docstring
   max_channels: int = 768
   blocks_per_stage: int = 2
   expansion: int = 2
   group_width: int = 16
   grouped_conv: str = "lax"  # lax | taps (layers.GroupedConv)
-  channels: int = 3
   label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
+
+  def widths(self) -> List[int]:
+    """The stages' channels, 4x4 first."""
+    return stage_widths(self.image_size, self.width, self.max_channels)
+
+  def block(self) -> ResidualBlock:
+    """A new residual block (call inside the compact __call__)."""
+    total = len(self.widths()) * self.blocks_per_stage
+    return ResidualBlock(total, self.expansion, self.group_width, self.grouped_conv)
+
+
+class Generator(_Stages):
+  """z (batch, latent_dim) -> images (batch, size, size, channels), unbounded (no tanh)."""
+  channels: int = 3
   embed_dim: int = 32  # conditional: each head's label embedding, concatenated to z
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: Optional[jax.Array] = None, *,
                train: bool = False) -> jax.Array:
     z = conditional.condition_latent(z, labels, self.label_classes, self.embed_dim, train)
-    widths = stage_widths(self.image_size, self.width, self.max_channels)
-    total = len(widths) * self.blocks_per_stage
-    block = lambda: ResidualBlock(total, self.expansion, self.group_width, self.grouped_conv)
+    widths = self.widths()
     basis = self.param("basis", nn.initializers.normal(1.0), (4, 4, widths[0]))
     scale = nn.Dense(widths[0], use_bias=False, kernel_init=msr_init(), name="basis_scale")(z)
     x = basis[None].astype(scale.dtype) * scale[:, None, None, :]
@@ -138,20 +149,12 @@ class Generator(nn.Module):
           x = _conv(features, 1, msr_init(), name=f"transition_{j}")(x)
         x = upsample2x(x)
       for _ in range(self.blocks_per_stage):
-        x = block()(x)
+        x = self.block()(x)
     return _conv(self.channels, 1, msr_init(), name="to_image")(x)
 
 
-class Discriminator(nn.Module):
+class Discriminator(_Stages):
   """images (batch, size, size, channels) -> logits (batch,)."""
-  image_size: int = 64
-  width: int = 384  # channels of the first stage; see the module docstring
-  max_channels: int = 768
-  blocks_per_stage: int = 2
-  expansion: int = 2
-  group_width: int = 16
-  grouped_conv: str = "lax"  # lax | taps (layers.GroupedConv)
-  label_classes: Tuple[int, ...] = ()  # classes per label head; () unconditional
   d_cond: str = "projection"  # conditional: projection | acgan | projection+acgan
 
   @nn.compact
@@ -159,12 +162,11 @@ class Discriminator(nn.Module):
                return_aux: bool = False):
     """Logits (batch,); with `return_aux` (AC-GAN) also {head: class logits}."""
     layers.check_image_size(x, self.image_size)
-    widths = stage_widths(self.image_size, self.width, self.max_channels)[::-1]
-    total = len(widths) * self.blocks_per_stage
+    widths = self.widths()[::-1]
     x = _conv(widths[0], 1, msr_init(), name="from_image")(x)
     for j, features in enumerate(widths):
       for _ in range(self.blocks_per_stage):
-        x = ResidualBlock(total, self.expansion, self.group_width, self.grouped_conv)(x)
+        x = self.block()(x)
       if j + 1 < len(widths):
         x = downsample2x(x)
         if widths[j + 1] != features:
