@@ -57,8 +57,9 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", default="")
   args = parser.parse_args()
-  lines = [f"# Grouped 3x3 convolutions, lax against per-tap matrix products ({common.run_stamp()})",
-           "", "Command: `python benchmarks/grouped_conv.py`. Milliseconds, batch 64.", "",
+  lines = ["# Grouped 3x3 convolutions, lax against per-tap matrix products "
+           f"({common.run_stamp()})", "",
+           "Command: `python benchmarks/grouped_conv.py`. Milliseconds, batch 64.", "",
            "| shape (side x side x channels, groups) | form | forward | both gradients | "
            "R1-style penalty's kernel gradient |", "|---|---|---|---|---|"]
   for batch, side, channels, groups in SHAPES:
