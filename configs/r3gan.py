@@ -20,7 +20,11 @@ with this codebase's ramp-up, and augmentation is off (one override away:
 --config.augment.policy=color,translation,cutout). Batch 64 (the paper's FFHQ batch is
 larger).
 
-What to expect: benchmarks/README.md ("R3GAN"). The 'smoke' preset is a tiny 8x8 model
+What to expect: not measured at this size yet (benchmarks/gpu_pending.sh item 17). On a
+2-core CPU (benchmarks/README.md, "R3GAN") a width-8 R3GAN at 32x32 is still blobs after
+1,500 iterations (FD-anime 12.7; DCGAN 3.22), and the cosine decay over so short a run
+slows it further (9.75 with a constant rate): give it the paper's budget, or
+--config.optim.schedule=constant for short runs. The 'smoke' preset is a tiny 8x8 model
 for the tests.
 """
 
@@ -38,7 +42,7 @@ def get_config(preset: str = ""):
   config.model.expansion = 2             # a block's 1x1 conv widens to this times its channels
   config.model.group_width = 16          # channels per group of a block's grouped 3x3 conv
   config.model.grouped_conv = "auto"     # how the grouped convs compute: lax | taps (per-tap
-                                         # matrix products: ~45x faster gradients on the CPU) |
+                                         # matrix products: 10-50x faster gradients on a CPU) |
                                          # auto (taps on the CPU, lax elsewhere)
   config.model.latent_dim = 64
   for dcgan_only in ("d_norm", "g_spectral_norm", "upconv", "downconv"):

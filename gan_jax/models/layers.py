@@ -207,8 +207,8 @@ def grouped_conv_taps(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array
   (kh, kw, C / groups, out), as lax.conv_general_dilated(feature_group_count=groups)
   computes it, written as one matrix product per kernel tap batched over the groups, so
   that its gradients (and a penalty's second derivatives) are matrix products too: XLA's
-  CPU backend computes a grouped convolution's kernel gradient ~45x slower than this
-  (benchmarks/README.md, "R3GAN")."""
+  CPU backend computes a grouped convolution's kernel gradient 10-50x slower than this
+  (benchmarks/grouped_conv.md)."""
   n, h, w, _ = x.shape
   kh, kw, per_group, out = kernel.shape
   if kh % 2 == 0 or kw % 2 == 0:

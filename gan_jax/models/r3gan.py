@@ -23,7 +23,7 @@ Widths: a stage at side s has min(width * image_size / s, max_channels) channels
 
 The grouped convolutions compute as `model.grouped_conv` says (layers.GroupedConv): lax's
 grouped convolution, or one matrix product per kernel tap (taps), whose gradients XLA's CPU
-backend computes ~45x faster; auto picks taps on the CPU.
+backend computes 10-50x faster (benchmarks/grouped_conv.md); auto picks taps on the CPU.
 
 Initialisation (fix-up style, which replaces normalisation): every kernel from
 N(0, gain^2 / fan_in); in each block the first two convs have gain sqrt(2 / (1 + 0.2^2)) *
