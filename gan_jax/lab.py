@@ -356,10 +356,10 @@ def rejection_rows(config, states: TrainState, seeds: Sequence[int], num: int = 
   (rejection.rejection_sample with `options`: burn_in, batch, log_m_quantile,
   gamma_quantile; rounds of 25,000 by default) or 'mh' (rejection.metropolis_hastings,
   `options`: steps), its chains started at G's proposals (`start` 'generator') or at `num`
-  fresh points of the mixture ('data', MH-GAN's; MH only); columns modes covered, high-quality fraction,
-  mode imbalance (toy.mode_imbalance), acceptance rate (1 for the plain samples; MH: of the
-  moves), proposals of G per sample (1 for the plain samples). UserError naming the seed
-  whose rejection keeps too few.
+  fresh points of the mixture ('data', MH-GAN's; MH only); columns modes covered,
+  high-quality fraction, mode imbalance (toy.mode_imbalance), acceptance rate (1 for the
+  plain samples; MH: of the moves), proposals of G per sample (1 for the plain samples).
+  UserError naming the seed whose rejection keeps too few.
   """
   if method not in ("rejection", "mh"):
     raise ValueError(f"unknown method {method!r}; choose from: mh, rejection")

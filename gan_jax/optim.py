@@ -11,8 +11,8 @@ regularisation) goes first, so the optimizer sees the regularised gradient.
 iteration (SCHEDULES: constant, linear decay to 0 as in WGAN-GP's and SNGAN's code, cosine
 decay to a fraction as in R3GAN's, step decay as in BEGAN's). The iteration is each
 network's update count, D's divided by d_steps (D takes d_steps updates per iteration), so
-both networks follow the same curve;
-the count lives in the optimizer state, so a resumed run continues the curve exactly.
+both networks follow the same curve; the count lives in the optimizer state, so a resumed
+run continues the curve exactly.
 The constant schedule leaves the learning rate a number: the same optimizer state and
 program as before schedules existed.
 """
