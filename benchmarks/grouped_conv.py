@@ -23,12 +23,6 @@ from gan_jax.models import layers  # pylint: disable=g-import-not-at-top,wrong-i
 SHAPES = ((64, 4, 512, 32), (64, 8, 256, 16), (64, 32, 64, 4))  # batch, side, channels, groups
 
 
-def lax_grouped(x, kernel, groups):
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      feature_group_count=groups)
-
-
 def seconds(fn, *args, repeats: int = 3) -> float:
   """Mean wall time of the jitted `fn` over `repeats` calls after one warm-up call."""
   fn = jax.jit(fn)
@@ -63,7 +57,7 @@ def main():
            "| shape (side x side x channels, groups) | form | forward | both gradients | "
            "R1-style penalty's kernel gradient |", "|---|---|---|---|---|"]
   for batch, side, channels, groups in SHAPES:
-    for name, form in (("lax", lax_grouped), ("taps", layers.grouped_conv_taps)):
+    for name, form in (("lax", layers.grouped_conv_lax), ("taps", layers.grouped_conv_taps)):
       times = measure(form, batch, side, channels, groups)
       lines.append(f"| {side}x{side}x{channels}, {groups} | {name} | "
                    + " | ".join(f"{1e3 * t:.1f}" for t in times) + " |")

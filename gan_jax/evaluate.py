@@ -342,8 +342,10 @@ class RunEvaluator:
   def with_correction(self, mh_steps: int, mh_tune: int) -> "RunEvaluator":
     """This evaluator with config.eval.mh_steps and mh_tune replaced (the D correction and
     its tuning): the same reference images, their features (computed once for all such
-    evaluators) and tuning images; its own sampler and tuner. ValueError for options that
-    check_mh_options refuses."""
+    evaluators) and tuning images; its own sampler and tuner (this evaluator itself where
+    both options are unchanged). ValueError for options that check_mh_options refuses."""
+    if (mh_steps, mh_tune) == (self.config.eval.get("mh_steps", 0), self.tune_updates):
+      return self
     config = self.config.copy_and_resolve_references()
     config.eval.mh_steps, config.eval.mh_tune = mh_steps, mh_tune
     check_mh_options(config.eval, self.discriminator)

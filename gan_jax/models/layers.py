@@ -202,13 +202,19 @@ class DownConv(nn.Module):
 GROUPED_CONV_IMPLS = ("lax", "taps")
 
 
+def grouped_conv_lax(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
+  """A stride-1 'SAME' grouped convolution of NHWC `x` with an HWIO `kernel`
+  (kh, kw, C / groups, out): lax.conv_general_dilated(feature_group_count=groups)."""
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMENSIONS,
+                                      feature_group_count=groups)
+
+
 def grouped_conv_taps(x: jax.Array, kernel: jax.Array, groups: int) -> jax.Array:
   """A stride-1 'SAME' grouped convolution of NHWC `x` with an odd-sized HWIO `kernel`
-  (kh, kw, C / groups, out), as lax.conv_general_dilated(feature_group_count=groups)
-  computes it, written as one matrix product per kernel tap batched over the groups, so
-  that its gradients (and a penalty's second derivatives) are matrix products too: XLA's
-  CPU backend computes a grouped convolution's kernel gradient 10-50x slower than this
-  (benchmarks/grouped_conv.md)."""
+  (kh, kw, C / groups, out), as grouped_conv_lax computes it, written as one matrix product
+  per kernel tap batched over the groups, so that its gradients (and a penalty's second
+  derivatives) are matrix products too: XLA's CPU backend computes a grouped convolution's
+  kernel gradient 10-50x slower than this (benchmarks/grouped_conv.md)."""
   n, h, w, _ = x.shape
   kh, kw, per_group, out = kernel.shape
   if kh % 2 == 0 or kw % 2 == 0:
@@ -253,5 +259,4 @@ class GroupedConv(nn.Module):
     kernel = kernel.astype(x.dtype)
     if self.impl == "taps" and self.groups > 1:  # (one group: a plain conv, fast everywhere)
       return grouped_conv_taps(x, kernel, self.groups)
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMENSIONS,
-                                        feature_group_count=self.groups)
+    return grouped_conv_lax(x, kernel, self.groups)
