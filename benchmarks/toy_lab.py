@@ -22,6 +22,15 @@ import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import toy_grid, toy_ring  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gan_jax import lab  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+
+def _zero_centred(weight, r2=False, relativistic=False):
+  """Overrides for R1 (and R2) of `weight`, with the RpGAN loss when `relativistic`."""
+  loss = [("loss", "name", "relativistic")] if relativistic else []
+  use = "r1,r2" if r2 else "r1"
+  return loss + [("penalty", "use", use)] + [
+      (f"penalty.{name}", "weight", weight) for name in use.split(",")]
+
+
 REGULARISERS = {  # name -> config overrides (section, key, value)
     "none": [],
     "SN layers in D": [("model", "d_spectral_norm", True)],
@@ -29,17 +38,17 @@ REGULARISERS = {  # name -> config overrides (section, key, value)
     "WGAN-GP, weight 1": [("penalty", "use", "wgan_gp"), ("penalty.wgan_gp", "weight", 1.0)],
     "WGAN-GP, weight 10": [("penalty", "use", "wgan_gp")],
     "DRAGAN, weight 1": [("penalty", "use", "dragan"), ("penalty.dragan", "weight", 1.0)],
-    "R1, weight 0.1": [("penalty", "use", "r1"), ("penalty.r1", "weight", 0.1)],
-    "R1 + R2, weight 0.1 each": [("penalty", "use", "r1,r2"), ("penalty.r1", "weight", 0.1),
-                                 ("penalty.r2", "weight", 0.1)],
-    "RpGAN loss, R1 weight 0.1": [("loss", "name", "relativistic"), ("penalty", "use", "r1"),
-                                  ("penalty.r1", "weight", 0.1)],
-    "RpGAN loss, R1 + R2 weight 0.1 each (R3GAN's objective)": [
-        ("loss", "name", "relativistic"), ("penalty", "use", "r1,r2"),
-        ("penalty.r1", "weight", 0.1), ("penalty.r2", "weight", 0.1)],
-    "RpGAN loss, R1 + R2 weight 1 each": [
-        ("loss", "name", "relativistic"), ("penalty", "use", "r1,r2"),
-        ("penalty.r1", "weight", 1.0), ("penalty.r2", "weight", 1.0)],
+    "R1, weight 0.1": _zero_centred(0.1),
+    "R1 + R2, weight 0.1 each": _zero_centred(0.1, r2=True),
+    "RpGAN loss, R1 weight 0.1": _zero_centred(0.1, relativistic=True),
+    "RpGAN loss, R1 + R2 weight 0.1 each (R3GAN's objective)": _zero_centred(
+        0.1, r2=True, relativistic=True),
+    "RpGAN loss, R1 + R2 weight 1 each": _zero_centred(1.0, r2=True, relativistic=True),
+    # gamma against the grid's 0.05-wide modes (benchmarks/README.md, R3GAN on the toys)
+    "R1, weight 0.01": _zero_centred(0.01),
+    "R1, weight 0.001": _zero_centred(0.001),
+    "RpGAN loss, R1 + R2 weight 0.01 each": _zero_centred(0.01, r2=True, relativistic=True),
+    "RpGAN loss, R1 + R2 weight 0.001 each": _zero_centred(0.001, r2=True, relativistic=True),
     "weight clip 0.01": [("constraint", "d", "weight_clip")],
     "WGAN-GP recipe: Wasserstein loss, GP 10, 5 critic steps, Adam 1e-4": [
         ("loss", "name", "wasserstein"), ("penalty", "use", "wgan_gp"), ("train", "d_steps", 5),

@@ -40,17 +40,21 @@ def penalty() -> ml_collections.ConfigDict:
   combination."""
   config = ml_collections.ConfigDict()
   config.use = ""  # comma-separated: wgan_gp, dragan, r1, r2, drift, cr, cr_fake ('' for none)
-  # weight multiplies the penalty; every > 1 applies it every N iterations, scaled by N.
-  config.wgan_gp = ml_collections.ConfigDict(dict(weight=10.0, every=1, one_sided=False))
-  config.dragan = ml_collections.ConfigDict(dict(weight=10.0, every=1, c=0.5))
-  config.r1 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
-  config.r2 = ml_collections.ConfigDict(dict(weight=10.0, every=1))
-  config.drift = ml_collections.ConfigDict(dict(weight=0.001, every=1))  # E[D(x)^2], ProGAN's
+  # weight multiplies the penalty; every > 1 applies it every N iterations, scaled by N;
+  # weight_final >= 0 anneals the weight to it along optim.schedule's decay (linear or
+  # cosine, over its window, as R3GAN's gamma 2 -> 0.2; -1: weight throughout).
+  def section(weight, **options):
+    return ml_collections.ConfigDict(dict(weight=weight, every=1, weight_final=-1.0, **options))
+  config.wgan_gp = section(10.0, one_sided=False)
+  config.dragan = section(10.0, c=0.5)
+  config.r1 = section(10.0)
+  config.r2 = section(10.0)
+  config.drift = section(0.001)  # E[D(x)^2], ProGAN's
   # Consistency regularisation: E[(D(x) - D(T(x)))^2] for augmentation policy T (as
   # augment.policy; CR-GAN's flip and translation; images only), on reals (cr: CR-GAN) and
   # on fakes (cr_fake; both: bCR); weight 10 in both papers.
-  config.cr = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="flip,translation"))
-  config.cr_fake = ml_collections.ConfigDict(dict(weight=10.0, every=1, policy="flip,translation"))
+  config.cr = section(10.0, policy="flip,translation")
+  config.cr_fake = section(10.0, policy="flip,translation")
   return config
 
 
@@ -75,6 +79,9 @@ def optim(lr: float = 2e-4, betas=(0.5, 0.999)) -> ml_collections.ConfigDict:
   config.decay_iterations = 0  # linear, cosine: the iteration where the decay ends (0:
                                # train.num_steps)
   config.decay_final = 0.0     # cosine: the multiplier it ends at
+  config.beta2_final = -1.0    # linear, cosine: both networks' Adam beta2 annealed from their
+                               # betas' to this along the same decay (R3GAN's 0.9 -> 0.99;
+                               # -1: constant)
   config.decay_every = 0       # step: iterations between two decays
   config.decay_factor = 0.5    # step: the multiplier at each decay
   return config

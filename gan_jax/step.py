@@ -208,6 +208,12 @@ class Penalty(NamedTuple):
   fn: Callable[..., jax.Array]  # (d_fn, real, fake, key) -> scalar, options bound
   weight: float
   every: int = 1  # lazy regularisation: apply every N iterations, scaled by N
+  annealed: Optional[Callable[[jax.Array], jax.Array]] = None  # iteration -> weight (None:
+                                                               # `weight` throughout)
+
+  def weight_at(self, iteration: jax.Array):
+    """The weight in iteration `iteration`."""
+    return self.weight if self.annealed is None else self.annealed(iteration)
 
 
 class PathLength(NamedTuple):
@@ -504,7 +510,8 @@ class GANStep:
              for h in range(labels.shape[1])]).astype(jnp.float32))
       penalties = self._penalty_terms(state, d_params, key=key, labels=labels,
                                       **penalty_inputs)
-      total = d_loss + sum(p.weight * penalties[f"{p.name}_penalty"] for p in self.penalties)
+      total = d_loss + sum(p.weight_at(state.step) * penalties[f"{p.name}_penalty"]
+                           for p in self.penalties)
       if real_aux is not None:
         total = total + self.ac_weight * extra["d_ac_loss"]
       if self.ada is not None:

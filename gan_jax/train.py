@@ -49,6 +49,8 @@ def validate_config(config) -> None:
       raise ConfigError(f"config.{field}: {e}") from None
   try:
     optim.make_schedule(config.optim, config.train.num_steps)
+    for network in ("g", "d"):
+      optim.beta2(config.optim, network, config.train.num_steps)
   except ValueError as e:
     raise ConfigError(f"config.optim: {e}") from None
   for network in ("g", "d"):
@@ -61,6 +63,8 @@ def validate_config(config) -> None:
       options = config.penalty.get(name, {})
       if options.get("every", 1) < 1:
         raise ValueError(f"penalty.{name}.every must be >= 1")
+      optim.annealed(options.get("weight", 1.0), options.get("weight_final", -1.0),
+                     config.optim, config.train.num_steps, f"penalty.{name}.weight_final")
       if name in penalties_lib.CONSISTENCY_PENALTIES:
         policy = options.get("policy", penalties_lib.CONSISTENCY_POLICY)
         if not augment_lib.parse_policy(policy):
@@ -219,7 +223,7 @@ def consistency_caution(config) -> Optional[str]:
   was measured to stop (benchmarks/README.md: at weight 10, D's scores on reals and fakes
   stay together and G collapses on 3 of 3 seeds; CR-GAN's D's are spectrally normalised,
   without BatchNorm); None for every other config."""
-  used = [p for p in make_penalties(config.penalty)
+  used = [p for p in make_penalties(config)
           if p.name in penalties_lib.CONSISTENCY_PENALTIES]
   if not used or config.model.name != "dcgan" or config.model.get("d_norm", "batch") != "batch":
     return None
@@ -264,15 +268,34 @@ def config_differences(saved: Dict[str, Any], current: Dict[str, Any],
   return out
 
 
-def make_penalties(penalty_config) -> Tuple[Penalty, ...]:
-  """The penalties `config.penalty.use` lists, with their options bound."""
+def make_penalties(config) -> Tuple[Penalty, ...]:
+  """The penalties `config.penalty.use` lists, with their options bound (and their weights
+  annealed to `weight_final` along optim.schedule's decay where that is >= 0)."""
   out = []
-  for name in penalties_lib.parse_names(penalty_config.use):
-    options = dict(penalty_config.get(name, {}))
+  for name in penalties_lib.parse_names(config.penalty.use):
+    options = dict(config.penalty.get(name, {}))
     weight, every = options.pop("weight", 1.0), options.pop("every", 1)
+    weight_at = optim.annealed(weight, options.pop("weight_final", -1.0), config.optim,
+                               config.train.num_steps, f"penalty.{name}.weight_final")
     out.append(Penalty(name, functools.partial(penalties_lib.PENALTIES.get(name), **options),
-                       weight, every))
+                       weight, every, weight_at if callable(weight_at) else None))
   return tuple(out)
+
+
+def scheduled_values(config, iteration: int) -> Dict[str, float]:
+  """The hyperparameters that move during the run as iteration `iteration` uses them (for the
+  metrics rows): g_lr and d_lr under a learning-rate schedule, g_beta2 and d_beta2 under
+  optim.beta2_final, <penalty>_weight for each annealed penalty; {} where nothing moves."""
+  values = optim.scheduled_rates(config.optim, iteration, config.train.num_steps)
+  t = jnp.int32(iteration)
+  for network in ("g", "d"):
+    beta2 = optim.beta2(config.optim, network, config.train.num_steps)  # count = iteration
+    if callable(beta2):
+      values[f"{network}_beta2"] = float(beta2(t))
+  for penalty in make_penalties(config):
+    if penalty.annealed is not None:
+      values[f"{penalty.name}_weight"] = float(penalty.annealed(t))
+  return values
 
 
 def make_optimizers(config):
@@ -466,7 +489,7 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       sample_latent=latents.get_latent_sampler(config.model.latent_dist),
       latent_dim=config.model.latent_dim,
       ema_decay=config.ema.decay, ema_rampup=config.ema.rampup,
-      penalties=make_penalties(config.penalty),
+      penalties=make_penalties(config),
       augment=(augment_lib.make_augment(augment.policy, 1.0 if ada else augment.p)
                if augment is not None else None),
       ada=ada,
@@ -698,7 +721,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
       scalars = {}
       if log_now:
         scalars = {k: float(v) for k, v in history[-1][1].items()}
-        scalars.update(optim.scheduled_rates(config.optim, done - 1, config.train.num_steps))
+        scalars.update(scheduled_values(config, done - 1))
         if config.log.diagnostics:
           scalars.update({k: float(v) for k, v in jax.device_get(diagnostics_fn(
               state, train_step.last_batch(done - 1),

@@ -45,9 +45,14 @@ def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
     assert rows[-1]["dragan_penalty"] > 0
   if name == "stylegan2":
     assert "r1_penalty" in rows[-1]  # lazy R1 (every 16): applied at iteration 0 of each 16
-  if name == "r3gan":  # RpGAN with R1 and R2, the rate on its cosine
+  if name == "r3gan":  # RpGAN with R1 and R2; rate, gamma and beta2 annealed on one cosine
     assert rows[-1]["r1_penalty"] > 0 and rows[-1]["r2_penalty"] > 0
-    assert rows[0]["g_lr"] == pytest.approx(2e-4) and rows[-1]["g_lr"] < 2e-4
+    first = {k: rows[0][k] for k in ("g_lr", "d_lr", "r1_weight", "r2_weight", "g_beta2")}
+    assert first == pytest.approx(dict(g_lr=2e-4, d_lr=2e-4, r1_weight=2, r2_weight=2,
+                                       g_beta2=0.9))
+    # Iteration 1 of the smoke preset's 2 is halfway down the cosine.
+    assert rows[-1]["g_lr"] == pytest.approx(1.25e-4) and rows[-1]["d_beta2"] == pytest.approx(
+        0.945) and rows[-1]["r1_weight"] == pytest.approx(1.1)
   if name == "vit_d":
     assert "block_0" in state.d_params and "r1_penalty" in rows[-1]
   if name == "sngan":

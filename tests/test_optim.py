@@ -40,6 +40,50 @@ def test_schedules_by_hand():
                              [1, 0.5, 0], atol=1e-6)  # decay_final 0, to the run's end
 
 
+def test_annealed_values_follow_the_decay_by_hand():
+  """base + (final - base) x the fraction of the decay done: R3GAN's gamma 2 -> 0.2 along the
+  cosine (a quarter of the way (1 - cos(pi/4)) / 2 = 0.146447 done: 1.736396), beta2 0.9 ->
+  0.99 along the linear schedule; a final < 0 leaves the base; other schedules refuse."""
+  cosine = optim_config(schedule="cosine", decay_start=2, decay_iterations=10, decay_final=0.25)
+  gamma = optim.annealed(2.0, 0.2, cosine, 0, "penalty.r1.weight_final")
+  np.testing.assert_allclose([float(gamma(jnp.int32(t))) for t in (0, 2, 4, 6, 8, 10, 15)],
+                             [2, 2, 1.736396, 1.1, 0.463604, 0.2, 0.2], rtol=1e-5)
+  linear = optim_config(schedule="linear", decay_start=2, decay_iterations=6)
+  b2 = optim.annealed(0.9, 0.99, linear, 0, "optim.beta2_final")
+  np.testing.assert_allclose([float(b2(jnp.int32(t))) for t in (0, 3, 6, 9)],
+                             [0.9, 0.9225, 0.99, 0.99], rtol=1e-6)
+  assert optim.annealed(2.0, -1.0, cosine, 0, "x") == 2.0
+  for schedule in ("constant", "step"):
+    with pytest.raises(ValueError, match=f"penalty.r1.weight_final=0.2 anneals along "
+                       f"optim.schedule's decay; optim.schedule='{schedule}' has none: use "
+                       "linear or cosine"):
+      optim.annealed(2.0, 0.2, optim_config(schedule=schedule, decay_every=1), 0,
+                     "penalty.r1.weight_final")
+
+
+def test_adam_with_an_annealed_beta2_is_adam_with_that_beta2_at_each_update():
+  """Hand-computed Adam (bias corrections with the update's own beta2, as optax and PyTorch
+  compute them) for D's updates, two per iteration, under beta2 0.9 -> 0.99 over 2
+  iterations: beta2 0.9, 0.9, 0.945, 0.945, 0.99, 0.99."""
+  config = optim_config(schedule="linear", decay_iterations=2, beta2_final=0.99,
+                        d_betas=(0.5, 0.9))
+  tx = optim.make_optimizer(config, "d", num_steps=100, d_steps=2)
+  grads = [1.0, -2.0, 0.5, 3.0, -1.0, 2.0]
+  param, state = jnp.zeros(()), tx.init(jnp.zeros(()))
+  m = v = expected = 0.0
+  lr = 0.1 * np.array([1, 1, 0.5, 0.5, 0, 0])  # the linear rate, per iteration
+  for k, (g, b2) in enumerate(zip(grads, [0.9, 0.9, 0.945, 0.945, 0.99, 0.99])):
+    updates, state = tx.update(jnp.float32(g), state, param)
+    param = optax.apply_updates(param, updates)
+    m, v = 0.5 * m + 0.5 * g, b2 * v + (1 - b2) * g * g
+    expected -= lr[k] * (m / (1 - 0.5**(k + 1))) / (np.sqrt(v / (1 - b2**(k + 1))) + 1e-8)
+    np.testing.assert_allclose(float(param), expected, rtol=1e-5)
+  assert float(state.hyperparams["b2"]) == pytest.approx(0.99)
+  # G takes one update per iteration, from its own betas' beta2 (0.999) to the same final.
+  assert optim.beta2(config, "g", 100)(jnp.int32(1)) == pytest.approx(0.9945)
+  assert optim.beta2(optim_config(), "g", 100) == 0.999  # not annealed: the number itself
+
+
 def sgd_steps(config, network, count, d_steps=1):
   """The rate each of `count` SGD updates (gradient 1, from 0) applied."""
   tx = optim.make_optimizer(config, network, num_steps=100, d_steps=d_steps)
@@ -78,7 +122,16 @@ def test_the_constant_schedule_keeps_the_optimizer_state_of_a_plain_rate():
     ({"schedule": "cosin"}, "config.optim.schedule: unknown learning-rate schedule 'cosin'; "
                             "choose from: constant, cosine, linear, step"),
     ({"schedule": "cosine", "decay_final": 1.5}, "config.optim: the cosine schedule needs "
-     r"0 <= decay_start < decay_iterations \(0: train.num_steps = 20\) and 0 <= decay_final"),
+     r"0 <= decay_final <= 1; got 1.5"),
+    ({"schedule": "cosine", "decay_start": 20},
+     "config.optim: the cosine schedule needs 0 <= decay_start < decay_iterations "
+     r"\(0: train.num_steps = 20\); got decay_start=20, decay_iterations=20"),
+    ({"beta2_final": 0.99}, "config.optim: optim.beta2_final=0.99 anneals along "
+     "optim.schedule's decay; optim.schedule='constant' has none"),
+    ({"schedule": "cosine", "beta2_final": 1.0}, r"config.optim: optim.beta2_final must be in "
+     r"\[0, 1\) \(or -1: constant\), got 1.0"),
+    ({"schedule": "cosine", "beta2_final": 0.99, "name": "sgd"}, "config.optim: "
+     "optim.beta2_final: optim.name='sgd' has no beta2 \\(those with one: adam\\)"),
     ({"schedule": "linear", "decay_start": 30, "decay_iterations": 0},
      "config.optim: the linear schedule needs 0 <= decay_start < decay_iterations "
      r"\(0: train.num_steps = 20\); got decay_start=30, decay_iterations=20"),
@@ -118,3 +171,28 @@ def test_a_run_stops_where_the_linear_rate_reaches_zero_and_logs_its_rates(tmp_p
   assert rows[0]["d_lr"] == pytest.approx(4e-3 * (10 - 9) / 10)
   assert rows[1]["g_lr"] == rows[1]["d_lr"] == 0.0
   assert optim.scheduled_rates(common.optim(), 5, 20) == {}  # a plain run logs no rates
+
+
+def test_an_annealing_run_logs_its_values_and_resumes_exactly(tmp_path):
+  """The ring's smoke run with R3GAN's annealing (rate, R1 weight and beta2 on one cosine
+  over 8 iterations): stopped after 3 and rerun to 8, it ends bit-identical to a run of 8
+  (the annealed Adam's state, hyperparameters included, is in the checkpoint), and the
+  metrics rows carry the annealed values, the last row those of iteration 7, where
+  a = (1 - cos(7 pi / 8)) / 2 = 0.9619398 of the decay is done."""
+  from test_step import same  # pylint: disable=g-import-not-at-top
+  from test_train import (  # pylint: disable=g-import-not-at-top
+      read_metrics, train_straight_and_resumed)
+  config = toy_ring.get_config("smoke")
+  config.log.update(every=4, diagnostics=False)
+  config.penalty.use = "r1"
+  config.penalty.r1.update(weight=2.0, weight_final=0.2)
+  config.optim.update(schedule="cosine", decay_iterations=8, decay_final=0.25,
+                      beta2_final=0.99, g_betas=(0.0, 0.9), d_betas=(0.0, 0.9))
+  straight, resumed = train_straight_and_resumed(config, tmp_path, 8, 3)
+  assert same(straight, resumed)
+  rows = read_metrics(tmp_path / "straight")  # (the first part logs its last step, 3, too)
+  assert rows == [r for r in read_metrics(tmp_path / "resumed") if r["step"] != 3]
+  a = 0.9619398
+  assert rows[-1]["step"] == 8 and rows[-1]["r1_weight"] == pytest.approx(2 - 1.8 * a)
+  assert rows[-1]["g_beta2"] == rows[-1]["d_beta2"] == pytest.approx(0.9 + 0.09 * a)
+  assert rows[-1]["g_lr"] == pytest.approx(config.optim.g_lr * (1 - 0.75 * a))

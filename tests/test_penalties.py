@@ -99,6 +99,25 @@ def test_penalties_enter_the_d_update():
   del new, plain
 
 
+def test_an_annealed_weight_is_the_weight_of_the_iteration():
+  """penalty.r1.weight_final: R1's weight annealed 2 -> 0.2 along a cosine over 10
+  iterations. Halfway, iteration 5's D update (SGD: the update is the gradient) is the update
+  with the constant weight (2 + 0.2) / 2 = 1.1, and iteration 0's the one with weight 2."""
+  schedule = dict(optimizer="sgd", penalty__use="r1", optim__schedule="cosine",
+                  train__num_steps=10)
+  annealed, state, images = tiny(penalty__r1__weight=2.0, penalty__r1__weight_final=0.2,
+                                 **schedule)
+  real = images[0].astype(jnp.float32) / 127.5 - 1.0
+  for step, weight in ((5, 1.1), (0, 2.0), (5, 2.0)):
+    constant, _, _ = tiny(penalty__r1__weight=weight, **schedule)
+    at = state.replace(step=jnp.int32(step))
+    ours = jax.jit(annealed.d_update)(at, real, KEY)[0].d_params
+    theirs = jax.jit(constant.d_update)(at, real, KEY)[0].d_params
+    close = jax.tree.leaves(jax.tree.map(
+        lambda a, b: np.allclose(a, b, rtol=1e-5, atol=1e-7), ours, theirs))
+    assert all(close) == ((step, weight) != (5, 2.0)), (step, weight)
+
+
 def test_lazy_penalty_runs_every_n_iterations_scaled_by_n():
   step, state, images = tiny(penalty__use="r1", penalty__r1__every=4)
   real = images[0].astype(jnp.float32) / 127.5 - 1.0

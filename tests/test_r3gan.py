@@ -81,17 +81,18 @@ def test_the_resampling_filters_are_bilinear_and_adjoint():
   """Down is [1, 3, 3, 1] / 8 with stride 2 (edges repeated), the transpose of the
   bilinear up-sample halved per axis: <up(x), y> = 4 <x, down(y)>."""
   ramp = jnp.arange(8.0)[None, :, None, None] * jnp.ones((1, 8, 8, 1))
-  down = r3gan.downsample2x(ramp)[0, :, 0, 0]
+  down = r3gan.filtered_downsample2x(ramp)[0, :, 0, 0]
   expected = [0.5 * 0 + 0.375 * 1 + 0.125 * 2,  # edge: x[-1] = x[0]
               0.125 * 1 + 0.375 * 2 + 0.375 * 3 + 0.125 * 4,
               0.125 * 3 + 0.375 * 4 + 0.375 * 5 + 0.125 * 6,
               0.125 * 5 + 0.375 * 6 + 0.5 * 7]  # edge: x[8] = x[7]
   np.testing.assert_allclose(down, expected, rtol=1e-6)
-  np.testing.assert_allclose(r3gan.downsample2x(jnp.ones((1, 8, 8, 3))), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(r3gan.filtered_downsample2x(jnp.ones((1, 8, 8, 3))), 1.0,
+                             rtol=1e-6)
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 4, 4, 3))
   y = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 8, 3))
   np.testing.assert_allclose(jnp.vdot(stylegan2.upsample2x(x), y),
-                             4 * jnp.vdot(x, r3gan.downsample2x(y)), rtol=1e-5)
+                             4 * jnp.vdot(x, r3gan.filtered_downsample2x(y)), rtol=1e-5)
 
 
 def test_layout_of_the_ffhq_64_preset():

@@ -57,7 +57,7 @@ def stage_widths(image_size: int, width: int, max_channels: int) -> List[int]:
   return [min(width * 2**(n - j), max_channels) for j in range(n + 1)]
 
 
-def downsample2x(x: jax.Array) -> jax.Array:
+def filtered_downsample2x(x: jax.Array) -> jax.Array:
   """/2 downsampling of NHWC `x` through the [1, 3, 3, 1] / 8 filter (the transpose of
   stylegan2.upsample2x, halved: edges repeated)."""
   dh = jnp.asarray(upsample_matrix(x.shape[1] // 2).T / 2.0, x.dtype)
@@ -168,7 +168,7 @@ class Discriminator(_Stages):
       for _ in range(self.blocks_per_stage):
         x = self.block()(x)
       if j + 1 < len(widths):
-        x = downsample2x(x)
+        x = filtered_downsample2x(x)
         if widths[j + 1] != features:
           x = _conv(widths[j + 1], 1, msr_init(), name=f"transition_{j}")(x)
     phi = DepthwiseBasis(name="basis")(x)

@@ -136,7 +136,7 @@ def upsample2x(x: jax.Array) -> jax.Array:
 
 
 def downsample2x(x: jax.Array) -> jax.Array:
-  """2x2 average pooling of NHWC `x`."""
+  """2x2 average pooling of NHWC `x` (r3gan.filtered_downsample2x is the [1, 3, 3, 1] one)."""
   n, h, w, c = x.shape
   return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
