@@ -92,6 +92,11 @@ def ema(decay: float = 0.999) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.decay = decay  # EMA of generator weights used for samples (0: no averaging)
   config.rampup = True  # use min(decay, (1+t)/(10+t)) so early EMA tracks G
+  config.half_life_images = 0.0  # > 0: the decay of this half-life in images instead,
+                                 # 0.5 ** (batch / half-life) (StyleGAN2-ADA's ema_kimg)
+  config.half_life_final = -1.0  # >= 0: the half-life annealed from half_life_images to
+                                 # this along optim.schedule's decay (R3GAN's 0 -> 500k
+                                 # images; -1: constant)
   return config
 
 
@@ -184,4 +189,7 @@ def augment() -> ml_collections.ConfigDict:
   # uses 0.6); 0: p stays fixed. The logs show augment_p and ada_r.
   config.ada_target = 0.0
   config.ada_kimg = 500.0  # ADA: thousands of real images over which p can move by 1
+  # >= 0: p annealed from `p` above to this along optim.schedule's decay (linear or cosine;
+  # R3GAN's 0 -> 0.3); -1: p throughout. The logs show augment_p.
+  config.p_final = -1.0
   return config

@@ -14,11 +14,13 @@ stage, z of 64, Adam with betas (0, 0.9), and its annealing: over the first 20M 
 (312,500 iterations at batch 64) one half cosine takes the rate from 2e-4 to 5e-5, gamma
 from 2 to 0.2 and Adam's beta2 from 0.9 to 0.99, which then stay there.
 
-Not reproduced: the paper also ramps its EMA's half-life (0 -> 500k images) along the same
-cosine and augments D's inputs with ADA's pipeline at a probability rising to 0.3; here the
-EMA is decay 0.999 with this codebase's ramp-up, and augmentation is off (one override
-away: --config.augment.policy=color,translation,cutout). Batch 64 (the paper's FFHQ batch
-is 256); a run at another batch should scale optim.decay_iterations to keep the 20M images.
+Along the same cosine the generator EMA's half-life rises from 0 (no averaging) to 500k
+images, and the probability of augmenting D's inputs from 0 to 0.3, R1 and R2 taking their
+gradients through the augmentation (augment.penalty_grad=through, as its trainer). Not
+reproduced: the paper's augmentations are ADA's pipeline; here DiffAugment's flip, colour,
+integer translation and cutout stand in (no rotation, scaling, hue or luma flip). Batch 64
+(the paper's FFHQ batch is 256); a run at another batch should scale
+optim.decay_iterations to keep the 20M images.
 
 What to expect: not measured at this size yet (benchmarks/gpu_pending.sh item 17). On a
 2-core CPU (benchmarks/README.md, "R3GAN") a width-8 R3GAN at 32x32 is still blobs after
@@ -58,6 +60,13 @@ def get_config(preset: str = ""):
   config.optim.decay_final = 0.25
   config.optim.beta2_final = 0.99        # Adam's beta2 annealed along the same cosine
   config.train.batch_size = 64
+  config.ema.half_life_images = 0.0      # the EMA's half-life, annealed 0 -> 500k images
+  config.ema.half_life_final = 500_000.0
+  config.ema.rampup = False              # (the half-life's own ramp replaces it)
+  config.augment.policy = "flip,color,translation,cutout"  # DiffAugment's, for ADA's pipeline
+  config.augment.p = 0.0                 # each augmentation's probability, annealed 0 -> 0.3
+  config.augment.p_final = 0.3
+  config.augment.penalty_grad = "through"  # R1/R2 w.r.t. the raw images, through the policy
   if preset == "smoke":
     config.data.image_size = 8
     config.model.g_width = config.model.d_width = 4

@@ -116,7 +116,7 @@ does not depend on the number of devices (up to float summation order).
 
 import dataclasses
 import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -193,9 +193,10 @@ def class_cross_entropy(aux_logits: Dict[str, jax.Array], labels: jax.Array) -> 
       aux_logits[str(h)], labels[:, h])) for h in range(labels.shape[1]))
 
 
-def ema_decay_at(step: jax.Array, decay: float, rampup: bool) -> jax.Array:
-  """EMA decay used after iteration `step`: min(decay, (1+t)/(10+t)) with ramp-up."""
-  decay = jnp.asarray(decay, jnp.float32)
+def ema_decay_at(step: jax.Array, decay, rampup: bool) -> jax.Array:
+  """EMA decay used after iteration `step`: `decay` (a number, or a function of the
+  iteration), min(decay, (1+t)/(10+t)) with ramp-up."""
+  decay = jnp.asarray(decay(step) if callable(decay) else decay, jnp.float32)
   if not rampup:
     return decay
   t = step.astype(jnp.float32)
@@ -300,7 +301,7 @@ class GANStep:
   d_tx: optax.GradientTransformation
   sample_latent: LatentSampler
   latent_dim: int
-  ema_decay: float = 0.999
+  ema_decay: Union[float, Callable[[jax.Array], jax.Array]] = 0.999  # or iteration -> decay
   ema_rampup: bool = True
   penalties: Tuple[Penalty, ...] = ()
   augment: Optional[Callable[[jax.Array, jax.Array], jax.Array]] = None  # (key, x) -> x
@@ -314,6 +315,8 @@ class GANStep:
   penalty_grad: str = "augmented"  # with augment: penalties' input gradient w.r.t. augmented
                                    # images | through (w.r.t. raw images, through T)
   ada: Optional[Ada] = None  # adaptive augmentation probability (needs augment; d_stats[ADA_P])
+  augment_p: Optional[Callable[[jax.Array], jax.Array]] = None  # iteration -> the augmentation
+                                                                # probability (annealed)
   equilibrium: Optional[Equilibrium] = None  # BEGAN's k controller (losses.began; d_stats[BEGAN_K])
   growth: Optional[Growth] = None  # ProGAN's growth schedule (g_stats and d_stats[GROWTH_LEVEL])
   microbatches: int = 1  # gradient accumulation: each update over this many micro-batches
@@ -439,16 +442,19 @@ class GANStep:
   def _augmented(self, key: jax.Array, x: jax.Array, which: int,
                  p: Optional[jax.Array] = None) -> jax.Array:
     """x as D sees it in the update with `key`: augmented from the stream's draw `which`
-    (0 reals, 1 fakes) when augmentation is on (with probability `p`, ADA's, when given),
-    else x itself."""
+    (0 reals, 1 fakes) when augmentation is on (with probability `p`, ADA's or the
+    annealed one, when given), else x itself."""
     if self.augment is None:
       return x
     key = jax.random.fold_in(jax.random.fold_in(key, AUGMENT_STREAM), which)
     return self.augment(key, x) if p is None else self.augment(key, x, p)
 
-  def _ada_p(self, state: TrainState) -> Optional[jax.Array]:
-    """ADA's current augmentation probability (None without ADA)."""
-    return None if self.ada is None else state.d_stats[ADA_P]
+  def _augment_p(self, state: TrainState) -> Optional[jax.Array]:
+    """The iteration's augmentation probability where it moves: ADA's, or the annealed one
+    (None where `augment` applies its own fixed probability)."""
+    if self.ada is not None:
+      return state.d_stats[ADA_P]
+    return None if self.augment_p is None else self.augment_p(state.step)
 
   def _penalty_terms(self, state: TrainState, d_params: Any, real: jax.Array,
                      fake: jax.Array, key: jax.Array,
@@ -459,7 +465,7 @@ class GANStep:
     the update's reals when given its `augment_key` (penalty_grad='through')."""
     def d_fn(x):
       if augment_key is not None:
-        x = self._augmented(augment_key, x, 0, self._ada_p(state))
+        x = self._augmented(augment_key, x, 0, self._augment_p(state))
       return self._d(d_params, state.d_stats, x, labels)[0]
 
     values = {}
@@ -485,7 +491,7 @@ class GANStep:
     microbatches > 1 each micro-batch draws from its own key instead of `key`, z excepted.
     """
     z = self.sample_latent(jax.random.fold_in(key, 0), (real.shape[0], self.latent_dim))
-    p = self._ada_p(state)
+    p = self._augment_p(state)
 
     def loss(d_params, d_stats, batch, key):
       real, z, labels = batch
@@ -551,7 +557,7 @@ class GANStep:
     `labels`, G generates from them and D judges reals and fakes with them.
     """
     z = self.sample_latent(key, (real.shape[0], self.latent_dim))
-    p = self._ada_p(state)
+    p = self._augment_p(state)
 
     def loss(g_params, g_stats, batch, key):
       real, z, labels = batch

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 import jax
@@ -32,7 +32,7 @@ from gan_jax.registry import check_choice
 from gan_jax.state import TrainState, count_params, create_state
 from gan_jax.step import (ADA_P, BEGAN_K, D_LOOPS, D_PASSES, LAZY_BRANCHINGS, PENALTY_GRADS, Ada,
                           Equilibrium, GANStep, Growth, PathLength, Penalty, batch_to_float,
-                          split_batch)
+                          ema_decay_at, split_batch)
 
 
 def validate_config(config) -> None:
@@ -104,6 +104,10 @@ def validate_config(config) -> None:
   if not 0.0 <= config.ema.decay < 1.0:
     raise ConfigError(f"config.ema.decay must be in [0, 1), got {config.ema.decay}")
   try:
+    make_ema_decay(config)
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
+  try:
     data_lib.validate(config.data)
   except ValueError as e:
     raise ConfigError(f"config.data: {e}") from None
@@ -121,6 +125,10 @@ def validate_config(config) -> None:
       make_ada(augment)
     except ValueError as e:
       raise ConfigError(f"config.augment: {e}") from None
+    try:
+      make_augment_p(config)
+    except ValueError as e:
+      raise ConfigError(f"config.{e}") from None
     if policy and data_lib.toy_mixture(config.data) is not None:
       raise ConfigError("config.augment.policy: image augmentations do not apply to toy data; "
                         "set config.augment.policy=''")
@@ -282,10 +290,33 @@ def make_penalties(config) -> Tuple[Penalty, ...]:
   return tuple(out)
 
 
+def make_ema_decay(config):
+  """The generator EMA's decay per iteration: config.ema.decay, or where
+  ema.half_life_images > 0 the decay of that half-life, 0.5 ** (batch / half-life)
+  (StyleGAN2-ADA's ema_kimg), or where ema.half_life_final >= 0 a function of the iteration:
+  the half-life annealed from half_life_images to it along optim.schedule's decay (R3GAN's
+  0 -> 500k images; a half-life of 0 averages nothing). ValueError for bad options."""
+  base, final = config.ema.get("half_life_images", 0), config.ema.get("half_life_final", -1)
+  if base < 0:
+    raise ValueError(f"ema.half_life_images must be >= 0 (0: ema.decay), got {base}")
+  if not base and final < 0:
+    return config.ema.decay
+  half_life = optim.annealed(float(base), float(final), config.optim, config.train.num_steps,
+                             "ema.half_life_final")
+  batch = config.train.batch_size
+
+  def decay(h):
+    return jnp.where(h > 0, 0.5 ** (batch / jnp.maximum(h, 1e-8)), 0.0)
+  if callable(half_life):
+    return lambda t: decay(half_life(t))
+  return float(decay(half_life))
+
+
 def scheduled_values(config, iteration: int) -> Dict[str, float]:
   """The hyperparameters that move during the run as iteration `iteration` uses them (for the
   metrics rows): g_lr and d_lr under a learning-rate schedule, g_beta2 and d_beta2 under
-  optim.beta2_final, <penalty>_weight for each annealed penalty; {} where nothing moves."""
+  optim.beta2_final, <penalty>_weight for each annealed penalty, ema_decay under
+  ema.half_life_final, augment_p under augment.p_final; {} where nothing moves."""
   values = optim.scheduled_rates(config.optim, iteration, config.train.num_steps)
   t = jnp.int32(iteration)
   for network in ("g", "d"):
@@ -295,6 +326,12 @@ def scheduled_values(config, iteration: int) -> Dict[str, float]:
   for penalty in make_penalties(config):
     if penalty.annealed is not None:
       values[f"{penalty.name}_weight"] = float(penalty.annealed(t))
+  ema_decay = make_ema_decay(config)
+  if callable(ema_decay):
+    values["ema_decay"] = float(ema_decay_at(t, ema_decay, config.ema.rampup))
+  augment_p = make_augment_p(config)
+  if augment_p is not None:
+    values["augment_p"] = float(augment_p(t))
   return values
 
 
@@ -374,6 +411,27 @@ def make_ada(augment_config) -> Optional[Ada]:
     raise ValueError(f"ada_target={ada.target} adapts the probability of augmentations, "
                      "but augment.policy lists none")
   return ada
+
+
+def make_augment_p(config) -> Optional[Callable[[jax.Array], jax.Array]]:
+  """iteration -> the augmentations' probability, annealed from augment.p to augment.p_final
+  along optim.schedule's decay (R3GAN's 0 -> 0.3) where p_final >= 0; None otherwise (p
+  fixed, or ADA's). ValueError for unusable options."""
+  augment = config.get("augment")
+  final = augment.get("p_final", -1.0) if augment is not None else -1.0
+  if final < 0:
+    return None
+  if final > 1:
+    raise ValueError(f"augment.p_final must be in [0, 1] (or -1: augment.p throughout), got "
+                     f"{final}")
+  if augment.get("ada_target", 0.0):
+    raise ValueError("augment.p_final anneals the augmentations' probability and "
+                     "augment.ada_target adapts it: set one of them")
+  if not augment_lib.parse_policy(augment.policy):
+    raise ValueError(f"augment.p_final={final} anneals the probability of augmentations, but "
+                     "augment.policy lists none")
+  return optim.annealed(augment.p, final, config.optim, config.train.num_steps,
+                        "augment.p_final")
 
 
 def make_equilibrium(loss_config) -> Optional[Equilibrium]:
@@ -471,6 +529,7 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
   d_loop = config.train.get("d_loop", "unroll")
   check_choice("train.d_loop", d_loop, D_LOOPS)
   ada = make_ada(augment)
+  augment_p = make_augment_p(config)
   d_passes = config.train.get("d_passes", "separate")
   check_choice("train.d_passes", d_passes, D_PASSES)
   check_loss_fits_discriminator(config.loss.name, config.model.name, discriminator)
@@ -488,11 +547,11 @@ def make_step(config, generator, discriminator, g_tx, d_tx) -> GANStep:
       g_tx=g_tx, d_tx=d_tx,
       sample_latent=latents.get_latent_sampler(config.model.latent_dist),
       latent_dim=config.model.latent_dim,
-      ema_decay=config.ema.decay, ema_rampup=config.ema.rampup,
+      ema_decay=make_ema_decay(config), ema_rampup=config.ema.rampup,
       penalties=make_penalties(config),
-      augment=(augment_lib.make_augment(augment.policy, 1.0 if ada else augment.p)
+      augment=(augment_lib.make_augment(augment.policy, 1.0 if ada or augment_p else augment.p)
                if augment is not None else None),
-      ada=ada,
+      ada=ada, augment_p=augment_p,
       penalty_grad=augment.get("penalty_grad", "augmented") if augment is not None
                    else "augmented",
       compute_dtype=precision.compute_dtype(config.model.get("dtype", "float32")),

@@ -139,12 +139,23 @@ def test_unknown_name_lists_the_valid_ones():
     ("ada_target", 1.5, r"config.augment: ada_target needs to be in \(0, 1\) and ada_kimg > 0, "
      "got 1.5 and 500.0"),
     ("ada_kimg", 0.0, "ada_kimg > 0, got 0.6 and 0.0"),
+    ("p_final", 1.5, r"config.augment.p_final must be in \[0, 1\] \(or -1: augment.p "
+     r"throughout\), got 1.5"),
+    ("p_final", 0.3, "config.augment.p_final=0.3 anneals along optim.schedule's decay; "
+     "optim.schedule='constant' has none"),
+    ("ada_target", 0.6, "config.augment.p_final anneals the augmentations' probability and "
+     "augment.ada_target adapts it: set one of them"),
+    ("policy", "", "config.augment.p_final=0.3 anneals the probability of augmentations, but "
+     "augment.policy lists none"),
 ])
 def test_bad_config_fails_validation(field, value, message):
   config = dcgan.get_config("smoke")
   config.augment.policy = "translation"
   if field == "ada_kimg":
     config.augment.ada_target = 0.6
+  if "p_final" in message and field != "p_final":
+    config.augment.p_final = 0.3
+    config.optim.schedule = "linear"
   config.augment[field] = value
   with pytest.raises(ConfigError, match=message):
     train.validate_config(config)
@@ -246,6 +257,27 @@ def test_a_given_probability_replaces_the_static_one(fusion_emitters):
   np.testing.assert_array_equal(jax.jit(always)(key, x, jnp.float32(0.5)), jax.jit(half)(key, x))
   np.testing.assert_array_equal(always(key, x, jnp.float32(1.0)), always(key, x))
   np.testing.assert_array_equal(always(key, x, jnp.float32(0.0)), x)
+
+
+def test_an_annealed_probability_is_the_probability_of_the_iteration():
+  """augment.p_final: p annealed 0 -> 0.3 along a linear decay over 10 iterations. Iteration
+  5's update (p = 0.15: the same per-sample coins) is the update with p fixed at 0.15; at
+  p 0.3 it is another."""
+  config = smoke("translation", 0.0)
+  config.augment.p_final, config.optim.schedule, config.train.num_steps = 0.3, "linear", 10
+  train.validate_config(config)
+  state, _ = run_step(config, repeat=0)
+  at5 = state.replace(step=jnp.int32(5))
+  _, [(annealed, metrics)] = run_step(config, at5)
+  for p, equal in ((0.15, True), (0.3, False)):
+    fixed = smoke("translation", p)
+    fixed.optim.schedule, fixed.train.num_steps = "linear", 10
+    _, [(ours, _)] = run_step(fixed, at5)
+    close = jax.tree.leaves(jax.tree.map(lambda a, b: np.allclose(a, b, rtol=1e-5, atol=1e-7),
+                                         annealed.d_params, ours.d_params))
+    assert all(close) == equal, p
+  assert "augment_p" not in metrics  # (not training state: the metrics rows log it)
+  assert train.scheduled_values(config, 5)["augment_p"] == pytest.approx(0.15)
 
 
 def ada_smoke(p=0.5, target=0.6, kimg=0.08):

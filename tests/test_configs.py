@@ -53,6 +53,11 @@ def test_recipe_smoke_run(name, tmp_path, face_data, cache_dir):
     # Iteration 1 of the smoke preset's 2 is halfway down the cosine.
     assert rows[-1]["g_lr"] == pytest.approx(1.25e-4) and rows[-1]["d_beta2"] == pytest.approx(
         0.945) and rows[-1]["r1_weight"] == pytest.approx(1.1)
+    # The EMA's half-life: 0 images at iteration 0 (the EMA is G), 250k halfway; the
+    # augmentations' probability 0, then 0.15.
+    assert rows[0]["ema_decay"] == 0.0 and rows[-1]["ema_decay"] == pytest.approx(
+        0.5**(config.train.batch_size / 250_000))
+    assert rows[0]["augment_p"] == 0.0 and rows[-1]["augment_p"] == pytest.approx(0.15)
   if name == "vit_d":
     assert "block_0" in state.d_params and "r1_penalty" in rows[-1]
   if name == "sngan":

@@ -84,6 +84,33 @@ def test_adam_with_an_annealed_beta2_is_adam_with_that_beta2_at_each_update():
   assert optim.beta2(optim_config(), "g", 100) == 0.999  # not annealed: the number itself
 
 
+def test_an_ema_half_life_gives_the_decay_by_hand():
+  """ema.half_life_images H: decay 0.5 ** (batch / H) per iteration (10k images at batch 64:
+  0.995574); annealed 0 -> 500k images along a cosine over 10 iterations, 0 (no averaging)
+  at the start and 0.5 ** (64 / 250,000) = 0.999823 halfway; ema.decay where both are
+  off; refused values."""
+  config = toy_ring.get_config()
+  config.train.update(batch_size=64, num_steps=10)
+  assert train.make_ema_decay(config) == config.ema.decay
+  config.ema.half_life_images = 10_000.0
+  assert train.make_ema_decay(config) == pytest.approx(0.995574, abs=1e-6)
+  config.ema.update(half_life_images=0.0, half_life_final=500_000.0)
+  config.optim.schedule = "cosine"
+  decay = train.make_ema_decay(config)
+  np.testing.assert_allclose([float(decay(jnp.int32(t))) for t in (0, 5, 10)],
+                             [0.0, 0.999823, 0.5 ** (64 / 500_000)], rtol=1e-6)
+  config.ema.rampup = False
+  assert train.scheduled_values(config, 5)["ema_decay"] == pytest.approx(0.999823, abs=1e-6)
+  config.ema.half_life_images = -1.0
+  with pytest.raises(ConfigError, match=r"config.ema.half_life_images must be >= 0 \(0: "
+                     r"ema.decay\), got -1.0"):
+    train.validate_config(config)
+  config.ema.half_life_images, config.optim.schedule = 0.0, "constant"
+  with pytest.raises(ConfigError, match="config.ema.half_life_final=500000.0 anneals along "
+                     "optim.schedule's decay; optim.schedule='constant' has none"):
+    train.validate_config(config)
+
+
 def sgd_steps(config, network, count, d_steps=1):
   """The rate each of `count` SGD updates (gradient 1, from 0) applied."""
   tx = optim.make_optimizer(config, network, num_steps=100, d_steps=d_steps)

@@ -250,6 +250,9 @@ def test_ema_follows_the_ramp():
   np.testing.assert_allclose(ema_decay_at(jnp.int32(90), 0.999, True), 91 / 100)
   np.testing.assert_allclose(ema_decay_at(jnp.int32(10**6), 0.999, True), 0.999)
   np.testing.assert_allclose(ema_decay_at(jnp.int32(0), 0.999, False), 0.999)
+  moving = lambda t: 0.9 + t / 1000  # a decay that is a function of the iteration
+  np.testing.assert_allclose(ema_decay_at(jnp.int32(50), moving, False), 0.95, rtol=1e-6)
+  np.testing.assert_allclose(ema_decay_at(jnp.int32(5), moving, True), 6 / 15, rtol=1e-6)
   step, state, images = tiny()
   new, _ = jax.jit(step)(state, images)
   expected = jax.tree.map(lambda e, p: 0.1 * e + 0.9 * p, state.ema_params, new.g_params)
@@ -278,13 +281,13 @@ def run_on_devices(devices, step, state, images, steps=3):
   replicated = parallel.replicated(mesh)
   shardings = jax.tree.map(lambda _: replicated, state)
   batch = jax.device_put(images, parallel.batch_sharding(mesh, batch_axis=1))
-  f = jax.jit(step, out_shardings=(shardings, replicated))
   state = jax.device_put(state, shardings)
+  f = jax.jit(step, out_shardings=(shardings, replicated)).lower(state, batch).compile()
   history = []
   for _ in range(steps):
     state, metrics = f(state, batch)
     history.append(metrics)
-  return state, history, f.lower(state, batch).compile().as_text(), batch
+  return state, history, f.as_text(), batch
 
 
 @pytest.mark.parametrize("optimizer, options", [
