@@ -25,8 +25,9 @@ optim.decay_iterations to keep the 20M images.
 What to expect: not measured at this size yet (benchmarks/gpu_pending.sh item 17). On a
 2-core CPU (benchmarks/README.md, "R3GAN") a width-8 R3GAN at 32x32 is still blobs after
 1,500 iterations (FD-anime 12.7 with the rate decayed over those 1,500 iterations, 9.75
-with it constant; DCGAN 3.22). The 'smoke' preset is a tiny 8x8 model for the tests, its
-annealing over the run's own iterations.
+with it constant; DCGAN 3.22; those runs predate the annealing of the EMA and the
+augmentation). The 'smoke' preset is a tiny 8x8 model for the tests, its annealing over
+the run's own iterations, with one augmentation.
 """
 
 from configs import common, dcgan
@@ -75,4 +76,5 @@ def get_config(preset: str = ""):
     config.model.blocks_per_stage = 1
     config.model.latent_dim = 16
     config.optim.decay_iterations = 0    # anneal over the run's own iterations
+    config.augment.policy = "translation"  # one augmentation (the four triple its compile time)
   return config

@@ -11,6 +11,8 @@ from configs import common, toy_ring
 from gan_jax import optim, train
 from gan_jax.errors import ConfigError
 
+pytestmark = pytest.mark.mesh_devices(1)  # feature tests: one device (conftest)
+
 
 def optim_config(**fields):
   config = common.optim(lr=0.1)
