@@ -175,10 +175,12 @@ def augment() -> ml_collections.ConfigDict:
   gan_jax/augment.py), against D overfitting a small data set; off by default."""
   config = ml_collections.ConfigDict()
   # Comma-separated, applied in the order given, of: color, translation, cutout, flip (a
-  # left-right mirror with probability 1/2) ('' for none); DiffAugment's recommendation is
-  # color,translation,cutout.
+  # left-right mirror with probability 1/2), ada_geometric, ada_color, or 'ada' for both of
+  # those (StyleGAN2-ADA's pipeline: gan_jax/ada_pipeline.py) ('' for none); DiffAugment's
+  # recommendation is color,translation,cutout.
   config.policy = ""
-  # Probability each augmentation is applied to each sample (1: DiffAugment; 0: off).
+  # Probability each augmentation is applied to each sample (1: DiffAugment; 0: off); ADA's
+  # two apply it to each of their transformations.
   config.p = 1.0
   # Where the penalties (R1, WGAN-GP, ...) take D's input gradient: 'augmented' (w.r.t. the
   # augmented images D saw) | 'through' (w.r.t. the raw images, back through the

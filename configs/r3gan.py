@@ -15,10 +15,12 @@ stage, z of 64, Adam with betas (0, 0.9), and its annealing: over the first 20M 
 from 2 to 0.2 and Adam's beta2 from 0.9 to 0.99, which then stay there.
 
 Along the same cosine the generator EMA's half-life rises from 0 (no averaging) to 500k
-images, and the probability of augmenting D's inputs from 0 to 0.3, R1 and R2 taking their
-gradients through the augmentation (augment.penalty_grad=through, as its trainer). Not
-reproduced: the paper's augmentations are ADA's pipeline; here DiffAugment's flip, colour,
-integer translation and cutout stand in (no rotation, scaling, hue or luma flip). Batch 64
+images, and the probability of augmenting D's inputs from 0 to 0.3 (StyleGAN2-ADA's
+pipeline, augment.policy 'ada': gan_jax/ada_pipeline.py, and a cutout, as R3GAN's
+trainer), R1 and R2 taking their gradients through the augmentation
+(augment.penalty_grad=through, as its trainer). Not reproduced: ADA's warp of a
+2x-supersampled image through a low-pass filter (ours is bilinear at the image's
+resolution); the cutout is DiffAugment's (its square always inside the image). Batch 64
 (the paper's FFHQ batch is 256); a run at another batch should scale
 optim.decay_iterations to keep the 20M images.
 
@@ -64,8 +66,8 @@ def get_config(preset: str = ""):
   config.ema.half_life_images = 0.0      # the EMA's half-life, annealed 0 -> 500k images
   config.ema.half_life_final = 500_000.0
   config.ema.rampup = False              # (the half-life's own ramp replaces it)
-  config.augment.policy = "flip,color,translation,cutout"  # DiffAugment's, for ADA's pipeline
-  config.augment.p = 0.0                 # each augmentation's probability, annealed 0 -> 0.3
+  config.augment.policy = "ada,cutout"   # StyleGAN2-ADA's geometric and colour pipeline
+  config.augment.p = 0.0                 # each transformation's probability, annealed 0 -> 0.3
   config.augment.p_final = 0.3
   config.augment.penalty_grad = "through"  # R1/R2 w.r.t. the raw images, through the policy
   if preset == "smoke":
@@ -76,5 +78,5 @@ def get_config(preset: str = ""):
     config.model.blocks_per_stage = 1
     config.model.latent_dim = 16
     config.optim.decay_iterations = 0    # anneal over the run's own iterations
-    config.augment.policy = "translation"  # one augmentation (the four triple its compile time)
+    config.augment.policy = "translation"  # one cheap augmentation, for a quick compile
   return config

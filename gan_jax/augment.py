@@ -20,7 +20,8 @@ from typing import Callable, List, Optional
 import jax
 import jax.numpy as jnp
 
-from gan_jax.registry import Registry
+from gan_jax import ada_pipeline
+from gan_jax.registry import Registry, check_choice
 
 AugmentFn = Callable[[jax.Array, jax.Array], jax.Array]
 AUGMENTATIONS: Registry[AugmentFn] = Registry("augmentation")
@@ -128,12 +129,23 @@ def cutout(key: jax.Array, x: jax.Array) -> jax.Array:
   return cut_out(x, corners)
 
 
+# StyleGAN2-ADA's pipeline (gan_jax/ada_pipeline.py): each applies p itself, per
+# transformation and sample (APPLIES_P), where make_augment gates the others as a whole.
+AUGMENTATIONS.register("ada_geometric")(ada_pipeline.ada_geometric)
+AUGMENTATIONS.register("ada_color")(ada_pipeline.ada_color)
+APPLIES_P = frozenset({"ada_geometric", "ada_color"})
+PRESETS = {"ada": ("ada_geometric", "ada_color")}  # a policy name -> the augmentations it means
+
+
 def parse_policy(policy: str) -> List[str]:
-  """'color, translation' -> ['color', 'translation']; '' -> []. Unknown or repeated names
-  raise ValueError (listing the valid names)."""
-  names = [n.strip() for n in policy.split(",") if n.strip()]
+  """'color, translation' -> ['color', 'translation']; '' -> []; a preset name (PRESETS:
+  'ada', ADA's 'bgc' pipeline) stands for its augmentations. Unknown or repeated names raise
+  ValueError (listing the valid names)."""
+  names = []
+  for name in (n.strip() for n in policy.split(",") if n.strip()):
+    names.extend(PRESETS.get(name, (name,)))
   for name in names:
-    AUGMENTATIONS.get(name)
+    check_choice("augmentation", name, [*AUGMENTATIONS.names(), *PRESETS])
   if len(set(names)) != len(names):
     raise ValueError(f"augmentation listed twice in {policy!r}")
   return names
@@ -154,13 +166,16 @@ def make_augment(policy: str, p: float = 1.0) -> Optional[AugmentFn]:
     raise ValueError(f"augmentation probability p must be in [0, 1], got {p}")
   if not names or p == 0.0:
     return None
-  fns = [AUGMENTATIONS.get(name) for name in names]
+  fns = [(AUGMENTATIONS.get(name), name in APPLIES_P) for name in names]
   static_p = p
 
   def augment(key: jax.Array, x: jax.Array, p: Optional[jax.Array] = None) -> jax.Array:
     """x with the policy's augmentations applied (see make_augment)."""
-    for i, fn in enumerate(fns):
+    for i, (fn, applies_p) in enumerate(fns):
       k_params, k_apply = jax.random.split(jax.random.fold_in(key, i))
+      if applies_p:
+        x = fn(k_params, x, static_p if p is None else p)
+        continue
       augmented = fn(k_params, x)
       if p is not None or static_p < 1.0:
         apply = jax.random.bernoulli(k_apply, static_p if p is None else p,

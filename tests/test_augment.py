@@ -121,8 +121,8 @@ def test_differentiable(name):
 
 
 def test_unknown_name_lists_the_valid_ones():
-  with pytest.raises(ValueError, match="unknown augmentation 'rotate'; choose from: color, "
-                     "cutout, flip, translation"):
+  with pytest.raises(ValueError, match="unknown augmentation 'rotate'; choose from: ada_color, "
+                     "ada_geometric, color, cutout, flip, translation, ada$"):
     augment.make_augment("color,rotate")
   with pytest.raises(ValueError, match="listed twice"):
     augment.parse_policy("color,color")
@@ -132,7 +132,7 @@ def test_unknown_name_lists_the_valid_ones():
 
 @pytest.mark.parametrize("field, value, message", [
     ("policy", "colour", "config.augment.policy: unknown augmentation 'colour'; choose from: "
-     "color, cutout, flip, translation"),
+     "ada_color, ada_geometric, color, cutout, flip, translation, ada"),
     ("p", -0.1, r"config.augment.p must be in \[0, 1\], got -0.1"),
     ("penalty_grad", "raw", "unknown config.augment.penalty_grad 'raw'; choose from: "
      "augmented, through"),

@@ -88,7 +88,8 @@ def test_consistency_penalties_need_an_augmentation_and_images():
   train.validate_config(config)
   config.penalty.cr_fake.policy = ""
   with pytest.raises(ConfigError, match="penalty.cr_fake.policy names no augmentation: choose "
-                                        "from color, cutout, flip, translation"):
+                                        "from ada_color, ada_geometric, color, cutout, flip, "
+                                        "translation"):
     train.validate_config(config)
   config.penalty.cr_fake.policy = "rotate"
   with pytest.raises(ConfigError, match="unknown augmentation 'rotate'"):
