@@ -174,9 +174,13 @@ fi
 
 # 17. R3GAN (configs/r3gan.py: RpGAN + R1 + R2 on a normalisation-free grouped-bottleneck
 #     ResNet) for the 3 minutes benchmarks/architectures.md gave DCGAN, SNGAN-ResNet and
-#     StyleGAN2, at 64x64 with the FFHQ-64 widths, then its bf16 throughput at batch 64.
+#     StyleGAN2, at 64x64 with the FFHQ-64 widths, then its bf16 throughput at batch 64, and
+#     bf16 without its augmentations (ADA's pipeline and a cutout, computed at every p: their
+#     cost).
 if want 17; then
   timeout 330 python3 benchmarks/architectures.py --minutes=3 --configs=configs/r3gan.py \
     --source=zip:$ZIP --root=/tmp/arch --out=$OUT/architectures_r3gan.jsonl 2>&1 | quiet | tail -3
   throughput 150 --config=configs/r3gan.py --iters=20 --batches=64 --dtypes=float32,bfloat16
+  throughput 100 --config=configs/r3gan.py --iters=20 --batches=64 --dtypes=bfloat16 \
+    --config.augment.policy= --config.augment.p_final=-1
 fi

@@ -13,6 +13,8 @@ differentiable with respect to the pixels. `make_augment(policy, p)` chains the
 comma-separated `policy`; each augmentation is applied to each sample with
 probability p, independently (p = 1 is DiffAugment; p < 1 is ADA's form, Karras
 et al., 2020, at a fixed p; the train step's `ada` adapts p: gan_jax/step.py).
+StyleGAN2-ADA's own pipeline (policy 'ada': gan_jax/ada_pipeline.py) takes p itself, one
+coin per transformation and sample.
 """
 
 from typing import Callable, List, Optional
@@ -153,9 +155,10 @@ def parse_policy(policy: str) -> List[str]:
 
 def make_augment(policy: str, p: float = 1.0) -> Optional[AugmentFn]:
   """The augmentation `fn(key, x, p=None) -> x` applying `policy`'s augmentations in order,
-  each to each sample with probability p; None (no augmentation) for an empty policy or
-  p == 0. A `p` given to fn (a traced scalar: ADA's adaptive probability) replaces the
-  static one.
+  each to each sample with probability p (ADA's pipeline, APPLIES_P: each of its
+  transformations); None (no augmentation) for an empty policy or p == 0. A `p` given to fn
+  (a traced scalar: ADA's adaptive probability, or the annealed one) replaces the static
+  one.
 
   Augmentation i draws from fold_in(key, i): its parameters from the first half
   of split(...), whether it applies to each sample (only when p < 1, or p is given

@@ -253,3 +253,49 @@ def test_mh_images_reports_plain_and_corrected_samples_after_each_tuning(tmp_pat
       metrics="fd_anime", num_samples=32, num_real=20, mh_steps=2, mh_tune=3))
   assert tuned["metrics"]["fd_anime"]["values"] == pytest.approx(
       rows[1][2]["fd_anime"]["values"], rel=1e-6)
+
+
+@pytest.mark.mesh_devices(1)
+def test_limited_data_trains_on_few_images_and_scores_against_other_faces(
+    tmp_path, face_data, tagged_faces, monkeypatch):
+  """benchmarks/limited_data.py: an arm trains on the first --max_images images of the
+  training source with its augmentation (none here), and its checkpoints are
+  scored against the whole reference source, not the training images."""
+  import limited_data  # pylint: disable=g-import-not-at-top
+  from gan_jax import evaluate  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+  scored_against, run_evaluator = [], evaluate.RunEvaluator
+  monkeypatch.setattr(evaluate, "RunEvaluator", lambda config, *a, **k: (
+      scored_against.append((config.data.source, config.data.max_images))
+      or run_evaluator(config, *a, **k)))
+  out = tmp_path / "table.md"
+  monkeypatch.setattr(sys, "argv", [
+      "limited_data", f"--train_source={face_data}", f"--reference_source={tagged_faces}",
+      "--max_images=16", "--num_steps=2", "--every=2", "--arms=none", "--image_size=16",
+      "--width=4", "--batch_size=8", "--num_samples=16", "--num_real=20",
+      "--metrics=fd_anime", "--values=fd_anime", f"--root={tmp_path / 'runs'}", f"--out={out}"])
+  limited_data.main()
+  (row,) = [line for line in out.read_text().splitlines() if line.startswith("| none")]
+  assert row.startswith("| none | 2 | fd_anime ") and row.endswith("|  |")  # no ADA p
+  assert scored_against == [(tagged_faces, 0)]
+  from gan_jax.checkpoint import Checkpointer  # pylint: disable=g-import-not-at-top
+  saved = Checkpointer(str(tmp_path / "runs" / "none" / "checkpoints")).restore_config(2)
+  assert saved["data"]["max_images"] == 16
+  assert saved["augment"]["policy"] == ""
+  monkeypatch.setattr(sys, "argv", ["limited_data", "--train_source=x", "--reference_source=y",
+                                    "--arms=none,adda"])
+  with pytest.raises(SystemExit, match="unknown arm 'adda'; choose from: none, diffaugment, ada"):
+    limited_data.main()
+
+
+def test_augment_cost_times_each_policy(tmp_path, monkeypatch):
+  """benchmarks/augment_cost.py: a row per policy with its forward and gradient times."""
+  import augment_cost  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "cost.md"
+  monkeypatch.setattr(sys, "argv", ["augment_cost", "--policies=flip;ada", "--batch=2",
+                                    "--size=8", "--repeats=1", f"--out={out}"])
+  augment_cost.main()
+  rows = [line.split("|")[1:4] for line in out.read_text().splitlines()
+          if line.startswith("| flip") or line.startswith("| ada")]
+  assert [row[0].strip() for row in rows] == ["flip", "ada"]
+  assert all(float(cell) > 0 for row in rows for cell in row[1:])
