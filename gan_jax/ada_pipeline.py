@@ -22,6 +22,7 @@ import math
 import jax
 import jax.numpy as jnp
 from jax.scipy import ndimage
+import numpy as np
 
 # ADA's strengths (its AugmentPipe defaults).
 XINT_MAX = 0.125        # integer translation: uniform, as a fraction of the side
@@ -34,7 +35,9 @@ CONTRAST_STD = 0.5      # every channel scaled by 2^N(0, std^2)
 HUE_MAX = 1.0           # rotation about the luma axis: uniform in [-pi, pi] x this
 SATURATION_STD = 1.0    # chroma scaled by 2^N(0, std^2)
 
-LUMA_AXIS = jnp.full((3,), 1.0 / math.sqrt(3.0))  # ADA's (unweighted) luma direction
+# ADA's (unweighted) luma direction; numpy, so that importing this module starts no JAX
+# backend (a multi-process run must call jax.distributed.initialize first).
+LUMA_AXIS = np.full((3,), 1.0 / math.sqrt(3.0), np.float32)
 
 
 def translation_matrices(tx: jax.Array, ty: jax.Array) -> jax.Array:
