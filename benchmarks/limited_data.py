@@ -53,19 +53,21 @@ def arm_config(arm: str, args):
 
 
 def scores(workdir: str, args):
-  """[(step, report)] of every checkpoint of `workdir` against the reference images."""
-  directory = os.path.join(workdir, "checkpoints")
-  steps = Checkpointer(directory, keep=0, async_save=False).all_steps()
-  rows = []
-  for step in steps:
-    config, generator, state, _ = evaluate.restore_state(workdir, str(step))
+  """[(step, report)] of every checkpoint of `workdir` against the reference images: one
+  evaluator, so the references are decoded and featurised once for all checkpoints."""
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=0, async_save=False)
+  try:
+    steps = checkpointer.all_steps()
+    config = evaluate.config_with_eval(checkpointer.restore_config(steps[-1]))
     config.data.source, config.data.max_images = args.reference_source, 0
     config.eval.update(metrics=args.metrics, num_samples=args.num_samples,
                        num_real=args.num_real)
-    report, _ = evaluate.RunEvaluator(config, generator, os.path.join(workdir, "reference"))(
-        step, state)
-    rows.append((step, report))
-  return rows
+    generator, abstract = evaluate.abstract_state(config)
+    run_evaluator = evaluate.RunEvaluator(config, generator, os.path.join(workdir, "reference"))
+    return [(step, run_evaluator(step, checkpointer.restore(abstract, step)[0])[0])
+            for step in steps]
+  finally:
+    checkpointer.close()
 
 
 def last_metrics(workdir: str) -> dict:

@@ -63,8 +63,6 @@ def validate_config(config) -> None:
       options = config.penalty.get(name, {})
       if options.get("every", 1) < 1:
         raise ValueError(f"penalty.{name}.every must be >= 1")
-      optim.annealed(options.get("weight", 1.0), options.get("weight_final", -1.0),
-                     config.optim, config.train.num_steps, f"penalty.{name}.weight_final")
       if name in penalties_lib.CONSISTENCY_PENALTIES:
         policy = options.get("policy", penalties_lib.CONSISTENCY_POLICY)
         if not augment_lib.parse_policy(policy):
@@ -72,9 +70,9 @@ def validate_config(config) -> None:
                            f"{', '.join(augment_lib.AUGMENTATIONS.names())}")
         if data_lib.toy_mixture(config.data) is not None:
           raise ValueError(f"penalty {name!r} augments images; toy data has none")
+    caution = consistency_caution(config)  # builds the penalties: annealed weights checked
   except ValueError as e:
     raise ConfigError(f"config.penalty: {e}") from None
-  caution = consistency_caution(config)
   if caution:
     logging.warning("%s", caution)
   positive = ["model.latent_dim", "train.batch_size", "train.d_steps", "log.every",
